@@ -1,0 +1,33 @@
+//! # bmn-edge
+//!
+//! An edge-inference runtime for BMN (Boundary-Matching Network, Lin et al., ICCV 2019):
+//! per-snippet video features in, temporal action proposals `(start, end, score)` out,
+//! with the reference implementation's results.
+//!
+//! The modules follow the data flow:
+//!
+//! ```text
+//! features -> window (ring buffer / whole-video rescale)          no_std
+//!          -> engine: stage A (tract) -> bm (sparse BM layer) -> stage B (tract)   std
+//!          -> post: candidates -> pairing -> soft_nms            no_std
+//!          -> sink: json (proposal serialisation)                no_std
+//! ```
+//!
+//! Everything marked no_std builds with `cargo build --no-default-features`: no standard
+//! library, no allocator, no panics on capacity. Capacities are const generics or
+//! caller-provided buffers; a full buffer is an error value that carries what did not fit.
+//!
+//! The `std` feature (default) adds file formats ([`npy`]), ActivityNet results files
+//! ([`results`]) and the `bmn-edge` command-line tool.
+#![cfg_attr(not(feature = "std"), no_std)]
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod bm;
+pub mod config;
+pub mod json;
+pub mod post;
+pub mod window;
+
+
+pub use config::{ConfigError, ConfigErrorKind, Convention, WindowConfig};

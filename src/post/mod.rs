@@ -1,0 +1,262 @@
+//! Post-processing of one window (bmn-spec §3): boundary candidates → pairing with the
+//! confidence map → Soft-NMS → top-k proposals. No allocation: buffers are slices or const
+//! generics ([`WindowPostProcessor`]); a full buffer is a [`PostError::Capacity`] carrying the
+//! proposal that did not fit.
+//!
+//! Every decision equals the float reference's: candidates compare the f32 outputs through
+//! an order-preserving integer encoding ([`encode`]), pairing works on snippet indices, and
+//! the Soft-NMS threshold test runs on snippet-unit integers with the reference's float64
+//! expression at exact ties ([`soft_nms`]).
+
+pub mod candidates;
+pub mod encode;
+pub mod pairing;
+pub mod soft_nms;
+
+use crate::config::WindowConfig;
+use core::fmt;
+
+pub use candidates::{select_candidates, Boundary};
+pub use pairing::pair_candidates;
+pub use soft_nms::{soft_nms, SoftNmsParams, SoftNmsStats};
+
+/// Number of proposals a window (and a video) reports by default.
+pub const DEFAULT_TOP_K: usize = 100;
+
+/// A scored temporal proposal.
+///
+/// `start` and `end` are grid positions (snippets) with the segment `[start/T, end/T]` in
+/// exact arithmetic (`end` exclusive: a proposal of snippets `s..=e` has `end = e + 1`);
+/// `xmin`/`xmax` are the float64 values the convention computes from them (mmaction2 `s/T`,
+/// paddle `(1.0/T)·s`), which Soft-NMS uses exactly as the reference does.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Proposal {
+    /// Start grid position.
+    pub start: u32,
+    /// End grid position (exclusive).
+    pub end: u32,
+    /// Normalised start time as the convention computes it.
+    pub xmin: f64,
+    /// Normalised end time as the convention computes it.
+    pub xmax: f64,
+    /// Score: the four-factor product in f32, carried in f64 through Soft-NMS decays.
+    pub score: f64,
+}
+
+impl Proposal {
+    /// Length in grid units.
+    pub fn len(&self) -> u32 {
+        self.end.saturating_sub(self.start)
+    }
+
+    /// Whether the proposal is empty (never produced by pairing).
+    pub fn is_empty(&self) -> bool {
+        self.end <= self.start
+    }
+
+    /// The deterministic order used everywhere a list is sorted by score: higher score
+    /// first; on equal scores the shorter proposal first, then the earlier start. That is
+    /// the order in which both references generate proposals (duration outer, start inner),
+    /// so it is what a stable descending sort of the generated list gives. (Upstream uses
+    /// numpy's and pandas' unstable sorts, whose order on ties is unspecified.)
+    pub fn rank_cmp(&self, other: &Self) -> core::cmp::Ordering {
+        other
+            .score
+            .total_cmp(&self.score)
+            .then(self.len().cmp(&other.len()))
+            .then(self.start.cmp(&other.start))
+    }
+}
+
+/// What went wrong in post-processing, for matching.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PostErrorKind {
+    /// An input had the wrong length.
+    Length,
+    /// An input held NaN or an infinity.
+    NonFinite,
+    /// An output buffer was full.
+    Capacity,
+}
+
+/// A post-processing error.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub enum PostError {
+    /// `what` had `actual` elements where `expected` were required.
+    Length {
+        /// Which input.
+        what: &'static str,
+        /// Required length.
+        expected: usize,
+        /// Given length.
+        actual: usize,
+    },
+    /// `what[index]` is NaN or infinite.
+    NonFinite {
+        /// Which input.
+        what: &'static str,
+        /// Flat index of the first bad value.
+        index: usize,
+    },
+    /// The proposal buffer of `capacity` entries was full; `rejected` did not fit.
+    Capacity {
+        /// The proposal that did not fit.
+        rejected: Proposal,
+        /// The buffer's capacity.
+        capacity: usize,
+    },
+}
+
+impl PostError {
+    /// The kind of error.
+    pub fn kind(&self) -> PostErrorKind {
+        match self {
+            PostError::Length { .. } => PostErrorKind::Length,
+            PostError::NonFinite { .. } => PostErrorKind::NonFinite,
+            PostError::Capacity { .. } => PostErrorKind::Capacity,
+        }
+    }
+}
+
+impl fmt::Display for PostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PostError::Length { what, expected, actual } => {
+                write!(f, "{what} has {actual} values, expected {expected}")
+            }
+            PostError::NonFinite { what, index } => {
+                write!(f, "{what} holds a NaN or infinite value at flat index {index}")
+            }
+            PostError::Capacity { rejected, capacity } => write!(
+                f,
+                "proposal buffer full ({capacity} entries); proposal [{}, {}) score {} did not fit",
+                rejected.start, rejected.end, rejected.score
+            ),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for PostError {}
+
+/// The network's outputs for one window, checked against a configuration:
+/// `start[T]`, `end[T]`, `confidence[2, D, T]` (channel 0 = reg, channel 1 = cls), all finite.
+#[derive(Debug, Clone, Copy)]
+pub struct WindowMaps<'a> {
+    start: &'a [f32],
+    end: &'a [f32],
+    confidence: &'a [f32],
+    tscale: usize,
+    dscale: usize,
+}
+
+impl<'a> WindowMaps<'a> {
+    /// Checks lengths and finiteness.
+    pub fn new(
+        cfg: &WindowConfig,
+        start: &'a [f32],
+        end: &'a [f32],
+        confidence: &'a [f32],
+    ) -> Result<Self, PostError> {
+        let (t, d) = (cfg.tscale(), cfg.dscale());
+        check(start, "start", t)?;
+        check(end, "end", t)?;
+        check(confidence, "confidence", 2 * d * t)?;
+        Ok(WindowMaps { start, end, confidence, tscale: t, dscale: d })
+    }
+
+    /// Start probabilities `[T]`.
+    pub fn start(&self) -> &'a [f32] {
+        self.start
+    }
+    /// End probabilities `[T]`.
+    pub fn end(&self) -> &'a [f32] {
+        self.end
+    }
+    /// `reg[d, s]` (confidence channel 0).
+    pub fn reg(&self, d: usize, s: usize) -> f32 {
+        self.confidence[d * self.tscale + s]
+    }
+    /// `cls[d, s]` (confidence channel 1).
+    pub fn cls(&self, d: usize, s: usize) -> f32 {
+        self.confidence[(self.dscale + d) * self.tscale + s]
+    }
+}
+
+fn check(v: &[f32], what: &'static str, expected: usize) -> Result<(), PostError> {
+    if v.len() != expected {
+        return Err(PostError::Length { what, expected, actual: v.len() });
+    }
+    match v.iter().position(|x| !x.is_finite()) {
+        Some(index) => Err(PostError::NonFinite { what, index }),
+        None => Ok(()),
+    }
+}
+
+/// Runs the whole window post-processing with caller-provided buffers:
+/// `starts`/`ends` of at least `T` flags, `pairs` large enough for every pair (at most
+/// `D·T`). Returns the number of output proposals, which are `pairs[..n]`, best first
+/// (at most `top_k`).
+pub fn postprocess_window(
+    cfg: &WindowConfig,
+    maps: &WindowMaps<'_>,
+    starts: &mut [bool],
+    ends: &mut [bool],
+    pairs: &mut [Proposal],
+    top_k: usize,
+) -> Result<usize, PostError> {
+    let t = cfg.tscale();
+    if starts.len() < t || ends.len() < t {
+        return Err(PostError::Length {
+            what: "candidate flags buffer",
+            expected: t,
+            actual: starts.len().min(ends.len()),
+        });
+    }
+    let (starts, ends) = (&mut starts[..t], &mut ends[..t]);
+    select_candidates(maps.start(), cfg.convention(), Boundary::Start, starts)?;
+    select_candidates(maps.end(), cfg.convention(), Boundary::End, ends)?;
+    let n = pair_candidates(cfg, maps, starts, ends, pairs)?;
+    let params = SoftNmsParams::for_convention(cfg.convention());
+    let (kept, _) = soft_nms(&mut pairs[..n], &params, Some(t as u32));
+    Ok(kept.min(top_k))
+}
+
+/// Window post-processing with its buffers inline: at most `MAX_T` snippets and
+/// `MAX_PAIRS` candidate pairs (`T·D` always suffices; `4950` for the paper config).
+#[derive(Debug)]
+pub struct WindowPostProcessor<const MAX_T: usize, const MAX_PAIRS: usize> {
+    starts: [bool; MAX_T],
+    ends: [bool; MAX_T],
+    pairs: [Proposal; MAX_PAIRS],
+}
+
+impl<const MAX_T: usize, const MAX_PAIRS: usize> Default for WindowPostProcessor<MAX_T, MAX_PAIRS> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const MAX_T: usize, const MAX_PAIRS: usize> WindowPostProcessor<MAX_T, MAX_PAIRS> {
+    /// Empty buffers.
+    pub const fn new() -> Self {
+        WindowPostProcessor {
+            starts: [false; MAX_T],
+            ends: [false; MAX_T],
+            pairs: [Proposal { start: 0, end: 0, xmin: 0.0, xmax: 0.0, score: 0.0 }; MAX_PAIRS],
+        }
+    }
+
+    /// Post-processes one window; returns the top-k proposals, best first.
+    pub fn run(&mut self, cfg: &WindowConfig, maps: &WindowMaps<'_>, top_k: usize) -> Result<&[Proposal], PostError> {
+        let n = postprocess_window(cfg, maps, &mut self.starts, &mut self.ends, &mut self.pairs, top_k)?;
+        Ok(&self.pairs[..n])
+    }
+
+    /// The candidate flags of the last run (`[..T]` are meaningful).
+    pub fn candidates(&self) -> (&[bool], &[bool]) {
+        (&self.starts, &self.ends)
+    }
+}

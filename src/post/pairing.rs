@@ -1,0 +1,65 @@
+//! Pairing start and end candidates through the confidence map (bmn-spec §3).
+
+use super::{PostError, Proposal, WindowMaps};
+use crate::config::{Convention, WindowConfig};
+
+/// Writes every candidate pair into `out` in generation order (duration `d` outer, start
+/// `s` inner, as both references loop) and returns how many there are.
+///
+/// * mmaction2: cell `(d, s)` pairs start `s` with end `e = s + d + 1` (kept if `e < T`);
+///   `xmin = s/T`, `xmax = e/T`, score `((ps[s]·pe[e])·cls[d,s])·reg[d,s]` in f32.
+/// * paddle: `e = s + d`; `xmin = (1/T)·s`, `xmax = (1/T)·(e+1)`, score
+///   `(ps[s]·pe[e])·(reg[d,s]·cls[d,s])` in f32.
+///
+/// (The paper writes `sqrt(cls·reg)`; every codebase multiplies plainly, and so do we.)
+/// A full `out` is [`PostError::Capacity`] with the first proposal that did not fit.
+pub fn pair_candidates(
+    cfg: &WindowConfig,
+    maps: &WindowMaps<'_>,
+    starts: &[bool],
+    ends: &[bool],
+    out: &mut [Proposal],
+) -> Result<usize, PostError> {
+    let (t, d_len) = (cfg.tscale(), cfg.dscale());
+    if starts.len() != t || ends.len() != t {
+        return Err(PostError::Length { what: "candidate flags", expected: t, actual: starts.len().min(ends.len()) });
+    }
+    let (ps, pe) = (maps.start(), maps.end());
+    let tf = t as f64;
+    let inv_t = 1.0 / tf;
+    let mut n = 0;
+    for d in 0..d_len {
+        for s in 0..t {
+            let p = match cfg.convention() {
+                Convention::Mmaction2 => {
+                    let e = s + d + 1;
+                    if e >= t || !starts[s] || !ends[e] {
+                        continue;
+                    }
+                    let score = ps[s] * pe[e] * maps.cls(d, s) * maps.reg(d, s);
+                    Proposal { start: s as u32, end: e as u32, xmin: s as f64 / tf, xmax: e as f64 / tf, score: score as f64 }
+                }
+                Convention::Paddle => {
+                    let e = s + d;
+                    if e >= t || !starts[s] || !ends[e] {
+                        continue;
+                    }
+                    let score = ps[s] * pe[e] * (maps.reg(d, s) * maps.cls(d, s));
+                    Proposal {
+                        start: s as u32,
+                        end: (e + 1) as u32,
+                        xmin: inv_t * s as f64,
+                        xmax: inv_t * (e + 1) as f64,
+                        score: score as f64,
+                    }
+                }
+            };
+            match out.get_mut(n) {
+                Some(slot) => *slot = p,
+                None => return Err(PostError::Capacity { rejected: p, capacity: out.len() }),
+            }
+            n += 1;
+        }
+    }
+    Ok(n)
+}
