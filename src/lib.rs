@@ -29,5 +29,10 @@ pub mod json;
 pub mod post;
 pub mod window;
 
+#[cfg(feature = "std")]
+pub mod npy;
+#[cfg(feature = "std")]
+pub mod results;
+
 
 pub use config::{ConfigError, ConfigErrorKind, Convention, WindowConfig};

@@ -195,10 +195,29 @@ fn check(v: &[f32], what: &'static str, expected: usize) -> Result<(), PostError
     }
 }
 
+/// What [`postprocess_window`] did, stage by stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PostSummary {
+    /// Start candidates selected.
+    pub start_candidates: usize,
+    /// End candidates selected.
+    pub end_candidates: usize,
+    /// Candidate pairs (proposals before Soft-NMS).
+    pub pairs: usize,
+    /// Proposals kept by Soft-NMS (before the top-k cut).
+    pub kept: usize,
+    /// Proposals output: `min(kept, top_k)`, best first at the front of the pairs buffer.
+    pub output: usize,
+    /// Soft-NMS decisions.
+    pub soft_nms: SoftNmsStats,
+}
+
 /// Runs the whole window post-processing with caller-provided buffers:
 /// `starts`/`ends` of at least `T` flags, `pairs` large enough for every pair (at most
-/// `D·T`). Returns the number of output proposals, which are `pairs[..n]`, best first
-/// (at most `top_k`).
+/// `D·T`). The output proposals are `pairs[..summary.output]`, best first.
+///
+/// As in both references, Soft-NMS runs only when there are at least two pairs: a single
+/// pair is reported as it is (paddle's loop would otherwise never keep it).
 pub fn postprocess_window(
     cfg: &WindowConfig,
     maps: &WindowMaps<'_>,
@@ -206,7 +225,7 @@ pub fn postprocess_window(
     ends: &mut [bool],
     pairs: &mut [Proposal],
     top_k: usize,
-) -> Result<usize, PostError> {
+) -> Result<PostSummary, PostError> {
     let t = cfg.tscale();
     if starts.len() < t || ends.len() < t {
         return Err(PostError::Length {
@@ -216,12 +235,22 @@ pub fn postprocess_window(
         });
     }
     let (starts, ends) = (&mut starts[..t], &mut ends[..t]);
-    select_candidates(maps.start(), cfg.convention(), Boundary::Start, starts)?;
-    select_candidates(maps.end(), cfg.convention(), Boundary::End, ends)?;
-    let n = pair_candidates(cfg, maps, starts, ends, pairs)?;
-    let params = SoftNmsParams::for_convention(cfg.convention());
-    let (kept, _) = soft_nms(&mut pairs[..n], &params, Some(t as u32));
-    Ok(kept.min(top_k))
+    let mut summary = PostSummary {
+        start_candidates: select_candidates(maps.start(), cfg.convention(), Boundary::Start, starts)?,
+        end_candidates: select_candidates(maps.end(), cfg.convention(), Boundary::End, ends)?,
+        ..PostSummary::default()
+    };
+    summary.pairs = pair_candidates(cfg, maps, starts, ends, pairs)?;
+    if summary.pairs > 1 {
+        let params = SoftNmsParams::for_convention(cfg.convention());
+        let (kept, stats) = soft_nms(&mut pairs[..summary.pairs], &params, Some(t as u32));
+        summary.kept = kept;
+        summary.soft_nms = stats;
+    } else {
+        summary.kept = summary.pairs;
+    }
+    summary.output = summary.kept.min(top_k);
+    Ok(summary)
 }
 
 /// Window post-processing with its buffers inline: at most `MAX_T` snippets and
@@ -251,8 +280,8 @@ impl<const MAX_T: usize, const MAX_PAIRS: usize> WindowPostProcessor<MAX_T, MAX_
 
     /// Post-processes one window; returns the top-k proposals, best first.
     pub fn run(&mut self, cfg: &WindowConfig, maps: &WindowMaps<'_>, top_k: usize) -> Result<&[Proposal], PostError> {
-        let n = postprocess_window(cfg, maps, &mut self.starts, &mut self.ends, &mut self.pairs, top_k)?;
-        Ok(&self.pairs[..n])
+        let summary = postprocess_window(cfg, maps, &mut self.starts, &mut self.ends, &mut self.pairs, top_k)?;
+        Ok(&self.pairs[..summary.output])
     }
 
     /// The candidate flags of the last run (`[..T]` are meaningful).

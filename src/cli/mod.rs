@@ -1,0 +1,79 @@
+//! Command-line parsing and dispatch.
+
+pub mod mask;
+pub mod postprocess;
+
+use anyhow::{bail, Context, Result};
+use bmn_edge::Convention;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::Write;
+use std::path::Path;
+
+/// BMN temporal action proposals on the edge.
+#[derive(Debug, Parser)]
+#[command(name = "bmn-edge", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write the dense BM sampling mask [T, N, D, T] as float32 .npy (for checks).
+    Mask(mask::Args),
+    /// Post-process one window's network outputs into ActivityNet proposals.
+    Postprocess(postprocess::Args),
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Mask(a) => mask::run(a),
+        Command::Postprocess(a) => postprocess::run(a),
+    }
+}
+
+/// The `--convention` flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum ConventionArg {
+    /// OpenMMLab mmaction2 (default).
+    #[default]
+    Mmaction2,
+    /// PaddleVideo.
+    Paddle,
+}
+
+impl From<ConventionArg> for Convention {
+    fn from(c: ConventionArg) -> Self {
+        match c {
+            ConventionArg::Mmaction2 => Convention::Mmaction2,
+            ConventionArg::Paddle => Convention::Paddle,
+        }
+    }
+}
+
+/// Checks a video duration given in seconds.
+pub fn check_duration(duration: f64) -> Result<f64> {
+    if !(duration.is_finite() && duration > 0.0) {
+        bail!("--duration must be a positive number of seconds, got {duration}");
+    }
+    Ok(duration)
+}
+
+/// Writes `text` to `out` (atomically: a temporary file renamed into place, so a failure
+/// never leaves a half-written file) or to stdout when `out` is `None`.
+pub fn write_output(out: Option<&Path>, text: &str) -> Result<()> {
+    match out {
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(text.as_bytes()).context("writing to stdout")?;
+            stdout.write_all(b"\n").context("writing to stdout")?;
+            Ok(())
+        }
+        Some(path) => {
+            let tmp = path.with_extension("tmp-bmn-edge");
+            std::fs::write(&tmp, format!("{text}\n")).with_context(|| format!("cannot write {}", tmp.display()))?;
+            std::fs::rename(&tmp, path).with_context(|| format!("cannot move {} to {}", tmp.display(), path.display()))
+        }
+    }
+}
