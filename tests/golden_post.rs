@@ -39,7 +39,9 @@ fn check_convention(case: &Value, conv: Convention) -> usize {
     assert_eq!(n as u64, expected["num_pairs"].as_u64().unwrap(), "{name} {conv}: pairs");
     if n > 1 {
         let (_, stats) = soft_nms(&mut pairs[..n], &SoftNmsParams::for_convention(conv), Some(t as u32));
-        assert_eq!(stats.exact_ties as u64, expected["threshold_ties"].as_u64().unwrap(), "{name} {conv}: exact ties");
+        // Lazy decays skip tests the eager reference made for proposals that could no
+        // longer win, so we meet at most the reference's ties.
+        assert!(stats.exact_ties as u64 <= expected["threshold_ties"].as_u64().unwrap(), "{name} {conv}: exact ties");
     }
 
     // The whole pipeline.

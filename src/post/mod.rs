@@ -29,7 +29,7 @@ pub const DEFAULT_TOP_K: usize = 100;
 /// exact arithmetic (`end` exclusive: a proposal of snippets `s..=e` has `end = e + 1`);
 /// `xmin`/`xmax` are the float64 values the convention computes from them (mmaction2 `s/T`,
 /// paddle `(1.0/T)·s`), which Soft-NMS uses exactly as the reference does.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Proposal {
     /// Start grid position.
     pub start: u32,
@@ -41,9 +41,35 @@ pub struct Proposal {
     pub xmax: f64,
     /// Score: the four-factor product in f32, carried in f64 through Soft-NMS decays.
     pub score: f64,
+    /// Soft-NMS bookkeeping: how many kept proposals' decays `score` already includes.
+    seen: u16,
+}
+
+/// Equality of the public fields (Soft-NMS bookkeeping is ignored).
+impl PartialEq for Proposal {
+    fn eq(&self, o: &Self) -> bool {
+        (self.start, self.end, self.xmin, self.xmax, self.score) == (o.start, o.end, o.xmin, o.xmax, o.score)
+    }
 }
 
 impl Proposal {
+    /// A proposal from its grid positions, float64 bounds and score.
+    pub const fn new(start: u32, end: u32, xmin: f64, xmax: f64, score: f64) -> Self {
+        Proposal { start, end, xmin, xmax, score, seen: 0 }
+    }
+
+    /// A proposal on a grid of `T` positions per unit, with the bounds computed as the
+    /// convention computes them (mmaction2 `start/T`, `end/T`; paddle `(1.0/T)·start`,
+    /// `(1.0/T)·end`).
+    pub fn on_grid(start: u32, end: u32, tscale: u32, convention: crate::Convention, score: f64) -> Self {
+        let t = tscale as f64;
+        let (xmin, xmax) = match convention {
+            crate::Convention::Mmaction2 => (start as f64 / t, end as f64 / t),
+            crate::Convention::Paddle => ((1.0 / t) * start as f64, (1.0 / t) * end as f64),
+        };
+        Proposal::new(start, end, xmin, xmax, score)
+    }
+
     /// Length in grid units.
     pub fn len(&self) -> u32 {
         self.end.saturating_sub(self.start)
@@ -274,7 +300,7 @@ impl<const MAX_T: usize, const MAX_PAIRS: usize> WindowPostProcessor<MAX_T, MAX_
         WindowPostProcessor {
             starts: [false; MAX_T],
             ends: [false; MAX_T],
-            pairs: [Proposal { start: 0, end: 0, xmin: 0.0, xmax: 0.0, score: 0.0 }; MAX_PAIRS],
+            pairs: [Proposal::new(0, 0, 0.0, 0.0, 0.0); MAX_PAIRS],
         }
     }
 

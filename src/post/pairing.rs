@@ -25,35 +25,28 @@ pub fn pair_candidates(
         return Err(PostError::Length { what: "candidate flags", expected: t, actual: starts.len().min(ends.len()) });
     }
     let (ps, pe) = (maps.start(), maps.end());
-    let tf = t as f64;
-    let inv_t = 1.0 / tf;
     let mut n = 0;
     for d in 0..d_len {
         for s in 0..t {
-            let p = match cfg.convention() {
-                Convention::Mmaction2 => {
-                    let e = s + d + 1;
-                    if e >= t || !starts[s] || !ends[e] {
-                        continue;
-                    }
-                    let score = ps[s] * pe[e] * maps.cls(d, s) * maps.reg(d, s);
-                    Proposal { start: s as u32, end: e as u32, xmin: s as f64 / tf, xmax: e as f64 / tf, score: score as f64 }
-                }
-                Convention::Paddle => {
-                    let e = s + d;
-                    if e >= t || !starts[s] || !ends[e] {
-                        continue;
-                    }
-                    let score = ps[s] * pe[e] * (maps.reg(d, s) * maps.cls(d, s));
-                    Proposal {
-                        start: s as u32,
-                        end: (e + 1) as u32,
-                        xmin: inv_t * s as f64,
-                        xmax: inv_t * (e + 1) as f64,
-                        score: score as f64,
-                    }
-                }
+            let conv = cfg.convention();
+            // mmaction2 pairs start s with end s + d + 1 (exclusive grid end e); paddle with
+            // end snippet s + d, i.e. exclusive grid end s + d + 1 as well.
+            let e = match conv {
+                Convention::Mmaction2 => s + d + 1,
+                Convention::Paddle => s + d,
             };
+            if e >= t || !starts[s] || !ends[e] {
+                continue;
+            }
+            let score = match conv {
+                Convention::Mmaction2 => ps[s] * pe[e] * maps.cls(d, s) * maps.reg(d, s),
+                Convention::Paddle => ps[s] * pe[e] * (maps.reg(d, s) * maps.cls(d, s)),
+            };
+            let grid_end = match conv {
+                Convention::Mmaction2 => e,
+                Convention::Paddle => e + 1,
+            };
+            let p = Proposal::on_grid(s as u32, grid_end as u32, t as u32, conv, score as f64);
             match out.get_mut(n) {
                 Some(slot) => *slot = p,
                 None => return Err(PostError::Capacity { rejected: p, capacity: out.len() }),

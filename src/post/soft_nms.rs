@@ -69,7 +69,8 @@ impl SoftNmsParams {
 /// What a Soft-NMS run decided, for tests and diagnostics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SoftNmsStats {
-    /// Threshold tests that were exact ties in integers and went to the float64 expression.
+    /// Threshold tests that were exact ties in integers and went to the float64 expression
+    /// (only tests that were needed: decays of proposals that can no longer win are skipped).
     pub exact_ties: usize,
     /// Threshold tests made in float64 for want of a grid.
     pub float_tests: usize,
@@ -91,6 +92,54 @@ pub fn reference_iou(convention: Convention, i: &Proposal, m: &Proposal) -> f64 
     inter / union
 }
 
+/// Applies to `proposals[i]` the decays of kept proposals `proposals[seen..kept]`.
+fn refresh(
+    proposals: &mut [Proposal],
+    i: usize,
+    kept: usize,
+    params: &SoftNmsParams,
+    fast: Option<(i64, (i64, i64))>,
+    stats: &mut SoftNmsStats,
+) {
+    let mut pi = proposals[i];
+    for pm in &proposals[pi.seen as usize..kept] {
+        let width = pm.xmax - pm.xmin;
+        let threshold = params.t1 + (params.t2 - params.t1) * width;
+        let exceeds = match fast {
+            Some((t, (t1, t2))) => {
+                let (ms, me) = (pm.start as i64, pm.end as i64);
+                let (is, ie) = (pi.start as i64, pi.end as i64);
+                let inter = ie.min(me) - is.max(ms);
+                if inter <= 0 {
+                    false
+                } else {
+                    let w = me - ms;
+                    let lhs = 100 * t * inter;
+                    let rhs = (w - inter + (ie - is)) * (t1 * t + (t2 - t1) * w);
+                    if lhs != rhs {
+                        lhs > rhs
+                    } else {
+                        stats.exact_ties += 1;
+                        reference_iou(params.convention, &pi, pm) > threshold
+                    }
+                }
+            }
+            None => {
+                stats.float_tests += 1;
+                reference_iou(params.convention, &pi, pm) > threshold
+            }
+        };
+        if exceeds {
+            let iou = reference_iou(params.convention, &pi, pm);
+            pi.score *= libm::exp(-(iou * iou) / params.alpha);
+            stats.decays += 1;
+        }
+    }
+    // kept ≤ max_kept ≤ u16::MAX.
+    pi.seen = kept as u16;
+    proposals[i] = pi;
+}
+
 /// Runs Soft-NMS in place. On return `proposals[..kept]` are the kept proposals sorted
 /// best first ([`Proposal::rank_cmp`]); the rest of the slice holds the unkept ones in no
 /// particular order. `grid` is `Some(T)` when every proposal's `start`/`end` are positions
@@ -98,70 +147,40 @@ pub fn reference_iou(convention: Convention, i: &Proposal, m: &Proposal) -> f64 
 pub fn soft_nms(proposals: &mut [Proposal], params: &SoftNmsParams, grid: Option<u32>) -> (usize, SoftNmsStats) {
     let mut stats = SoftNmsStats::default();
     proposals.sort_unstable_by(Proposal::rank_cmp);
+    for p in proposals.iter_mut() {
+        p.seen = 0;
+    }
     let len = proposals.len();
     let fast = match (grid, params.hundredths()) {
         (Some(t), Some(h)) if t >= 1 && t <= 4096 => Some((t as i64, h)),
         _ => None,
     };
+    // Decays are applied lazily: proposal i's score includes the decays of the first
+    // `seen` kept proposals. Since decays only lower scores, a stale score is an upper
+    // bound, so the argmax only refreshes the proposals that could still win; the others
+    // are skipped (their final scores are never reported). Each refresh applies the same
+    // factors in the same order as the eager loop of the reference, so every kept score
+    // is bit-identical to it.
+    let max_kept = params.max_kept.min(u16::MAX as usize);
     let mut kept = 0;
-    // Index of the current maximum among proposals[kept..].
-    let mut m = kept;
-    while len - kept >= params.min_remaining.max(1) && kept < params.max_kept {
-        let pm = proposals[m];
-        let width = pm.xmax - pm.xmin;
-        let threshold = params.t1 + (params.t2 - params.t1) * width;
-        let mut best: Option<usize> = None;
+    while len - kept >= params.min_remaining.max(1) && kept < max_kept {
+        let mut best = usize::MAX;
+        let mut best_score = f64::NEG_INFINITY;
         for i in kept..len {
-            if i == m {
+            // A later proposal needs a strictly higher score to win (first maximum wins).
+            if best != usize::MAX && !(proposals[i].score > best_score) {
                 continue;
             }
-            let pi = proposals[i];
-            let exceeds = match fast {
-                Some((t, (t1, t2))) => {
-                    let inter = (pi.end.min(pm.end) as i64 - pi.start.max(pm.start) as i64).max(0);
-                    if inter == 0 {
-                        false
-                    } else {
-                        let w = pm.end as i64 - pm.start as i64;
-                        let union = w - inter + (pi.end as i64 - pi.start as i64);
-                        let lhs = 100 * t * inter;
-                        let rhs = union * (t1 * t + (t2 - t1) * w);
-                        if lhs != rhs {
-                            lhs > rhs
-                        } else {
-                            stats.exact_ties += 1;
-                            reference_iou(params.convention, &pi, &pm) > threshold
-                        }
-                    }
-                }
-                None => {
-                    stats.float_tests += 1;
-                    reference_iou(params.convention, &pi, &pm) > threshold
-                }
-            };
-            if exceeds {
-                let iou = reference_iou(params.convention, &pi, &pm);
-                proposals[i].score = pi.score * libm::exp(-(iou * iou) / params.alpha);
-                stats.decays += 1;
-            }
+            refresh(proposals, i, kept, params, fast, &mut stats);
             let score = proposals[i].score;
-            match best {
-                Some(b) if !(score > proposals[b].score) => {}
-                _ => best = Some(i),
+            if best == usize::MAX || score > best_score {
+                best = i;
+                best_score = score;
             }
         }
-        // Move m to the kept prefix, keeping the remaining list's order.
-        proposals[kept..=m].rotate_right(1);
-        if let Some(b) = best.as_mut() {
-            if *b < m {
-                *b += 1;
-            }
-        }
+        // Move the maximum to the kept prefix, keeping the remaining list's order.
+        proposals[kept..=best].rotate_right(1);
         kept += 1;
-        match best {
-            Some(b) => m = b,
-            None => break,
-        }
     }
     proposals[..kept].sort_unstable_by(Proposal::rank_cmp);
     (kept, stats)
@@ -172,7 +191,7 @@ mod tests {
     use super::*;
 
     fn p(start: u32, end: u32, t: u32, score: f64) -> Proposal {
-        Proposal { start, end, xmin: start as f64 / t as f64, xmax: end as f64 / t as f64, score }
+        Proposal::new(start, end, start as f64 / t as f64, end as f64 / t as f64, score)
     }
 
     #[test]
