@@ -30,6 +30,8 @@ pub mod post;
 pub mod window;
 
 #[cfg(feature = "std")]
+pub mod eval;
+#[cfg(feature = "std")]
 pub mod npy;
 #[cfg(feature = "std")]
 pub mod results;

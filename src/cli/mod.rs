@@ -1,5 +1,6 @@
 //! Command-line parsing and dispatch.
 
+pub mod eval;
 pub mod mask;
 pub mod postprocess;
 
@@ -23,6 +24,8 @@ enum Command {
     Mask(mask::Args),
     /// Post-process one window's network outputs into ActivityNet proposals.
     Postprocess(postprocess::Args),
+    /// Score proposals with the official ActivityNet metric (AR@1/5/10/100, AUC; percent).
+    Eval(eval::Args),
 }
 
 /// Runs a parsed command line.
@@ -30,6 +33,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Mask(a) => mask::run(a),
         Command::Postprocess(a) => postprocess::run(a),
+        Command::Eval(a) => eval::run(a),
     }
 }
 
