@@ -93,13 +93,7 @@ impl BmTable {
         let xmax = (s + d) as f64 + expand;
         let plen = xmax - xmin;
         let step = plen / ((n * k) as f64 - 1.0);
-        Some(CellSampler {
-            xmin,
-            step,
-            tscale: self.cfg.tscale(),
-            num_sample: n,
-            per_bin: k,
-        })
+        Some(CellSampler { xmin, step, tscale: self.cfg.tscale(), num_sample: n, per_bin: k })
     }
 
     /// Number of non-zero entries of the dense mask.
@@ -120,9 +114,7 @@ impl BmTable {
     /// Length of the dense mask `T·N·D·T`, if it fits in `usize`.
     pub fn dense_len(&self) -> Option<usize> {
         let t = self.cfg.tscale();
-        t.checked_mul(self.cfg.num_sample())?
-            .checked_mul(self.cfg.dscale())?
-            .checked_mul(t)
+        t.checked_mul(self.cfg.num_sample())?.checked_mul(self.cfg.dscale())?.checked_mul(t)
     }
 
     /// Writes the dense mask `[T, N, D, T]` (row-major `t, n, d, s`) into `out`, for checks
@@ -290,8 +282,10 @@ mod tests {
         assert_eq!(table.fill_dense(&mut buf), Err(DenseSizeError { expected: Some(64), actual: 10 }));
         let mut buf = [0.0f32; 64];
         table.fill_dense(&mut buf).unwrap();
-        // Σ over t and n of a fully inside cell is N = 1 (each bin sums to 1).
-        let sum: f32 = (0..4).map(|t| buf[(t * 1 + 0) * 4 * 4 + 1 * 4 + 1]).sum();
+        // Σ over t of the one bin (n = 0) of the fully inside cell (d, s) = (1, 1) is 1.
+        // [T, N, D, T] = [4, 1, 4, 4].
+        let index = |t: usize, n: usize, d: usize, s: usize| ((t + n) * 4 + d) * 4 + s;
+        let sum: f32 = (0..4).map(|t| buf[index(t, 0, 1, 1)]).sum();
         assert!((sum - 1.0).abs() < 1e-6);
     }
 }

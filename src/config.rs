@@ -78,12 +78,9 @@ impl ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.kind {
-            ConfigErrorKind::Tscale => write!(
-                f,
-                "temporal scale T = {} must be in 1..={}",
-                self.value,
-                WindowConfig::MAX_TSCALE
-            ),
+            ConfigErrorKind::Tscale => {
+                write!(f, "temporal scale T = {} must be in 1..={}", self.value, WindowConfig::MAX_TSCALE)
+            }
             ConfigErrorKind::Dscale => {
                 write!(f, "duration scale D = {} must be in 1..=T", self.value)
             }
@@ -93,11 +90,7 @@ impl fmt::Display for ConfigError {
                 self.value,
                 WindowConfig::MAX_SAMPLES
             ),
-            ConfigErrorKind::Ratio => write!(
-                f,
-                "expansion ratio r = {} must be finite and non-negative",
-                self.value
-            ),
+            ConfigErrorKind::Ratio => write!(f, "expansion ratio r = {} must be finite and non-negative", self.value),
         }
     }
 }
@@ -169,14 +162,7 @@ impl WindowConfig {
 
     /// The ActivityNet configuration of the paper: `T = D = 100, N = 32, K = 3, r = 0.5`.
     pub fn paper(convention: Convention) -> Self {
-        WindowConfig {
-            tscale: 100,
-            dscale: 100,
-            num_sample: 32,
-            num_sample_perbin: 3,
-            ratio: 0.5,
-            convention,
-        }
+        WindowConfig { tscale: 100, dscale: 100, num_sample: 32, num_sample_perbin: 3, ratio: 0.5, convention }
     }
 
     /// The same geometry with another convention.
@@ -238,10 +224,7 @@ mod tests {
         assert_eq!(WindowConfig::new(10, 0, 32, 3, 0.5, c).unwrap_err().kind(), ConfigErrorKind::Dscale);
         assert_eq!(WindowConfig::new(10, 10, 1, 1, 0.5, c).unwrap_err().kind(), ConfigErrorKind::Samples);
         assert_eq!(WindowConfig::new(10, 10, 0, 3, 0.5, c).unwrap_err().kind(), ConfigErrorKind::Samples);
-        assert_eq!(
-            WindowConfig::new(10, 10, usize::MAX, 3, 0.5, c).unwrap_err().kind(),
-            ConfigErrorKind::Samples
-        );
+        assert_eq!(WindowConfig::new(10, 10, usize::MAX, 3, 0.5, c).unwrap_err().kind(), ConfigErrorKind::Samples);
         assert_eq!(WindowConfig::new(10, 10, 32, 3, -0.1, c).unwrap_err().kind(), ConfigErrorKind::Ratio);
         assert_eq!(WindowConfig::new(10, 10, 32, 3, f64::NAN, c).unwrap_err().kind(), ConfigErrorKind::Ratio);
         assert!(WindowConfig::new(10, 10, 2, 1, 0.0, c).is_ok());
@@ -254,7 +237,8 @@ mod tests {
         assert_eq!(cfg, WindowConfig::new(100, 100, 32, 3, 0.5, Convention::Mmaction2).unwrap());
         assert_eq!(cfg.valid_cells(), 5050);
         let small = WindowConfig::new(30, 10, 4, 3, 0.5, Convention::Paddle).unwrap();
-        let brute = (0..10).flat_map(|d| (0..30).map(move |s| (d, s))).filter(|&(d, s)| small.is_valid_cell(d, s)).count();
+        let brute =
+            (0..10).flat_map(|d| (0..30).map(move |s| (d, s))).filter(|&(d, s)| small.is_valid_cell(d, s)).count();
         assert_eq!(small.valid_cells(), brute);
     }
 }

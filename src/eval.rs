@@ -96,10 +96,7 @@ pub struct EvalError {
 
 impl EvalError {
     fn new(kind: EvalErrorKind, message: impl Into<String>) -> Self {
-        EvalError {
-            kind,
-            message: message.into(),
-        }
+        EvalError { kind, message: message.into() }
     }
     /// The kind of error.
     pub fn kind(&self) -> EvalErrorKind {
@@ -135,61 +132,34 @@ fn near_non_finite(text: &str, line: usize, column: usize) -> bool {
     };
     let from = column.saturating_sub(12);
     let to = (column + 12).min(l.len());
-    let window: String = l
-        .bytes()
-        .skip(from)
-        .take(to.saturating_sub(from))
-        .map(char::from)
-        .collect();
+    let window: String = l.bytes().skip(from).take(to.saturating_sub(from)).map(char::from).collect();
     window.contains("NaN") || window.contains("Infinity")
 }
 
-fn as_object<'a>(
-    v: &'a Value,
-    at: &dyn Fn() -> String,
-) -> Result<&'a Map<String, Value>, EvalError> {
+fn as_object<'a>(v: &'a Value, at: &dyn Fn() -> String) -> Result<&'a Map<String, Value>, EvalError> {
     v.as_object().ok_or_else(|| {
-        EvalError::new(
-            EvalErrorKind::Format,
-            format!("{}: expected an object, found {}", at(), type_name(v)),
-        )
+        EvalError::new(EvalErrorKind::Format, format!("{}: expected an object, found {}", at(), type_name(v)))
     })
 }
 
 fn as_array<'a>(v: &'a Value, at: &dyn Fn() -> String) -> Result<&'a [Value], EvalError> {
     match v {
         Value::Array(a) => Ok(a),
-        _ => Err(EvalError::new(
-            EvalErrorKind::Format,
-            format!("{}: expected a list, found {}", at(), type_name(v)),
-        )),
+        _ => Err(EvalError::new(EvalErrorKind::Format, format!("{}: expected a list, found {}", at(), type_name(v)))),
     }
 }
 
-fn field<'a>(
-    m: &'a Map<String, Value>,
-    key: &str,
-    at: &dyn Fn() -> String,
-) -> Result<&'a Value, EvalError> {
-    m.get(key).ok_or_else(|| {
-        EvalError::new(
-            EvalErrorKind::Format,
-            format!("{}: missing key \"{key}\"", at()),
-        )
-    })
+fn field<'a>(m: &'a Map<String, Value>, key: &str, at: &dyn Fn() -> String) -> Result<&'a Value, EvalError> {
+    m.get(key).ok_or_else(|| EvalError::new(EvalErrorKind::Format, format!("{}: missing key \"{key}\"", at())))
 }
 
 fn number(v: &Value, at: &dyn Fn() -> String) -> Result<f64, EvalError> {
     match v.as_f64() {
         Some(x) if x.is_finite() => Ok(x),
-        Some(x) => Err(EvalError::new(
-            EvalErrorKind::Segment,
-            format!("{}: {x} is not a finite number", at()),
-        )),
-        None => Err(EvalError::new(
-            EvalErrorKind::Format,
-            format!("{}: expected a number, found {}", at(), type_name(v)),
-        )),
+        Some(x) => Err(EvalError::new(EvalErrorKind::Segment, format!("{}: {x} is not a finite number", at()))),
+        None => {
+            Err(EvalError::new(EvalErrorKind::Format, format!("{}: expected a number, found {}", at(), type_name(v))))
+        }
     }
 }
 
@@ -199,11 +169,7 @@ fn segment(v: &Value, at: &dyn Fn() -> String) -> Result<[f64; 2], EvalError> {
     if a.len() != 2 {
         return Err(EvalError::new(
             EvalErrorKind::Format,
-            format!(
-                "{}: expected [start, end], found a list of {}",
-                at(),
-                a.len()
-            ),
+            format!("{}: expected [start, end], found a list of {}", at(), a.len()),
         ));
     }
     let start = number(&a[0], &|| format!("{}[0]", at()))?;
@@ -214,16 +180,10 @@ fn segment(v: &Value, at: &dyn Fn() -> String) -> Result<[f64; 2], EvalError> {
 fn check_segment(s: [f64; 2], at: &dyn Fn() -> String) -> Result<[f64; 2], EvalError> {
     let [start, end] = s;
     if !(start.is_finite() && end.is_finite()) {
-        return Err(EvalError::new(
-            EvalErrorKind::Segment,
-            format!("{}: [{start}, {end}] is not finite", at()),
-        ));
+        return Err(EvalError::new(EvalErrorKind::Segment, format!("{}: [{start}, {end}] is not finite", at())));
     }
     if end < start {
-        return Err(EvalError::new(
-            EvalErrorKind::Segment,
-            format!("{}: end {end} is before start {start}", at()),
-        ));
+        return Err(EvalError::new(EvalErrorKind::Segment, format!("{}: end {end} is before start {start}", at())));
     }
     Ok(s)
 }
@@ -260,9 +220,7 @@ impl GroundTruth {
     pub fn from_json(text: &str, subset: Option<&str>) -> Result<Self, EvalError> {
         let root = parse_json(text)?;
         let root = as_object(&root, &|| "ground truth".into())?;
-        let db = as_object(field(root, "database", &|| "ground truth".into())?, &|| {
-            "database".into()
-        })?;
+        let db = as_object(field(root, "database", &|| "ground truth".into())?, &|| "database".into())?;
         let mut videos = BTreeMap::new();
         let mut subsets: BTreeMap<String, usize> = BTreeMap::new();
         for (id, v) in db {
@@ -275,10 +233,7 @@ impl GroundTruth {
                     let s = s.ok_or_else(|| {
                         EvalError::new(
                             EvalErrorKind::Format,
-                            format!(
-                                "{}: missing key \"subset\" (needed to select subset {want:?})",
-                                at()
-                            ),
+                            format!("{}: missing key \"subset\" (needed to select subset {want:?})", at()),
                         )
                     })?;
                     let s = s.as_str().ok_or_else(|| {
@@ -293,16 +248,12 @@ impl GroundTruth {
                     }
                 }
             }
-            let anns = as_array(field(v, "annotations", &at)?, &|| {
-                format!("{}.annotations", at())
-            })?;
+            let anns = as_array(field(v, "annotations", &at)?, &|| format!("{}.annotations", at()))?;
             let mut segs = Vec::with_capacity(anns.len());
             for (i, a) in anns.iter().enumerate() {
                 let at_a = || format!("{}.annotations[{i}]", at());
                 let a = as_object(a, &at_a)?;
-                segs.push(segment(field(a, "segment", &at_a)?, &|| {
-                    format!("{}.segment", at_a())
-                })?);
+                segs.push(segment(field(a, "segment", &at_a)?, &|| format!("{}.segment", at_a()))?);
             }
             if !segs.is_empty() {
                 videos.insert(id.clone(), segs);
@@ -311,21 +262,13 @@ impl GroundTruth {
         if videos.is_empty() {
             let msg = match subset {
                 None if db.is_empty() => "ground truth: \"database\" is empty".to_string(),
-                None => format!(
-                    "ground truth: none of the {} videos has annotations",
-                    db.len()
-                ),
+                None => format!("ground truth: none of the {} videos has annotations", db.len()),
                 Some(want) => {
-                    let present: Vec<String> = subsets
-                        .iter()
-                        .map(|(s, n)| format!("{s:?} ({n})"))
-                        .collect();
-                    let present = if present.is_empty() {
-                        "none".to_string()
-                    } else {
-                        present.join(", ")
-                    };
-                    format!("ground truth: subset {want:?} has no videos with annotations (subsets in the file: {present})")
+                    let present: Vec<String> = subsets.iter().map(|(s, n)| format!("{s:?} ({n})")).collect();
+                    let present = if present.is_empty() { "none".to_string() } else { present.join(", ") };
+                    format!(
+                        "ground truth: subset {want:?} has no videos with annotations (subsets in the file: {present})"
+                    )
                 }
             };
             return Err(EvalError::new(EvalErrorKind::EmptyGroundTruth, msg));
@@ -353,15 +296,9 @@ impl GroundTruth {
             }
         }
         if out.is_empty() {
-            return Err(EvalError::new(
-                EvalErrorKind::EmptyGroundTruth,
-                "ground truth: no video has a segment",
-            ));
+            return Err(EvalError::new(EvalErrorKind::EmptyGroundTruth, "ground truth: no video has a segment"));
         }
-        Ok(GroundTruth {
-            videos: out,
-            subsets: BTreeMap::new(),
-        })
+        Ok(GroundTruth { videos: out, subsets: BTreeMap::new() })
     }
 
     /// The `subset` values of the file's videos (all of them, selected or not) and how many
@@ -399,9 +336,7 @@ impl Proposals {
     pub fn from_json(text: &str) -> Result<Self, EvalError> {
         let root = parse_json(text)?;
         let root = as_object(&root, &|| "proposals".into())?;
-        let results = as_object(field(root, "results", &|| "proposals".into())?, &|| {
-            "results".into()
-        })?;
+        let results = as_object(field(root, "results", &|| "proposals".into())?, &|| "results".into())?;
         let mut videos = BTreeMap::new();
         for (id, list) in results {
             let at = || format!("results[{id:?}]");
@@ -410,14 +345,9 @@ impl Proposals {
             for (i, p) in list.iter().enumerate() {
                 let at_p = || format!("{}[{i}]", at());
                 let p = as_object(p, &at_p)?;
-                let seg = segment(field(p, "segment", &at_p)?, &|| {
-                    format!("{}.segment", at_p())
-                })?;
+                let seg = segment(field(p, "segment", &at_p)?, &|| format!("{}.segment", at_p()))?;
                 let score = number(field(p, "score", &at_p)?, &|| format!("{}.score", at_p()))?;
-                out.push(SegmentScore {
-                    segment: seg,
-                    score,
-                });
+                out.push(SegmentScore { segment: seg, score });
             }
             videos.insert(id.clone(), out);
         }
@@ -438,9 +368,7 @@ impl Proposals {
                 }
             }
         }
-        Ok(Proposals {
-            videos: file.results.clone(),
-        })
+        Ok(Proposals { videos: file.results.clone() })
     }
 
     /// N: the number of proposals over all videos (the official total).
@@ -498,19 +426,13 @@ impl Evaluation {
     /// # Panics
     /// If k is 0 or above 100.
     pub fn ar_at(&self, k: usize) -> f64 {
-        assert!(
-            (1..=NUM_POINTS).contains(&k),
-            "AR@k needs 1 <= k <= {NUM_POINTS}, got {k}"
-        );
+        assert!((1..=NUM_POINTS).contains(&k), "AR@k needs 1 <= k <= {NUM_POINTS}, got {k}");
         100.0 * self.average_recall[k - 1]
     }
 
     /// AR@1/5/10/100 and the AUC, in percent.
     pub fn summary(&self) -> Summary {
-        Summary {
-            ar: REPORTED_K.map(|k| self.ar_at(k)),
-            auc: self.auc,
-        }
+        Summary { ar: REPORTED_K.map(|k| self.ar_at(k)), auc: self.auc }
     }
 }
 
@@ -552,9 +474,7 @@ fn numpy_sum(a: &[f64]) -> f64 {
 
 /// `np.trapz(y, x)`: `Σ (x[i+1] − x[i])·(y[i+1] + y[i]) / 2`, summed as numpy does.
 fn trapz(y: &[f64], x: &[f64]) -> f64 {
-    let terms: Vec<f64> = (0..y.len().saturating_sub(1))
-        .map(|i| (x[i + 1] - x[i]) * (y[i + 1] + y[i]) / 2.0)
-        .collect();
+    let terms: Vec<f64> = (0..y.len().saturating_sub(1)).map(|i| (x[i + 1] - x[i]) * (y[i + 1] + y[i]) / 2.0).collect();
     numpy_sum(&terms)
 }
 
@@ -589,12 +509,7 @@ pub fn evaluate(gt: &GroundTruth, proposals: &Proposals) -> Result<Evaluation, E
         // Stable: equal scores keep file order. partial_cmp: -0.0 ties with 0.0, as in numpy.
         order.clear();
         order.extend(0..list.len());
-        order.sort_by(|&a, &b| {
-            list[b]
-                .score
-                .partial_cmp(&list[a].score)
-                .unwrap_or(Ordering::Equal)
-        });
+        order.sort_by(|&a, &b| list[b].score.partial_cmp(&list[a].score).unwrap_or(Ordering::Equal));
         let n = list.len();
         let kept = ((n as f64 * ratio) as usize).min(n);
         let first_hit = segs
@@ -689,12 +604,7 @@ mod tests {
 
     fn props(list: &[([f64; 2], f64)]) -> Proposals {
         let mut p = Proposals::default();
-        p.videos.insert(
-            "v".into(),
-            list.iter()
-                .map(|&(segment, score)| SegmentScore { segment, score })
-                .collect(),
-        );
+        p.videos.insert("v".into(), list.iter().map(|&(segment, score)| SegmentScore { segment, score }).collect());
         p
     }
 
@@ -718,14 +628,7 @@ mod tests {
         // 100 proposals; the only hit at rank 28 is used from k = 30 on, not at k = 29.
         let list: Vec<_> = (0..100)
             .map(|r| {
-                (
-                    if r == 28 {
-                        [50.0, 60.0]
-                    } else {
-                        [r as f64 * 0.1, r as f64 * 0.1 + 0.05]
-                    },
-                    1.0 - r as f64 / 1000.0,
-                )
+                (if r == 28 { [50.0, 60.0] } else { [r as f64 * 0.1, r as f64 * 0.1 + 0.05] }, 1.0 - r as f64 / 1000.0)
             })
             .collect();
         let e = evaluate(&gt_one(&[[50.0, 60.0]]), &props(&list)).unwrap();
@@ -765,14 +668,10 @@ mod tests {
     fn errors_have_kinds() {
         let e = GroundTruth::from_json("{\"database\": {}}", None).unwrap_err();
         assert_eq!(e.kind(), EvalErrorKind::EmptyGroundTruth);
-        let e =
-            Proposals::from_json("{\"results\": {\"v\": [{\"segment\": [2, 1], \"score\": 1}]}}")
-                .unwrap_err();
+        let e = Proposals::from_json("{\"results\": {\"v\": [{\"segment\": [2, 1], \"score\": 1}]}}").unwrap_err();
         assert_eq!(e.kind(), EvalErrorKind::Segment);
         assert!(e.to_string().contains("results[\"v\"][0].segment"), "{e}");
-        let e =
-            Proposals::from_json("{\"results\": {\"v\": [{\"segment\": [1, 2], \"score\": NaN}]}}")
-                .unwrap_err();
+        let e = Proposals::from_json("{\"results\": {\"v\": [{\"segment\": [1, 2], \"score\": NaN}]}}").unwrap_err();
         assert_eq!(e.kind(), EvalErrorKind::Json);
         assert!(e.to_string().contains("NaN"), "{e}");
         let e = evaluate(&gt_one(&[[0.0, 1.0]]), &Proposals::default()).unwrap_err();

@@ -67,11 +67,16 @@ pub fn read_f32(path: &Path) -> Result<Array, NpyError> {
     let npy = npyz::NpyFile::new(BufReader::new(file))
         .map_err(|e| NpyError::new(NpyErrorKind::Format, path, format!("not a valid .npy file: {e}")))?;
     if npy.order() != npyz::Order::C && npy.shape().len() > 1 {
-        return Err(NpyError::new(NpyErrorKind::Dtype, path, "Fortran-ordered arrays are not supported; save with C order"));
+        return Err(NpyError::new(
+            NpyErrorKind::Dtype,
+            path,
+            "Fortran-ordered arrays are not supported; save with C order",
+        ));
     }
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
     let descr = npy.dtype().descr();
-    let truncated = |e: std::io::Error| NpyError::new(NpyErrorKind::Format, path, format!("truncated or unreadable data: {e}"));
+    let truncated =
+        |e: std::io::Error| NpyError::new(NpyErrorKind::Format, path, format!("truncated or unreadable data: {e}"));
     let data: Vec<f32> = match descr.trim_matches('\'') {
         "<f4" | ">f4" => npy.into_vec::<f32>().map_err(truncated)?,
         "<f8" | ">f8" => npy.into_vec::<f64>().map_err(truncated)?.into_iter().map(|x| x as f32).collect(),
@@ -94,7 +99,8 @@ pub fn read_f32(path: &Path) -> Result<Array, NpyError> {
 
 /// Checks `array`'s shape against `expected` (`None` matches any size), naming the file.
 pub fn expect_shape(array: &Array, path: &Path, expected: &[Option<usize>], what: &str) -> Result<(), NpyError> {
-    let ok = array.shape.len() == expected.len() && array.shape.iter().zip(expected).all(|(&a, e)| e.is_none_or(|e| e == a));
+    let ok =
+        array.shape.len() == expected.len() && array.shape.iter().zip(expected).all(|(&a, e)| e.is_none_or(|e| e == a));
     if ok {
         return Ok(());
     }
@@ -112,7 +118,8 @@ pub fn write_f32_iter(path: &Path, shape: &[usize], values: impl IntoIterator<It
     let file = File::create(path).map_err(io)?;
     let dims: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
     use npyz::WriterBuilder;
-    let mut writer = npyz::WriteOptions::new().default_dtype().shape(&dims).writer(BufWriter::new(file)).begin_nd().map_err(io)?;
+    let mut writer =
+        npyz::WriteOptions::new().default_dtype().shape(&dims).writer(BufWriter::new(file)).begin_nd().map_err(io)?;
     writer.extend(values).map_err(io)?;
     writer.finish().map_err(io)
 }
@@ -120,7 +127,11 @@ pub fn write_f32_iter(path: &Path, shape: &[usize], values: impl IntoIterator<It
 /// Writes a float32 `.npy` file.
 pub fn write_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<(), NpyError> {
     if shape.iter().product::<usize>() != data.len() {
-        return Err(NpyError::new(NpyErrorKind::Shape, path, format!("{} values do not make shape {shape:?}", data.len())));
+        return Err(NpyError::new(
+            NpyErrorKind::Shape,
+            path,
+            format!("{} values do not make shape {shape:?}", data.len()),
+        ));
     }
     write_f32_iter(path, shape, data.iter().copied())
 }

@@ -42,7 +42,9 @@ pub enum WindowError {
 impl fmt::Display for WindowError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            WindowError::Length { what, expected, actual } => write!(f, "{what} has {actual} values, expected {expected}"),
+            WindowError::Length { what, expected, actual } => {
+                write!(f, "{what} has {actual} values, expected {expected}")
+            }
             WindowError::Parameters => write!(f, "window parameters must have T ≥ 1, C ≥ 1 and 1 ≤ hop ≤ T"),
             WindowError::NonFinite { index } => write!(f, "feature value at flat index {index} is NaN or infinite"),
             WindowError::Empty => write!(f, "no snippet was pushed"),
@@ -112,7 +114,7 @@ impl<'a> WindowBuffer<'a> {
         self.ring[slot * self.channels..(slot + 1) * self.channels].copy_from_slice(snippet);
         self.count += 1;
         let t = self.tscale as u64;
-        if self.count >= t && (self.count - t) % self.hop as u64 == 0 {
+        if self.count >= t && (self.count - t).is_multiple_of(self.hop as u64) {
             let start = self.count - t;
             self.copy_window(out, self.tscale);
             self.last_start = Some(start);

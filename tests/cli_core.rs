@@ -28,7 +28,20 @@ fn mask_command_writes_the_reference_mask() {
     let dir = tmpdir("mask");
     let out = dir.join("m.npy");
     let o = bin()
-        .args(["mask", "--tscale", "16", "--dscale", "9", "--num-sample", "8", "--num-sample-perbin", "3", "--ratio", "0.25", "--out"])
+        .args([
+            "mask",
+            "--tscale",
+            "16",
+            "--dscale",
+            "9",
+            "--num-sample",
+            "8",
+            "--num-sample-perbin",
+            "3",
+            "--ratio",
+            "0.25",
+            "--out",
+        ])
         .arg(&out)
         .output()
         .unwrap();
@@ -54,7 +67,8 @@ fn split_case(dir: &Path, file: &str, t: usize, d: usize) -> [PathBuf; 3] {
 
 #[test]
 fn postprocess_command_matches_reference_in_seconds() {
-    let manifest: Value = serde_json::from_str(&std::fs::read_to_string(golden("post/manifest.json")).unwrap()).unwrap();
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(golden("post/manifest.json")).unwrap()).unwrap();
     let case = manifest["cases"].as_array().unwrap().iter().find(|c| c["name"] == "realistic_00").unwrap();
     let (t, d) = (case["T"].as_u64().unwrap() as usize, case["D"].as_u64().unwrap() as usize);
     let dir = tmpdir("post");
@@ -89,7 +103,15 @@ fn postprocess_command_matches_reference_in_seconds() {
         }
     }
     // Default output is stdout, video id "video", normalised time.
-    let o = bin().args(["postprocess", "--start"]).arg(&s).arg("--end").arg(&e).arg("--confidence").arg(&c).output().unwrap();
+    let o = bin()
+        .args(["postprocess", "--start"])
+        .arg(&s)
+        .arg("--end")
+        .arg(&e)
+        .arg("--confidence")
+        .arg(&c)
+        .output()
+        .unwrap();
     assert!(o.status.success());
     let got: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(got["results"]["video"].as_array().unwrap().iter().all(|p| p["segment"][1].as_f64().unwrap() <= 1.0));
@@ -100,7 +122,16 @@ fn postprocess_rejects_bad_input_clearly() {
     let dir = tmpdir("bad");
     let [s, e, c] = split_case(&dir, "realistic_00.npy", 100, 100);
     let run = |start: &Path, end: &Path, conf: &Path, extra: &[&str]| {
-        bin().args(["postprocess", "--start"]).arg(start).arg("--end").arg(end).arg("--confidence").arg(conf).args(extra).output().unwrap()
+        bin()
+            .args(["postprocess", "--start"])
+            .arg(start)
+            .arg("--end")
+            .arg(end)
+            .arg("--confidence")
+            .arg(conf)
+            .args(extra)
+            .output()
+            .unwrap()
     };
     let expect_error = |o: Output, needle: &str| {
         assert!(!o.status.success(), "expected failure mentioning {needle}");

@@ -3,9 +3,7 @@
 //! through the built binary; and the command's error handling.
 #![cfg(feature = "std")]
 
-use bmn_edge::eval::{
-    evaluate, thresholds, EvalErrorKind, GroundTruth, Proposals, NUM_POINTS, NUM_THRESHOLDS,
-};
+use bmn_edge::eval::{evaluate, thresholds, EvalErrorKind, GroundTruth, Proposals, NUM_POINTS, NUM_THRESHOLDS};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -19,17 +17,12 @@ fn golden_dir() -> PathBuf {
 }
 
 fn manifest() -> Value {
-    let text = std::fs::read_to_string(golden_dir().join("manifest.json"))
-        .expect("tests/golden/eval/manifest.json");
+    let text = std::fs::read_to_string(golden_dir().join("manifest.json")).expect("tests/golden/eval/manifest.json");
     serde_json::from_str(&text).expect("manifest is JSON")
 }
 
 fn floats(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .expect("list")
-        .iter()
-        .map(|x| x.as_f64().expect("number"))
-        .collect()
+    v.as_array().expect("list").iter().map(|x| x.as_f64().expect("number")).collect()
 }
 
 fn close(a: f64, b: f64, tol: f64) -> bool {
@@ -66,22 +59,13 @@ fn library_matches_reference() {
     let mut worst_auc = 0.0f64;
     for c in cases {
         let name = c["name"].as_str().unwrap();
-        let gt_text =
-            std::fs::read_to_string(golden_dir().join(c["ground_truth"].as_str().unwrap()))
-                .unwrap();
-        let pr_text =
-            std::fs::read_to_string(golden_dir().join(c["proposals"].as_str().unwrap())).unwrap();
+        let gt_text = std::fs::read_to_string(golden_dir().join(c["ground_truth"].as_str().unwrap())).unwrap();
+        let pr_text = std::fs::read_to_string(golden_dir().join(c["proposals"].as_str().unwrap())).unwrap();
         let gt = GroundTruth::from_json(&gt_text, c["subset"].as_str()).unwrap();
         let pr = Proposals::from_json(&pr_text).unwrap();
         let e = evaluate(&gt, &pr).unwrap();
         let x = &c["expected"];
-        for key in [
-            "videos",
-            "ground_truths",
-            "proposals_total",
-            "proposals_kept",
-            "videos_without_proposals",
-        ] {
+        for key in ["videos", "ground_truths", "proposals_total", "proposals_kept", "videos_without_proposals"] {
             let got = match key {
                 "videos" => e.videos,
                 "ground_truths" => e.ground_truths,
@@ -95,26 +79,12 @@ fn library_matches_reference() {
         let ar = floats(&x["average_recall"]);
         assert_eq!((an.len(), ar.len()), (NUM_POINTS, NUM_POINTS));
         for k in 0..NUM_POINTS {
-            assert!(
-                close(e.average_number[k], an[k], 1e-12),
-                "{name}: AN[{k}] {} vs {}",
-                e.average_number[k],
-                an[k]
-            );
-            assert!(
-                close(e.average_recall[k], ar[k], 1e-12),
-                "{name}: AR[{k}] {} vs {}",
-                e.average_recall[k],
-                ar[k]
-            );
+            assert!(close(e.average_number[k], an[k], 1e-12), "{name}: AN[{k}] {} vs {}", e.average_number[k], an[k]);
+            assert!(close(e.average_recall[k], ar[k], 1e-12), "{name}: AR[{k}] {} vs {}", e.average_recall[k], ar[k]);
         }
         for (t, row) in x["recall"].as_array().unwrap().iter().enumerate() {
             // recall values are ratios of integers: exact.
-            assert_eq!(
-                e.recall[t].to_vec(),
-                floats(row),
-                "{name}: recall at threshold {t}"
-            );
+            assert_eq!(e.recall[t].to_vec(), floats(row), "{name}: recall at threshold {t}");
         }
         let s = &x["summary"];
         for (k, got) in [1usize, 5, 10, 100].iter().zip(e.summary().ar) {
@@ -123,11 +93,7 @@ fn library_matches_reference() {
         }
         let want_auc = s["AUC"].as_f64().unwrap();
         worst_auc = worst_auc.max((e.auc - want_auc).abs());
-        assert!(
-            close(e.auc, want_auc, TOL),
-            "{name}: AUC {} vs {want_auc}",
-            e.auc
-        );
+        assert!(close(e.auc, want_auc, TOL), "{name}: AUC {} vs {want_auc}", e.auc);
     }
     eprintln!("worst AUC difference: {worst_auc:e}");
 }
@@ -135,27 +101,12 @@ fn library_matches_reference() {
 #[test]
 fn truncation_case_bites_at_29_57_58() {
     let m = manifest();
-    let c = m["cases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "truncation")
-        .expect("truncation case");
+    let c = m["cases"].as_array().unwrap().iter().find(|c| c["name"] == "truncation").expect("truncation case");
     let ar = floats(&c["expected"]["average_recall"]);
     // Hits at ranks 28, 56, 57 of 100: k = 29 uses 28 proposals, k = 57 uses 56, k = 58 uses 57.
     let third = 1.0 / 3.0;
-    for (k, want) in [
-        (29, 0.0),
-        (30, third),
-        (57, third),
-        (58, 2.0 * third),
-        (59, 1.0),
-    ] {
-        assert!(
-            close(ar[k - 1], want, 1e-15),
-            "AR at k = {k}: {} vs {want}",
-            ar[k - 1]
-        );
+    for (k, want) in [(29, 0.0), (30, third), (57, third), (58, 2.0 * third), (59, 1.0)] {
+        assert!(close(ar[k - 1], want, 1e-15), "AR at k = {k}: {} vs {want}", ar[k - 1]);
     }
 }
 
@@ -166,13 +117,7 @@ fn cli_json_matches_reference() {
         let name = c["name"].as_str().unwrap();
         let gt = golden_dir().join(c["ground_truth"].as_str().unwrap());
         let pr = golden_dir().join(c["proposals"].as_str().unwrap());
-        let mut args = vec![
-            "--ground-truth",
-            gt.to_str().unwrap(),
-            "--proposals",
-            pr.to_str().unwrap(),
-            "--json",
-        ];
+        let mut args = vec!["--ground-truth", gt.to_str().unwrap(), "--proposals", pr.to_str().unwrap(), "--json"];
         if let Some(s) = c["subset"].as_str() {
             args.extend(["--subset", s]);
         }
@@ -182,17 +127,10 @@ fn cli_json_matches_reference() {
         let got = got.as_object().expect("an object");
         let mut keys: Vec<&str> = got.keys().map(String::as_str).collect();
         keys.sort_unstable();
-        assert_eq!(
-            keys,
-            ["AR@1", "AR@10", "AR@100", "AR@5", "AUC"],
-            "{name}: keys"
-        );
+        assert_eq!(keys, ["AR@1", "AR@10", "AR@100", "AR@5", "AUC"], "{name}: keys");
         for (k, v) in got {
             let want = c["expected"]["summary"][k].as_f64().unwrap();
-            assert!(
-                close(v.as_f64().unwrap(), want, TOL),
-                "{name}: {k} {v} vs {want}"
-            );
+            assert!(close(v.as_f64().unwrap(), want, TOL), "{name}: {k} {v} vs {want}");
         }
     }
 }
@@ -219,26 +157,15 @@ fn cli_human_output_and_curve() {
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8(o.stdout.clone()).unwrap();
     for label in ["AR@1 ", "AR@5 ", "AR@10 ", "AR@100 ", "AUC "] {
-        assert!(
-            out.lines().any(|l| l.starts_with(label)),
-            "no {label:?} line in\n{out}"
-        );
+        assert!(out.lines().any(|l| l.starts_with(label)), "no {label:?} line in\n{out}");
     }
     assert!(out.contains("75.00") && out.contains("66.98"), "{out}");
     // The mixed case has GT videos without proposals and non-GT videos: both are noted.
     let err = stderr(&o);
-    assert!(
-        err.contains("have no proposals") && err.contains("not in the ground truth"),
-        "{err}"
-    );
+    assert!(err.contains("have no proposals") && err.contains("not in the ground truth"), "{err}");
 
     let m = manifest();
-    let c = m["cases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "mixed")
-        .unwrap();
+    let c = m["cases"].as_array().unwrap().iter().find(|c| c["name"] == "mixed").unwrap();
     let an = floats(&c["expected"]["average_number"]);
     let ar = floats(&c["expected"]["average_recall"]);
     let text = std::fs::read_to_string(&csv).unwrap();
@@ -252,10 +179,7 @@ fn cli_human_output_and_curve() {
         .collect();
     assert_eq!(rows.len(), NUM_POINTS);
     for (k, (a, r)) in rows.iter().enumerate() {
-        assert!(
-            close(*a, an[k], 1e-12) && close(*r, 100.0 * ar[k], 1e-9),
-            "row {k}: {a},{r}"
-        );
+        assert!(close(*a, an[k], 1e-12) && close(*r, 100.0 * ar[k], 1e-9), "row {k}: {a},{r}");
     }
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -266,13 +190,7 @@ fn eval_texts(tag: &str, gt: &str, pr: &str, extra: &[&str]) -> (bool, String) {
     let (g, p) = (dir.join("gt.json"), dir.join("pr.json"));
     std::fs::write(&g, gt).unwrap();
     std::fs::write(&p, pr).unwrap();
-    let mut args = vec![
-        "--ground-truth",
-        g.to_str().unwrap(),
-        "--proposals",
-        p.to_str().unwrap(),
-        "--json",
-    ];
+    let mut args = vec!["--ground-truth", g.to_str().unwrap(), "--proposals", p.to_str().unwrap(), "--json"];
     args.extend(extra);
     let o = run_eval(&args);
     std::fs::remove_dir_all(&dir).ok();
@@ -282,50 +200,21 @@ fn eval_texts(tag: &str, gt: &str, pr: &str, extra: &[&str]) -> (bool, String) {
 }
 
 const GT_OK: &str = r#"{"version": "VERSION 1.3", "taxonomy": [], "database": {"v1": {"duration_second": 10, "subset": "validation", "annotations": [{"segment": [1, 4], "label": "a"}]}}}"#;
-const PR_OK: &str = r#"{"version": "VERSION 1.3", "results": {"v1": [{"segment": [1, 4], "score": 0.5}]}, "external_data": {}}"#;
+const PR_OK: &str =
+    r#"{"version": "VERSION 1.3", "results": {"v1": [{"segment": [1, 4], "score": 0.5}]}, "external_data": {}}"#;
 
 /// (tag, ground truth, proposals, extra arguments, what stderr must contain).
-type BadCase = (
-    &'static str,
-    &'static str,
-    &'static str,
-    &'static [&'static str],
-    &'static [&'static str],
-);
+type BadCase = (&'static str, &'static str, &'static str, &'static [&'static str], &'static [&'static str]);
 
 #[test]
 fn cli_errors_are_clear() {
     let (ok, err) = eval_texts("ok", GT_OK, PR_OK, &[]);
     assert!(ok, "{err}");
     let cases: &[BadCase] = &[
-        (
-            "gt-not-json",
-            "{database",
-            PR_OK,
-            &[],
-            &["gt.json", "not valid JSON"],
-        ),
-        (
-            "pr-not-json",
-            GT_OK,
-            "hello",
-            &[],
-            &["pr.json", "not valid JSON"],
-        ),
-        (
-            "gt-no-database",
-            r#"{"version": 1}"#,
-            PR_OK,
-            &[],
-            &["missing key \"database\""],
-        ),
-        (
-            "pr-no-results",
-            GT_OK,
-            r#"{"version": "x"}"#,
-            &[],
-            &["missing key \"results\""],
-        ),
+        ("gt-not-json", "{database", PR_OK, &[], &["gt.json", "not valid JSON"]),
+        ("pr-not-json", GT_OK, "hello", &[], &["pr.json", "not valid JSON"]),
+        ("gt-no-database", r#"{"version": 1}"#, PR_OK, &[], &["missing key \"database\""]),
+        ("pr-no-results", GT_OK, r#"{"version": "x"}"#, &[], &["missing key \"results\""]),
         (
             "gt-no-annotations",
             r#"{"database": {"v1": {"subset": "validation"}}}"#,
@@ -354,20 +243,8 @@ fn cli_errors_are_clear() {
             &[],
             &["database[\"v1\"].annotations[0].segment", "before start"],
         ),
-        (
-            "pr-nan",
-            GT_OK,
-            r#"{"results": {"v1": [{"segment": [1, 2], "score": NaN}]}}"#,
-            &[],
-            &["NaN"],
-        ),
-        (
-            "gt-nan",
-            r#"{"database": {"v1": {"annotations": [{"segment": [NaN, 1]}]}}}"#,
-            PR_OK,
-            &[],
-            &["NaN"],
-        ),
+        ("pr-nan", GT_OK, r#"{"results": {"v1": [{"segment": [1, 2], "score": NaN}]}}"#, &[], &["NaN"]),
+        ("gt-nan", r#"{"database": {"v1": {"annotations": [{"segment": [NaN, 1]}]}}}"#, PR_OK, &[], &["NaN"]),
         (
             "pr-segment-string",
             GT_OK,
@@ -375,20 +252,8 @@ fn cli_errors_are_clear() {
             &[],
             &["segment[0]", "expected a number"],
         ),
-        (
-            "pr-segment-len",
-            GT_OK,
-            r#"{"results": {"v1": [{"segment": [1], "score": 1}]}}"#,
-            &[],
-            &["[start, end]"],
-        ),
-        (
-            "gt-empty",
-            r#"{"database": {}}"#,
-            PR_OK,
-            &[],
-            &["\"database\" is empty"],
-        ),
+        ("pr-segment-len", GT_OK, r#"{"results": {"v1": [{"segment": [1], "score": 1}]}}"#, &[], &["[start, end]"]),
+        ("gt-empty", r#"{"database": {}}"#, PR_OK, &[], &["\"database\" is empty"]),
         (
             "gt-no-annotated",
             r#"{"database": {"v1": {"annotations": []}}}"#,
@@ -396,20 +261,8 @@ fn cli_errors_are_clear() {
             &[],
             &["none of the 1 videos has annotations"],
         ),
-        (
-            "subset-empty",
-            GT_OK,
-            PR_OK,
-            &["--subset", "testing"],
-            &["subset \"testing\"", "\"validation\" (1)"],
-        ),
-        (
-            "no-proposals",
-            GT_OK,
-            r#"{"results": {}}"#,
-            &[],
-            &["no proposals"],
-        ),
+        ("subset-empty", GT_OK, PR_OK, &["--subset", "testing"], &["subset \"testing\"", "\"validation\" (1)"]),
+        ("no-proposals", GT_OK, r#"{"results": {}}"#, &[], &["no proposals"]),
         (
             "ids-differ",
             GT_OK,
@@ -417,13 +270,7 @@ fn cli_errors_are_clear() {
             &[],
             &["none of the 1 ground-truth videos has a proposal"],
         ),
-        (
-            "results-not-object",
-            GT_OK,
-            r#"{"results": []}"#,
-            &[],
-            &["results: expected an object"],
-        ),
+        ("results-not-object", GT_OK, r#"{"results": []}"#, &[], &["results: expected an object"]),
     ];
     for (tag, gt, pr, extra, needles) in cases {
         let (ok, err) = eval_texts(tag, gt, pr, extra);
@@ -434,18 +281,9 @@ fn cli_errors_are_clear() {
         }
     }
     // Missing files.
-    let o = run_eval(&[
-        "--ground-truth",
-        "/nonexistent/gt.json",
-        "--proposals",
-        "/nonexistent/pr.json",
-    ]);
+    let o = run_eval(&["--ground-truth", "/nonexistent/gt.json", "--proposals", "/nonexistent/pr.json"]);
     assert!(!o.status.success());
-    assert!(
-        stderr(&o).contains("cannot read the ground-truth file /nonexistent/gt.json"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("cannot read the ground-truth file /nonexistent/gt.json"), "{}", stderr(&o));
 }
 
 #[test]

@@ -2,7 +2,9 @@
 //! goldens made by tests/reference/make_golden.py; provenance in the manifest).
 #![cfg(feature = "std")]
 
-use bmn_edge::post::{pair_candidates, postprocess_window, select_candidates, soft_nms, Boundary, Proposal, SoftNmsParams, WindowMaps};
+use bmn_edge::post::{
+    pair_candidates, postprocess_window, select_candidates, soft_nms, Boundary, Proposal, SoftNmsParams, WindowMaps,
+};
 use bmn_edge::{Convention, WindowConfig};
 use serde_json::Value;
 use std::path::Path;
@@ -66,7 +68,8 @@ fn check_convention(case: &Value, conv: Convention) -> usize {
 
 #[test]
 fn post_processing_matches_reference_for_both_conventions() {
-    let manifest: Value = serde_json::from_str(&std::fs::read_to_string(golden_dir().join("manifest.json")).unwrap()).unwrap();
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(golden_dir().join("manifest.json")).unwrap()).unwrap();
     let cases = manifest["cases"].as_array().unwrap();
     assert!(cases.len() >= 50, "the goldens must hold at least 50 windows");
     let mut ties = [0usize; 2];

@@ -25,7 +25,11 @@ fn rescale_matches_reference() {
             let mut all_zero = true;
             for ch in 0..c {
                 let (got, want) = (out[ch * t + i], expected.data[i * c + ch]);
-                assert!((got - want).abs() <= 1e-6 * want.abs().max(1.0), "{}: position {i} channel {ch}: {got} vs {want}", f["output"]);
+                assert!(
+                    (got - want).abs() <= 1e-6 * want.abs().max(1.0),
+                    "{}: position {i} channel {ch}: {got} vs {want}",
+                    f["output"]
+                );
                 all_zero &= got == 0.0;
             }
             zero_rows += all_zero as u64;

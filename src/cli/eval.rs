@@ -29,8 +29,7 @@ pub struct Args {
 }
 
 fn read(path: &Path, what: &str) -> Result<String> {
-    std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the {what} file {}", path.display()))
+    std::fs::read_to_string(path).with_context(|| format!("cannot read the {what} file {}", path.display()))
 }
 
 /// Runs `bmn-edge eval`.
@@ -40,8 +39,7 @@ pub fn run(a: Args) -> Result<()> {
         .with_context(|| format!("{}", a.ground_truth.display()))?;
     drop(gt_text);
     let pr_text = read(&a.proposals, "proposals")?;
-    let proposals =
-        Proposals::from_json(&pr_text).with_context(|| format!("{}", a.proposals.display()))?;
+    let proposals = Proposals::from_json(&pr_text).with_context(|| format!("{}", a.proposals.display()))?;
     drop(pr_text);
     let e = evaluate(&gt, &proposals)?;
     notes(&e, a.subset.is_none() && gt.subsets().len() > 1);
@@ -49,22 +47,14 @@ pub fn run(a: Args) -> Result<()> {
         write_output(Some(path), curve_csv(&e).trim_end())
             .with_context(|| format!("writing the curve to {}", path.display()))?;
     }
-    let text = if a.json {
-        json_summary(&e)
-    } else {
-        human(&e, a.subset.as_deref())
-    };
+    let text = if a.json { json_summary(&e) } else { human(&e, a.subset.as_deref()) };
     write_output(None, text.trim_end())
 }
 
 /// Warnings about inputs that are legal but often a mistake, on stderr.
 fn notes(e: &Evaluation, several_subsets: bool) {
     if e.videos_without_proposals > 0 {
-        let hint = if several_subsets {
-            "; the file has several subsets: use --subset to evaluate one"
-        } else {
-            ""
-        };
+        let hint = if several_subsets { "; the file has several subsets: use --subset to evaluate one" } else { "" };
         eprintln!(
             "note: {} of {} ground-truth videos have no proposals (they recall nothing){hint}",
             e.videos_without_proposals, e.videos

@@ -36,6 +36,12 @@ pub fn run(a: Args) -> Result<()> {
     let shape = [cfg.tscale(), cfg.num_sample(), cfg.dscale(), cfg.tscale()];
     bmn_edge::npy::write_f32(&a.out, &shape, &dense)?;
     let nnz = dense.iter().filter(|&&x| x != 0.0).count();
-    eprintln!("wrote {} {:?}: {} non-zeros ({:.2} %)", a.out.display(), shape, nnz, 100.0 * nnz as f64 / dense.len() as f64);
+    eprintln!(
+        "wrote {} {:?}: {} non-zeros ({:.2} %)",
+        a.out.display(),
+        shape,
+        nnz,
+        100.0 * nnz as f64 / dense.len() as f64
+    );
     Ok(())
 }

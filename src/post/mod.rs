@@ -86,11 +86,7 @@ impl Proposal {
     /// so it is what a stable descending sort of the generated list gives. (Upstream uses
     /// numpy's and pandas' unstable sorts, whose order on ties is unspecified.)
     pub fn rank_cmp(&self, other: &Self) -> core::cmp::Ordering {
-        other
-            .score
-            .total_cmp(&self.score)
-            .then(self.len().cmp(&other.len()))
-            .then(self.start.cmp(&other.start))
+        other.score.total_cmp(&self.score).then(self.len().cmp(&other.len())).then(self.start.cmp(&other.start))
     }
 }
 
@@ -180,12 +176,7 @@ pub struct WindowMaps<'a> {
 
 impl<'a> WindowMaps<'a> {
     /// Checks lengths and finiteness.
-    pub fn new(
-        cfg: &WindowConfig,
-        start: &'a [f32],
-        end: &'a [f32],
-        confidence: &'a [f32],
-    ) -> Result<Self, PostError> {
+    pub fn new(cfg: &WindowConfig, start: &'a [f32], end: &'a [f32], confidence: &'a [f32]) -> Result<Self, PostError> {
         let (t, d) = (cfg.tscale(), cfg.dscale());
         check(start, "start", t)?;
         check(end, "end", t)?;

@@ -50,8 +50,12 @@ impl SoftNmsParams {
     /// paddle α 0.4, t1 0.55, t2 0.9.
     pub const fn for_convention(convention: Convention) -> Self {
         match convention {
-            Convention::Mmaction2 => SoftNmsParams { convention, alpha: 0.4, t1: 0.5, t2: 0.9, min_remaining: 1, max_kept: 101 },
-            Convention::Paddle => SoftNmsParams { convention, alpha: 0.4, t1: 0.55, t2: 0.9, min_remaining: 2, max_kept: 101 },
+            Convention::Mmaction2 => {
+                SoftNmsParams { convention, alpha: 0.4, t1: 0.5, t2: 0.9, min_remaining: 1, max_kept: 101 }
+            }
+            Convention::Paddle => {
+                SoftNmsParams { convention, alpha: 0.4, t1: 0.55, t2: 0.9, min_remaining: 2, max_kept: 101 }
+            }
         }
     }
 
@@ -152,7 +156,7 @@ pub fn soft_nms(proposals: &mut [Proposal], params: &SoftNmsParams, grid: Option
     }
     let len = proposals.len();
     let fast = match (grid, params.hundredths()) {
-        (Some(t), Some(h)) if t >= 1 && t <= 4096 => Some((t as i64, h)),
+        (Some(t), Some(h)) if (1..=4096).contains(&t) => Some((t as i64, h)),
         _ => None,
     };
     // Decays are applied lazily: proposal i's score includes the decays of the first
@@ -168,7 +172,7 @@ pub fn soft_nms(proposals: &mut [Proposal], params: &SoftNmsParams, grid: Option
         let mut best_score = f64::NEG_INFINITY;
         for i in kept..len {
             // A later proposal needs a strictly higher score to win (first maximum wins).
-            if best != usize::MAX && !(proposals[i].score > best_score) {
+            if best != usize::MAX && proposals[i].score <= best_score {
                 continue;
             }
             refresh(proposals, i, kept, params, fast, &mut stats);
