@@ -29,6 +29,9 @@ pub mod json;
 pub mod post;
 pub mod window;
 
+#[cfg(feature = "engine")]
+pub mod engine;
+
 #[cfg(feature = "std")]
 pub mod eval;
 #[cfg(feature = "std")]
@@ -36,5 +39,9 @@ pub mod npy;
 #[cfg(feature = "std")]
 pub mod results;
 
-
 pub use config::{ConfigError, ConfigErrorKind, Convention, WindowConfig};
+
+/// The README's Rust examples, compiled and run by `cargo test` as doctests.
+#[cfg(all(doctest, feature = "std"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -80,6 +80,15 @@ pub struct WindowBuffer<'a> {
 }
 
 impl<'a> WindowBuffer<'a> {
+    /// The default hop, `T/2` (50 % overlap, the streaming setting of bmn-spec §6), at least 1.
+    pub const fn default_hop(tscale: usize) -> usize {
+        if tscale >= 2 {
+            tscale / 2
+        } else {
+            1
+        }
+    }
+
     /// A buffer over `storage` (`T·C` floats) with hop `hop` (`1 ≤ hop ≤ T`).
     pub fn new(storage: &'a mut [f32], tscale: usize, channels: usize, hop: usize) -> Result<Self, WindowError> {
         if tscale == 0 || channels == 0 || hop == 0 || hop > tscale {

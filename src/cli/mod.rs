@@ -1,6 +1,14 @@
 //! Command-line parsing and dispatch.
 
+#[cfg(feature = "engine")]
+pub mod bench;
+#[cfg(feature = "engine")]
+pub mod convert;
+#[cfg(feature = "engine")]
+pub mod detect;
 pub mod eval;
+#[cfg(feature = "engine")]
+pub mod inspect;
 pub mod mask;
 pub mod postprocess;
 
@@ -26,6 +34,18 @@ enum Command {
     Postprocess(postprocess::Args),
     /// Score proposals with the official ActivityNet metric (AR@1/5/10/100, AUC; percent).
     Eval(eval::Args),
+    /// Run a BMN model on a video's features: ActivityNet results JSON (and maps).
+    #[cfg(feature = "engine")]
+    Detect(detect::Args),
+    /// Convert a standard ONNX export to the edge format (dense mask verified, then dropped).
+    #[cfg(feature = "engine")]
+    Convert(convert::Args),
+    /// Describe a model file: format, variant, T, D, N, K, r, input and output names.
+    #[cfg(feature = "engine")]
+    Inspect(inspect::Args),
+    /// Median latency per stage (stage A, BM, stage B, post-processing) and peak RSS.
+    #[cfg(feature = "engine")]
+    Bench(bench::Args),
 }
 
 /// Runs a parsed command line.
@@ -34,6 +54,14 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Mask(a) => mask::run(a),
         Command::Postprocess(a) => postprocess::run(a),
         Command::Eval(a) => eval::run(a),
+        #[cfg(feature = "engine")]
+        Command::Detect(a) => detect::run(a),
+        #[cfg(feature = "engine")]
+        Command::Convert(a) => convert::run(a),
+        #[cfg(feature = "engine")]
+        Command::Inspect(a) => inspect::run(a),
+        #[cfg(feature = "engine")]
+        Command::Bench(a) => bench::run(a),
     }
 }
 

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Rebuild the shipped model files from a clean clone (see models/README.md for timings).
+#   bash models/rebuild.sh            # CPU; add e.g. "--device cuda" via TRAIN_ARGS
+# Needs .venv with models/requirements.txt (python3 -m venv .venv && .venv/bin/pip install -r models/requirements.txt).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+"$PY" models/synth.py --seed 3 --videos 30 --out models/work/data/test
+"$PY" models/train.py ${TRAIN_ARGS:-}                      # train seed 1, val seed 2 (auto)
+"$PY" models/export.py                                      # models/work/onnx/bmn_pytorch_op17.onnx
+"$PY" models/quantize.py                                    # ..._int8.onnx + report + test metrics
+cargo build --release --bin bmn-edge
+target/release/bmn-edge convert models/work/onnx/bmn_pytorch_op17.onnx -o models/bmn_synth_fp32.edge.onnx
+target/release/bmn-edge convert models/work/onnx/bmn_pytorch_op17_int8.onnx -o models/bmn_synth_int8.edge.onnx

@@ -1,0 +1,59 @@
+//! `bmn-edge convert`: standard export → edge format (no dense mask, parameters in metadata).
+
+use super::detect::ModeArg;
+use super::ConventionArg;
+use anyhow::{bail, Context, Result};
+use bmn_edge::engine::convert_to_edge;
+use std::path::PathBuf;
+
+/// Arguments of `bmn-edge convert`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A standard BMN ONNX export (dense BM mask).
+    input: PathBuf,
+    /// The edge-format ONNX to write.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Convention stored in the file (default: by variant, Paddle → paddle).
+    #[arg(long, value_enum)]
+    convention: Option<ConventionArg>,
+    /// Default window mode stored in the file.
+    #[arg(long, value_enum, default_value = "sliding")]
+    mode: ModeArg,
+}
+
+/// Runs `bmn-edge convert`.
+pub fn run(a: Args) -> Result<()> {
+    let bytes = std::fs::read(&a.input).with_context(|| format!("cannot read {}", a.input.display()))?;
+    let in_len = bytes.len();
+    let mode = match a.mode {
+        ModeArg::Sliding => "sliding",
+        ModeArg::Rescale => "rescale",
+    };
+    let (edge, info) = convert_to_edge(bytes, a.convention.map(Into::into), mode)
+        .with_context(|| format!("converting {}", a.input.display()))?;
+    if a.output == a.input {
+        bail!("refusing to overwrite the input; choose another output path");
+    }
+    let tmp = a.output.with_extension("tmp-bmn-edge");
+    std::fs::write(&tmp, &edge).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &a.output)
+        .with_context(|| format!("cannot move {} to {}", tmp.display(), a.output.display()))?;
+    let c = info.config;
+    eprintln!(
+        "{} ({:.1} MB) -> {} ({:.1} MB): {} variant, T = {}, D = {}, N = {}, K = {}, r = {}, convention {}, mask verified ({} non-zeros) and dropped",
+        a.input.display(),
+        in_len as f64 / 1e6,
+        a.output.display(),
+        edge.len() as f64 / 1e6,
+        info.variant,
+        c.tscale(),
+        c.dscale(),
+        c.num_sample(),
+        c.num_sample_perbin(),
+        c.ratio(),
+        c.convention(),
+        info.mask_nnz
+    );
+    Ok(())
+}

@@ -1,0 +1,214 @@
+//! A whole video through the engine: windows → network → proposals in video time.
+//!
+//! Two modes:
+//!
+//! * **Sliding** (the streaming setting, bmn-spec §6): the core's
+//!   [`WindowBuffer`](crate::window::WindowBuffer) cuts the `L` snippets into windows of
+//!   `T` with hop `T/2`; the last window is aligned to the end of the video; a video shorter
+//!   than `T` is one window, edge-padded (its last snippet repeated), and proposals whose
+//!   boundaries fall in the padding are dropped. Each window's candidate pairs (candidates
+//!   and pairing, no per-window Soft-NMS) are mapped to video positions `w0 + s`, `w0 + e`
+//!   and normalised by `L` with the convention's expression (mmaction2 `p / L`, paddle
+//!   `(1/L)·p`), so a video of exactly `T` snippets gives exactly the window's proposals.
+//!   One Soft-NMS then runs over the merged set — with `grid = None`, i.e. the convention's
+//!   float64 threshold test on these normalised coordinates (the same decisions the
+//!   reference makes) — and the top `k` are kept.
+//! * **Rescale** (the ActivityNet setting): the whole video is resampled to `T` positions
+//!   ([`rescale_to_window`](crate::window::rescale_to_window)) and post-processed as one
+//!   window ([`postprocess_window`]).
+
+use super::{Engine, EngineError, EngineErrorKind, StageTimes, WindowOutputs};
+use crate::post::postprocess_window;
+use crate::post::{
+    pair_candidates, select_candidates, soft_nms, Boundary, PostError, Proposal, SoftNmsParams, WindowMaps,
+};
+use crate::window::{rescale_to_window, WindowBuffer, WindowError};
+use std::time::{Duration, Instant};
+
+/// How a video becomes windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WindowMode {
+    /// Windows of `T` with a hop (default `T/2`), merged in video time.
+    #[default]
+    Sliding,
+    /// The whole video resampled to `T` (ActivityNet).
+    Rescale,
+}
+
+impl WindowMode {
+    /// `sliding` or `rescale`.
+    pub fn name(self) -> &'static str {
+        match self {
+            WindowMode::Sliding => "sliding",
+            WindowMode::Rescale => "rescale",
+        }
+    }
+}
+
+/// Options of [`detect_video`].
+#[derive(Debug, Clone, Copy)]
+pub struct DetectOptions {
+    /// Sliding windows or whole-video rescale.
+    pub mode: WindowMode,
+    /// Proposals kept per video.
+    pub top_k: usize,
+    /// Hop between windows in snippets (sliding mode; default `T/2`, at least 1).
+    pub hop: Option<usize>,
+    /// BSN's `poolData` epsilon in snippets (rescale mode).
+    pub rescale_epsilon: f64,
+}
+
+impl Default for DetectOptions {
+    fn default() -> Self {
+        DetectOptions { mode: WindowMode::Sliding, top_k: crate::post::DEFAULT_TOP_K, hop: None, rescale_epsilon: 0.0 }
+    }
+}
+
+/// One window's result.
+#[derive(Debug, Clone)]
+pub struct WindowResult {
+    /// Index of the window's first snippet in the video (0 in rescale mode).
+    pub start: u64,
+    /// Real (not padded) snippets in the window.
+    pub valid: usize,
+    /// The network's outputs.
+    pub outputs: WindowOutputs,
+    /// Stage timings.
+    pub times: StageTimes,
+}
+
+/// A video's proposals.
+#[derive(Debug, Clone, Default)]
+pub struct VideoResult {
+    /// Best first, normalised to the video (`[0, 1]`).
+    pub proposals: Vec<Proposal>,
+    /// Windows run.
+    pub windows: usize,
+    /// Summed stage times.
+    pub times: StageTimes,
+    /// Post-processing time (candidates, pairing, merge, Soft-NMS).
+    pub post: Duration,
+}
+
+fn post_err(e: PostError) -> EngineError {
+    EngineError::new(EngineErrorKind::Runtime, format!("post-processing: {e}"))
+}
+
+fn window_err(e: WindowError) -> EngineError {
+    EngineError::new(EngineErrorKind::Input, format!("features: {e}"))
+}
+
+fn add(t: &mut StageTimes, w: &StageTimes) {
+    t.stage_a += w.stage_a;
+    t.bm += w.bm;
+    t.stage_b += w.stage_b;
+}
+
+/// Runs a video of `snippets` rows of `C` features (`features` is `[L, C]` row-major).
+/// `on_window` sees each window's outputs (e.g. to dump maps).
+pub fn detect_video<E: From<EngineError>>(
+    engine: &mut Engine,
+    features: &[f32],
+    snippets: usize,
+    opts: &DetectOptions,
+    mut on_window: impl FnMut(usize, &WindowResult) -> Result<(), E>,
+) -> Result<VideoResult, E> {
+    let cfg = *engine.config();
+    let (t, c) = (cfg.tscale(), engine.info().channels);
+    if snippets == 0 {
+        return Err(EngineError::new(EngineErrorKind::Input, "the feature sequence is empty").into());
+    }
+    if features.len() != snippets * c {
+        return Err(EngineError::new(
+            EngineErrorKind::Input,
+            format!("feature width {} does not match the model's input width C = {c}", features.len() / snippets),
+        )
+        .into());
+    }
+    if let Some(i) = features.iter().position(|v| !v.is_finite()) {
+        return Err(EngineError::new(
+            EngineErrorKind::Input,
+            format!("feature value at snippet {}, channel {} is NaN or infinite", i / c, i % c),
+        )
+        .into());
+    }
+    let mut result = VideoResult::default();
+    let mut window = vec![0.0f32; c * t];
+    if opts.mode == WindowMode::Rescale {
+        rescale_to_window(features, snippets, c, t, opts.rescale_epsilon, &mut window).map_err(window_err)?;
+        let (outputs, times) = engine.run(&window)?;
+        let w = WindowResult { start: 0, valid: t, outputs, times };
+        on_window(0, &w)?;
+        let p0 = Instant::now();
+        let maps = WindowMaps::new(&cfg, &w.outputs.start, &w.outputs.end, &w.outputs.confidence).map_err(post_err)?;
+        let mut starts = vec![false; t];
+        let mut ends = vec![false; t];
+        let mut pairs = vec![Proposal::default(); t * cfg.dscale()];
+        let summary =
+            postprocess_window(&cfg, &maps, &mut starts, &mut ends, &mut pairs, opts.top_k).map_err(post_err)?;
+        pairs.truncate(summary.output);
+        result.proposals = pairs;
+        result.post = p0.elapsed();
+        result.windows = 1;
+        result.times = w.times;
+        return Ok(result);
+    }
+
+    let hop = opts.hop.unwrap_or(WindowBuffer::default_hop(t)).clamp(1, t);
+    let mut storage = vec![0.0f32; c * t];
+    let mut buffer = WindowBuffer::new(&mut storage, t, c, hop).map_err(window_err)?;
+    let mut merged: Vec<Proposal> = Vec::new();
+    let mut starts = vec![false; t];
+    let mut ends = vec![false; t];
+    let mut pairs = vec![Proposal::default(); t * cfg.dscale()];
+    let mut process = |engine: &mut Engine,
+                       window: &[f32],
+                       start: u64,
+                       valid: usize,
+                       index: usize,
+                       result: &mut VideoResult|
+     -> Result<(), E> {
+        let (outputs, times) = engine.run(window)?;
+        let w = WindowResult { start, valid, outputs, times };
+        on_window(index, &w)?;
+        add(&mut result.times, &w.times);
+        result.windows += 1;
+        let p0 = Instant::now();
+        let maps = WindowMaps::new(&cfg, &w.outputs.start, &w.outputs.end, &w.outputs.confidence).map_err(post_err)?;
+        select_candidates(maps.start(), cfg.convention(), Boundary::Start, &mut starts).map_err(post_err)?;
+        select_candidates(maps.end(), cfg.convention(), Boundary::End, &mut ends).map_err(post_err)?;
+        let n = pair_candidates(&cfg, &maps, &starts, &ends, &mut pairs).map_err(post_err)?;
+        for p in &pairs[..n] {
+            // The last boundary snippet: mmaction2's end index e = end; paddle's e = end − 1.
+            let last = match cfg.convention() {
+                crate::Convention::Mmaction2 => p.end as usize,
+                crate::Convention::Paddle => p.end as usize - 1,
+            };
+            if last >= valid {
+                continue;
+            }
+            let (s, e) = (start + u64::from(p.start), start + u64::from(p.end));
+            merged.push(Proposal::on_grid(s as u32, e as u32, snippets as u32, cfg.convention(), p.score));
+        }
+        result.post += p0.elapsed();
+        Ok(())
+    };
+    let mut index = 0;
+    for row in features.chunks_exact(c) {
+        if let Some(em) = buffer.push(row, &mut window).map_err(window_err)? {
+            process(engine, &window, em.start, em.valid, index, &mut result)?;
+            index += 1;
+        }
+    }
+    if let Some(em) = buffer.finish(&mut window).map_err(window_err)? {
+        process(engine, &window, em.start, em.valid, index, &mut result)?;
+    }
+    let p0 = Instant::now();
+    let params = SoftNmsParams::for_convention(cfg.convention());
+    // As the window post-processing does: a single proposal is kept without Soft-NMS.
+    let kept = if merged.len() > 1 { soft_nms(&mut merged, &params, None).0 } else { merged.len() };
+    merged.truncate(kept.min(opts.top_k));
+    result.proposals = merged;
+    result.post += p0.elapsed();
+    Ok(result)
+}

@@ -1,0 +1,440 @@
+//! The BM layer in Rust: a flat tap plan from the core's [`BmTable`], the check of a dense
+//! mask against it, and the sampling kernel.
+//!
+//! ## Layout
+//!
+//! Stage A delivers the projection `Z[o, n, t] = Σ_c W[o, c, n] · y[c, t]` as
+//! `[O/CHUNK][T][N][CHUNK]`: output channels in blocks of [`CHUNK`] (32), each block a
+//! `T × N` array of 32-float rows. One block is `T·N·32` floats (410 KB at the paper
+//! configuration), small enough to stay in L2 while every cell reads it, and each tap
+//! `(t, n, w)` of a cell is one contiguous 32-wide multiply-add into an accumulator that
+//! lives in registers. Blocks are independent, so threads split the work by blocks and each
+//! writes its own contiguous slab of `H[O][D][T]`, the layout stage B reads.
+//!
+//! ## Exactness
+//!
+//! Taps are the mask's exact non-zeros (the core reproduces the reference's mask bit for
+//! bit); only the summation order differs from the reference (Σ over `(n, t)` after the
+//! projection instead of Σ over `t` then over `(c, n)`), which is float rounding.
+
+use super::{EngineError, EngineErrorKind};
+use crate::bm::BmTable;
+use crate::config::{Convention, WindowConfig};
+
+/// Output channels per block of Z.
+pub const CHUNK: usize = 32;
+
+/// Tolerance for comparing a dense mask with the table.
+pub const MASK_TOLERANCE: f32 = 1e-6;
+
+/// Every non-zero of the BM mask, grouped by valid cell `(d, s)` (d outer, s inner).
+#[derive(Debug, Clone)]
+pub struct TapPlan {
+    cfg: WindowConfig,
+    cells: Vec<(u16, u16)>,
+    /// Index into `cells` of the first cell of each row `d` (`D + 1` entries).
+    row_start: Vec<u32>,
+    cell_start: Vec<u32>,
+    /// `t·N + n` of each tap.
+    rows: Vec<u32>,
+    weights: Vec<f32>,
+}
+
+impl TapPlan {
+    /// Builds the plan of a configuration (≈ 476k taps, 3.8 MB at the paper config).
+    pub fn new(cfg: WindowConfig) -> Self {
+        let table = BmTable::new(cfg);
+        let (t, d, n) = (cfg.tscale(), cfg.dscale(), cfg.num_sample());
+        let mut cells = Vec::with_capacity(cfg.valid_cells());
+        let mut cell_start = Vec::with_capacity(cfg.valid_cells() + 1);
+        let mut rows = Vec::new();
+        let mut weights = Vec::new();
+        cell_start.push(0);
+        let mut row_start = Vec::with_capacity(d + 1);
+        for dd in 0..d {
+            row_start.push(cells.len() as u32);
+            for s in 0..t {
+                let Some(cell) = table.cell(dd, s) else { continue };
+                for nn in 0..n {
+                    for tap in cell.bin(nn) {
+                        rows.push((tap.t as usize * n + nn) as u32);
+                        weights.push(tap.weight);
+                    }
+                }
+                cells.push((dd as u16, s as u16));
+                cell_start.push(rows.len() as u32);
+            }
+        }
+        row_start.push(cells.len() as u32);
+        TapPlan { cfg, cells, row_start, cell_start, rows, weights }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &WindowConfig {
+        &self.cfg
+    }
+
+    /// Number of taps (the dense mask's non-zeros).
+    pub fn nnz(&self) -> usize {
+        self.weights.len()
+    }
+
+    /// Compares a dense mask `[T, N, D, T]` with the plan: every tap within
+    /// [`MASK_TOLERANCE`] and nothing larger than that anywhere else.
+    pub fn matches(&self, mask: &MaskData<'_>) -> bool {
+        let (t, d, n) = (self.cfg.tscale(), self.cfg.dscale(), self.cfg.num_sample());
+        if mask.len() != t * n * d * t {
+            return false;
+        }
+        // Larger than the tolerance, or NaN.
+        let big = |x: f32| x.abs().partial_cmp(&MASK_TOLERANCE).is_none_or(|o| o == std::cmp::Ordering::Greater);
+        let mut big_at_taps = 0usize;
+        for (ci, &(dd, s)) in self.cells.iter().enumerate() {
+            let (lo, hi) = (self.cell_start[ci] as usize, self.cell_start[ci + 1] as usize);
+            for i in lo..hi {
+                let r = self.rows[i] as usize;
+                let (tt, nn) = (r / n, r % n);
+                let m = mask.at(((tt * n + nn) * d + dd as usize) * t + s as usize);
+                if (m - self.weights[i])
+                    .abs()
+                    .partial_cmp(&MASK_TOLERANCE)
+                    .is_none_or(|o| o == std::cmp::Ordering::Greater)
+                {
+                    return false;
+                }
+                big_at_taps += usize::from(big(m));
+            }
+        }
+        mask.count(big) == big_at_taps
+    }
+
+    /// Whether the mask's columns of one cell equal the table's (a quick probe).
+    fn cell_matches(&self, table: &BmTable, mask: &MaskData<'_>, dd: usize, s: usize) -> bool {
+        let (t, d, n) = (self.cfg.tscale(), self.cfg.dscale(), self.cfg.num_sample());
+        let Some(cell) = table.cell(dd, s) else { return true };
+        let mut col = vec![0.0f32; n * t];
+        for nn in 0..n {
+            for tap in cell.bin(nn) {
+                col[nn * t + tap.t as usize] = tap.weight;
+            }
+        }
+        (0..t).all(|tt| {
+            (0..n).all(|nn| (mask.at(((tt * n + nn) * d + dd) * t + s) - col[nn * t + tt]).abs() <= MASK_TOLERANCE)
+        })
+    }
+}
+
+/// A dense mask's values: little-endian f32 bytes (from the file) or floats.
+#[derive(Debug, Clone, Copy)]
+pub enum MaskData<'a> {
+    /// Little-endian f32 bytes.
+    Le(&'a [u8]),
+    /// Floats.
+    F32(&'a [f32]),
+}
+
+impl MaskData<'_> {
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        match self {
+            MaskData::Le(b) => b.len() / 4,
+            MaskData::F32(v) => v.len(),
+        }
+    }
+    /// Whether empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Value `i`.
+    #[inline]
+    pub fn at(&self, i: usize) -> f32 {
+        match self {
+            MaskData::Le(b) => f32::from_le_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]]),
+            MaskData::F32(v) => v[i],
+        }
+    }
+    fn count(&self, f: impl Fn(f32) -> bool) -> usize {
+        match self {
+            MaskData::Le(b) => b.chunks_exact(4).filter(|c| f(f32::from_le_bytes([c[0], c[1], c[2], c[3]]))).count(),
+            MaskData::F32(v) => v.iter().filter(|&&x| f(x)).count(),
+        }
+    }
+}
+
+/// Candidate `K` values searched when a standard export does not state them.
+pub const K_CANDIDATES: [usize; 8] = [3, 1, 2, 4, 5, 6, 7, 8];
+/// Candidate `r` values searched when a standard export does not state them.
+pub const R_CANDIDATES: [f64; 9] = [0.5, 0.25, 0.3, 0.2, 0.1, 0.4, 0.75, 1.0, 0.0];
+
+/// Finds `(K, r)` such that the core's table reproduces `mask` (`[T, N·D·T]`), and returns
+/// the verified plan. A few cells are probed per candidate, then the winner is checked in
+/// full (every entry of the mask).
+pub fn identify_mask(mask: &MaskData<'_>, t: usize, d: usize, n: usize) -> Result<TapPlan, EngineError> {
+    let probes = {
+        let mut p =
+            vec![(0, 0), (d - 1, 0), (d / 2, (t - 1 - d / 2) / 2), (d / 3, t - 1 - d / 3), (1.min(d - 1), t / 2)];
+        p.retain(|&(dd, s)| dd + s < t);
+        p
+    };
+    for &k in &K_CANDIDATES {
+        for &r in &R_CANDIDATES {
+            let Ok(cfg) = WindowConfig::new(t, d, n, k, r, Convention::Mmaction2) else { continue };
+            let table = BmTable::new(cfg);
+            let probe =
+                TapPlan { cfg, cells: vec![], row_start: vec![], cell_start: vec![], rows: vec![], weights: vec![] };
+            if !probes.iter().all(|&(dd, s)| probe.cell_matches(&table, mask, dd, s)) {
+                continue;
+            }
+            let plan = TapPlan::new(cfg);
+            if plan.matches(mask) {
+                return Ok(plan);
+            }
+        }
+    }
+    Err(EngineError::new(
+        EngineErrorKind::NotBmMask,
+        format!(
+            "not a BM mask: the constant [T = {t}, N·D·T = {}] before the Conv3d matches no BM sampling table with T = {t}, D = {d}, N = {n}, K in 1..=8, r in {R_CANDIDATES:?} (tolerance {MASK_TOLERANCE})",
+            n * d * t
+        ),
+    ))
+}
+
+/// The BM layer: taps, bias, output width.
+#[derive(Debug, Clone)]
+pub struct BmKernel {
+    plan: TapPlan,
+    out: usize,
+    /// Bias padded to a whole number of blocks.
+    bias: Vec<f32>,
+}
+
+impl BmKernel {
+    /// A kernel for `out` output channels with `bias` (`out` values).
+    pub fn new(plan: TapPlan, bias: &[f32]) -> Self {
+        let out = bias.len();
+        let mut b = bias.to_vec();
+        b.resize(out.div_ceil(CHUNK) * CHUNK, 0.0);
+        BmKernel { plan, out, bias: b }
+    }
+
+    /// The tap plan.
+    pub fn plan(&self) -> &TapPlan {
+        &self.plan
+    }
+
+    /// Output channels `O`.
+    pub fn out_channels(&self) -> usize {
+        self.out
+    }
+
+    /// Length of Z: `⌈O/32⌉ · T · N · 32`.
+    pub fn z_len(&self) -> usize {
+        self.bias.len() * self.plan.cfg.tscale() * self.plan.cfg.num_sample()
+    }
+
+    /// Length of H: `O · D · T`.
+    pub fn h_len(&self) -> usize {
+        self.out * self.plan.cfg.dscale() * self.plan.cfg.tscale()
+    }
+
+    /// `H[o, d, s] = relu(b[o] + Σ_taps w · Z[t, n, o])` for valid cells and `relu(b[o])`
+    /// elsewhere. `z` is `[O/32][T][N][32]`, `h` is `[O][D][T]`; blocks are split over
+    /// `threads` threads.
+    pub fn run(&self, z: &[f32], h: &mut [f32], threads: usize) -> Result<(), EngineError> {
+        self.run_rows(z, h, 0..self.plan.cfg.dscale(), self.plan.cfg.tscale(), threads)
+    }
+
+    /// [`run`](Self::run) for the map rows (durations) `rows` and the first `cols` columns
+    /// (starts) only: `h` is `[O][rows.len()][cols]`. Stage B runs in row bands, trimmed
+    /// where the map is all invalid cells, to bound its memory and arithmetic.
+    pub fn run_rows(
+        &self,
+        z: &[f32],
+        h: &mut [f32],
+        rows: std::ops::Range<usize>,
+        cols: usize,
+        threads: usize,
+    ) -> Result<(), EngineError> {
+        let cfg = &self.plan.cfg;
+        let h_len = self.out * rows.len() * cols;
+        if z.len() != self.z_len()
+            || h.len() != h_len
+            || rows.end > cfg.dscale()
+            || rows.is_empty()
+            || cols == 0
+            || cols > cfg.tscale()
+        {
+            return Err(EngineError::new(
+                EngineErrorKind::Runtime,
+                format!(
+                    "BM kernel buffers: Z has {} values (expected {}), H {} (expected {h_len}), rows {rows:?} of {}",
+                    z.len(),
+                    self.z_len(),
+                    h.len(),
+                    cfg.dscale()
+                ),
+            ));
+        }
+        let plane = rows.len() * cols;
+        let zblock = cfg.tscale() * cfg.num_sample() * CHUNK;
+        let mut work: Vec<(usize, &[f32], &mut [f32])> = z
+            .chunks_exact(zblock)
+            .zip(h.chunks_mut(CHUNK * plane))
+            .enumerate()
+            .map(|(c, (zc, hc))| (c, zc, hc))
+            .collect();
+        let threads = threads.clamp(1, work.len().max(1));
+        let rows = &rows;
+        if threads == 1 {
+            for (c, zc, hc) in work.iter_mut() {
+                self.run_block(*c, zc, hc, rows.clone(), cols);
+            }
+            return Ok(());
+        }
+        let per = work.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let mut groups = work.chunks_mut(per);
+            let first = groups.next();
+            for group in groups {
+                scope.spawn(move || {
+                    for (c, zc, hc) in group.iter_mut() {
+                        self.run_block(*c, zc, hc, rows.clone(), cols);
+                    }
+                });
+            }
+            if let Some(group) = first {
+                for (c, zc, hc) in group.iter_mut() {
+                    self.run_block(*c, zc, hc, rows.clone(), cols);
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// One block of 32 output channels: `zc` is `[T][N][32]`, `hc` is `[≤32][rows][T]`.
+    fn run_block(&self, block: usize, zc: &[f32], hc: &mut [f32], rows: std::ops::Range<usize>, cols: usize) {
+        let cfg = &self.plan.cfg;
+        let t = cfg.tscale();
+        let plane = rows.len() * cols;
+        let valid_o = hc.len() / plane;
+        let mut bias = [0.0f32; CHUNK];
+        bias.copy_from_slice(&self.bias[block * CHUNK..(block + 1) * CHUNK]);
+        // Invalid cells (s + d ≥ T): relu(bias), as the reference's all-zero mask columns give.
+        for (j, b) in bias.iter().enumerate().take(valid_o) {
+            let v = b.max(0.0);
+            for (r, dd) in rows.clone().enumerate() {
+                let first_invalid = t.saturating_sub(dd).min(cols);
+                hc[j * plane + r * cols + first_invalid..j * plane + (r + 1) * cols].fill(v);
+            }
+        }
+        let plan = &self.plan;
+        let (c0, c1) = (plan.row_start[rows.start] as usize, plan.row_start[rows.end] as usize);
+        for ci in c0..c1 {
+            let (dd, s) = plan.cells[ci];
+            if s as usize >= cols {
+                continue;
+            }
+            let (lo, hi) = (plan.cell_start[ci] as usize, plan.cell_start[ci + 1] as usize);
+            let mut acc = bias;
+            for (&r, &w) in plan.rows[lo..hi].iter().zip(&plan.weights[lo..hi]) {
+                let off = r as usize * CHUNK;
+                let Some(row) = zc.get(off..off + CHUNK) else { continue };
+                let row: &[f32; CHUNK] = row.try_into().unwrap_or(&[0.0; CHUNK]);
+                for j in 0..CHUNK {
+                    acc[j] += w * row[j];
+                }
+            }
+            let at = (dd as usize - rows.start) * cols + s as usize;
+            for (j, a) in acc.iter().enumerate().take(valid_o) {
+                hc[j * plane + at] = a.max(0.0);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(cfg: WindowConfig, z_ont: &[f32], bias: &[f32]) -> Vec<f32> {
+        // z_ont: [O][N][T]; dense mask reference.
+        let (t, d, n) = (cfg.tscale(), cfg.dscale(), cfg.num_sample());
+        let o = bias.len();
+        let m = BmTable::new(cfg).to_dense().unwrap();
+        let mut h = vec![0.0f32; o * d * t];
+        for oo in 0..o {
+            for dd in 0..d {
+                for s in 0..t {
+                    let mut acc = bias[oo] as f64;
+                    for nn in 0..n {
+                        for tt in 0..t {
+                            acc += (z_ont[(oo * n + nn) * t + tt] * m[((tt * n + nn) * d + dd) * t + s]) as f64;
+                        }
+                    }
+                    h[(oo * d + dd) * t + s] = (acc as f32).max(0.0);
+                }
+            }
+        }
+        h
+    }
+
+    #[test]
+    fn kernel_matches_dense_reference() {
+        let cfg = WindowConfig::new(12, 9, 5, 3, 0.5, Convention::Mmaction2).unwrap();
+        let (t, n, o) = (12, 5, 40);
+        let plan = TapPlan::new(cfg);
+        let bias: Vec<f32> = (0..o).map(|i| (i as f32 - 20.0) * 0.01).collect();
+        let z_ont: Vec<f32> = (0..o * n * t).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect();
+        let kernel = BmKernel::new(plan, &bias);
+        let mut z = vec![0.0f32; kernel.z_len()];
+        for oo in 0..o {
+            for nn in 0..n {
+                for tt in 0..t {
+                    z[(oo / CHUNK) * t * n * CHUNK + (tt * n + nn) * CHUNK + oo % CHUNK] =
+                        z_ont[(oo * n + nn) * t + tt];
+                }
+            }
+        }
+        let want = naive(cfg, &z_ont, &bias);
+        for threads in [1, 2, 3] {
+            let mut h = vec![f32::NAN; kernel.h_len()];
+            kernel.run(&z, &mut h, threads).unwrap();
+            let err = h.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            assert!(err < 1e-5, "threads {threads}: max err {err}");
+            // A band of rows 3..7 equals those rows of the whole map.
+            let mut band = vec![f32::NAN; o * 4 * t];
+            kernel.run_rows(&z, &mut band, 3..7, t, threads).unwrap();
+            for oo in 0..o {
+                assert_eq!(&band[oo * 4 * t..(oo + 1) * 4 * t], &h[(oo * 9 + 3) * t..(oo * 9 + 7) * t]);
+            }
+            // Rows 3..7, first 8 columns.
+            let mut band = vec![f32::NAN; o * 4 * 8];
+            kernel.run_rows(&z, &mut band, 3..7, 8, threads).unwrap();
+            for oo in 0..o {
+                for r in 0..4 {
+                    assert_eq!(
+                        &band[(oo * 4 + r) * 8..(oo * 4 + r + 1) * 8],
+                        &h[(oo * 9 + 3 + r) * t..(oo * 9 + 3 + r) * t + 8]
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn mask_identification() {
+        let cfg = WindowConfig::new(16, 16, 8, 3, 0.5, Convention::Mmaction2).unwrap();
+        let dense = BmTable::new(cfg).to_dense().unwrap();
+        let plan = identify_mask(&MaskData::F32(&dense), 16, 16, 8).unwrap();
+        assert_eq!(plan.config().num_sample_perbin(), 3);
+        assert_eq!(plan.config().ratio(), 0.5);
+        let cfg2 = WindowConfig::new(16, 16, 8, 2, 0.25, Convention::Mmaction2).unwrap();
+        let dense2 = BmTable::new(cfg2).to_dense().unwrap();
+        let plan2 = identify_mask(&MaskData::F32(&dense2), 16, 16, 8).unwrap();
+        assert_eq!((plan2.config().num_sample_perbin(), plan2.config().ratio()), (2, 0.25));
+        let mut bad = dense.clone();
+        bad[12345] += 0.01;
+        assert_eq!(identify_mask(&MaskData::F32(&bad), 16, 16, 8).unwrap_err().kind(), EngineErrorKind::NotBmMask);
+    }
+}

@@ -1,0 +1,722 @@
+//! The inference engine: a standard BMN export (or its edge form) split into
+//! **stage A** (tract: `x → start, end, Z`), the **BM layer** in Rust (sparse sampling of
+//! `Z` through the core's [`BmTable`](crate::bm::BmTable)) and **stage B** (tract: the 2-d
+//! convolutions `H → confidence`).
+//!
+//! ## Why the graph is not run as exported
+//!
+//! The exported BM layer is a MatMul with a dense `[T, N·D·T]` constant followed by a Conv3d
+//! whose kernel spans the `N` axis: ~54 GMAC and a 328 MB intermediate per window at the
+//! paper configuration. Both are linear, so they are reassociated (design.md):
+//! `H[o,d,s] = b[o] + Σ_n Σ_t Z[o,n,t] · M[t,n,d,s]` with `Z = W·y` — the projection is
+//! appended to stage A as one MatMul, and the sum over the mask's ≤ 2K non-zeros per bin is
+//! [`kernel::BmKernel`]. The dense mask is checked against the table once at load (it must
+//! be a BM mask) and then dropped; the `[P, N, D, T]` tensor never exists.
+//!
+//! ## Models
+//!
+//! * **Standard** exports (PyTorch or Paddle variant, opset 11–17, initializers possibly
+//!   listed as graph inputs, static or dynamic batch): the pattern is found structurally
+//!   ([`graph`]), `K` and `r` are recovered by matching the mask against the table.
+//! * **Edge** format (`bmn-edge convert`): the same graph with the BM chain replaced by one
+//!   `ai.bmn_edge.BoundaryMatching` node and `(T, D, N, K, r)`, the variant and the
+//!   convention in `metadata_props`. About 20 MB instead of 148 MB.
+//! * **Quantized** graphs run as tract runs them; see [`ModelInfo::warnings`].
+//!
+//! ## Threads
+//!
+//! [`EngineOptions::threads`] sets tract's default executor (its matrix products run on a
+//! pool of that size) and the number of threads of the BM kernel.
+//!
+//! ## Stage B in bands
+//!
+//! Stage B runs in row bands ([`EngineOptions::band_rows`]) with a halo equal to its
+//! receptive-field radius (two rows for BMN's two 3×3 convolutions), and each band only over
+//! the columns whose receptive field reaches a valid cell (`s + d ≤ T − 1`); the other
+//! outputs see nothing but invalid cells (`H = relu(bias)`) and are copied from a constant
+//! field computed once at load. The maps are the same as the whole-map computation; the
+//! arithmetic is ~78 % of it and the buffers a quarter. Stage B graphs that are not made of
+//! stride-1 "same" convolutions and element-wise ops run whole.
+//!
+//! ## Diagnostics
+//!
+//! `BMN_EDGE_TRACE_RSS=1` prints the resident set size after each loading step and window;
+//! `BMN_EDGE_DUMP_PLAN=1` prints tract's optimized stage graphs.
+
+pub mod detect;
+pub mod graph;
+pub mod kernel;
+pub(crate) mod proto;
+
+use crate::config::{Convention, WindowConfig};
+use graph::Site;
+use kernel::{BmKernel, MaskData, TapPlan};
+use prost::Message;
+use proto::ModelFile;
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::model::TypedRunnableModel;
+
+/// What went wrong in the engine, for matching.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EngineErrorKind {
+    /// The model file could not be read.
+    Io,
+    /// The file is not an ONNX model (not protobuf, truncated, no graph).
+    NotOnnx,
+    /// The ONNX graph is not a BMN (the BM layer pattern is missing or malformed).
+    NotBmn,
+    /// The BM layer's constant is not a BM sampling mask.
+    NotBmMask,
+    /// A feature the engine does not support (external data, non-float weights, ...).
+    Unsupported,
+    /// The input does not fit the model (width, length, NaN/Inf).
+    Input,
+    /// tract failed to load or run a stage.
+    Runtime,
+}
+
+/// An engine error: a kind and a message.
+#[derive(Debug, Clone)]
+pub struct EngineError {
+    kind: EngineErrorKind,
+    message: String,
+}
+
+impl EngineError {
+    pub(crate) fn new(kind: EngineErrorKind, message: impl Into<String>) -> Self {
+        EngineError { kind, message: message.into() }
+    }
+    /// The kind of error.
+    pub fn kind(&self) -> EngineErrorKind {
+        self.kind
+    }
+    fn tract(stage: &str, e: TractError) -> Self {
+        EngineError::new(EngineErrorKind::Runtime, format!("{stage}: {e:#}"))
+    }
+}
+
+impl fmt::Display for EngineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for EngineError {}
+
+/// Which form the model file is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelFormat {
+    /// A standard export with the dense mask.
+    Standard,
+    /// The edge format (`bmn-edge convert`).
+    Edge,
+}
+
+impl ModelFormat {
+    /// `standard` or `edge`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelFormat::Standard => "standard",
+            ModelFormat::Edge => "edge",
+        }
+    }
+}
+
+/// What the engine found in a model file.
+#[derive(Debug, Clone)]
+pub struct ModelInfo {
+    /// Standard or edge.
+    pub format: ModelFormat,
+    /// Quantized op types in the graph (empty for fp32).
+    pub quantized_ops: Vec<String>,
+    /// `pytorch` (PEM width = base width), `paddle` (half of it) or `custom`.
+    pub variant: String,
+    /// `T, D, N, K, r` and the post-processing convention.
+    pub config: WindowConfig,
+    /// Input channels `C`.
+    pub channels: usize,
+    /// PEM 1-d width `P` (256 PyTorch, 128 Paddle).
+    pub pem_width: usize,
+    /// BM output width `O` (512).
+    pub bm_width: usize,
+    /// Non-zeros of the BM mask.
+    pub mask_nnz: usize,
+    /// Input name.
+    pub input: String,
+    /// Output names: confidence, start, end.
+    pub outputs: [String; 3],
+    /// ONNX default-domain opset.
+    pub opset: i64,
+    /// Window mode stored in an edge file (`sliding` or `rescale`), if any.
+    pub window_mode: Option<String>,
+    /// Things the user should know (slow quantization forms, ...).
+    pub warnings: Vec<String>,
+}
+
+/// Options for loading a model.
+#[derive(Debug, Clone, Default)]
+pub struct EngineOptions {
+    /// Threads for tract's matrix products and the BM kernel (0 = 1).
+    pub threads: usize,
+    /// Post-processing convention; `None`: from the edge metadata, else by variant
+    /// (Paddle variant → paddle, otherwise mmaction2).
+    pub convention: Option<Convention>,
+    /// Map rows (durations) per stage-B band; `None`: automatic (bands of at most
+    /// [`DEFAULT_BAND_ROWS`] rows). Stage B runs band by band, each band with a halo of two
+    /// rows on either side (its two 3×3 convolutions), so that its buffers — H and tract's
+    /// packed copy of it, 20 MB each at the paper configuration when whole — stay small.
+    /// The map is identical for any band size; more bands cost a little more arithmetic
+    /// (the halos). `Some(D)` runs the whole map at once.
+    pub band_rows: Option<usize>,
+}
+
+/// Default rows per stage-B band.
+pub const DEFAULT_BAND_ROWS: usize = 25;
+
+/// One stage-B band: output rows `[r0, r1)`, computed from H rows `[i0, i0 + input rows)`
+/// and its first `cols` columns by `models[model]`; output columns `≥ exact` come from
+/// the constant field (see [`Engine`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Band {
+    /// First output row.
+    pub r0: usize,
+    /// End of the output rows.
+    pub r1: usize,
+    /// First input row.
+    pub i0: usize,
+    /// Input (and run) columns.
+    pub cols: usize,
+    /// Output columns taken from the run (the rest from the constant field).
+    pub exact: usize,
+    model: usize,
+}
+
+/// Bands for a `d × t` map with stage B's receptive-field radius `halo` (None: one band).
+/// Returns the input rows per band, the bands and the distinct column counts (one tract
+/// model each).
+fn plan_bands(d: usize, t: usize, band_rows: usize, halo: Option<usize>) -> (usize, Vec<Band>, Vec<usize>) {
+    let Some(h) = halo else {
+        return (d, vec![Band { r0: 0, r1: d, i0: 0, cols: t, exact: t, model: 0 }], vec![t]);
+    };
+    let band_rows = band_rows.clamp(1, d);
+    let n = d.div_ceil(band_rows);
+    let per = d.div_ceil(n);
+    let input = (per + 2 * h).min(d);
+    let mut widths: Vec<usize> = Vec::new();
+    let mut bands = Vec::new();
+    for k in 0..n {
+        let (r0, r1) = (k * per, ((k + 1) * per).min(d));
+        if r0 >= r1 {
+            continue;
+        }
+        let i0 = r0.saturating_sub(h).min(d - input);
+        // Cells (r, s) with s + r ≥ T + 2h see only invalid cells (s' + r' ≥ T) within
+        // their receptive field: their outputs are the constant field's. Exact outputs are
+        // needed below that, which the run gives for s < cols − h.
+        let cols = (t + 3 * h).saturating_sub(r0).min(t);
+        let exact = if cols == t { t } else { cols - h };
+        let model = match widths.iter().position(|&w| w == cols) {
+            Some(m) => m,
+            None => {
+                widths.push(cols);
+                widths.len() - 1
+            }
+        };
+        bands.push(Band { r0, r1, i0, cols, exact, model });
+    }
+    (input, bands, widths)
+}
+
+/// Per-stage wall time of one window.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StageTimes {
+    /// Stage A (tract): 1-d convolutions, heads and the projection Z.
+    pub stage_a: Duration,
+    /// The BM kernel.
+    pub bm: Duration,
+    /// Stage B (tract): 2-d convolutions.
+    pub stage_b: Duration,
+}
+
+/// One window's network outputs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WindowOutputs {
+    /// `start[T]`.
+    pub start: Vec<f32>,
+    /// `end[T]`.
+    pub end: Vec<f32>,
+    /// `confidence[2, D, T]` (0 = reg, 1 = cls).
+    pub confidence: Vec<f32>,
+}
+
+/// A loaded model, ready to run windows.
+pub struct Engine {
+    info: ModelInfo,
+    stage_a: Arc<TypedRunnableModel>,
+    kernel: BmKernel,
+    threads: usize,
+    /// Stage-B input rows, bands, one model per distinct band width (the first is the
+    /// full width), and the constant field `[2, input rows, T]`: stage B's output on an H of
+    /// invalid cells only (`relu(bias)` everywhere).
+    band_input: usize,
+    bands: Vec<Band>,
+    stage_b_models: Vec<Arc<TypedRunnableModel>>,
+    constant_field: Vec<f32>,
+    h: Vec<Option<Tensor>>,
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine").field("info", &self.info).field("threads", &self.threads).finish_non_exhaustive()
+    }
+}
+
+/// A model file analysed: the decoded graph (mask released), the BM site and the verified
+/// tap plan.
+pub(crate) struct Analysed {
+    pub proto: tract_onnx::pb::ModelProto,
+    pub site: Site,
+    pub plan: TapPlan,
+    pub info: ModelInfo,
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, EngineError> {
+    std::fs::read(path)
+        .map_err(|e| EngineError::new(EngineErrorKind::Io, format!("cannot read {}: {e}", path.display())))
+}
+
+/// Reads and analyses a model: finds the BM layer, identifies and verifies the mask (then
+/// drops it), and describes the model. No tract model is built.
+pub(crate) fn analyse(bytes: Vec<u8>, convention: Option<Convention>) -> Result<Analysed, EngineError> {
+    let mut file = ModelFile::parse(bytes)?;
+    let site = graph::find_site(&file)?;
+    let (t, d, n) = (site.tscale, site.dscale, site.num_sample);
+    let (plan, mask_name) = match (&site.mask, site.perbin_ratio) {
+        (_, Some((k, r))) => {
+            let cfg = WindowConfig::new(t, d, n, k, r, Convention::Mmaction2)
+                .map_err(|e| EngineError::new(EngineErrorKind::NotBmn, format!("BM parameters in the file: {e}")))?;
+            (TapPlan::new(cfg), None)
+        }
+        (Some(mask), None) => {
+            let graph =
+                file.proto.graph.as_ref().ok_or_else(|| EngineError::new(EngineErrorKind::NotOnnx, "no graph"))?;
+            let (data, floats, name): (Option<&[u8]>, Vec<f32>, String) = match mask {
+                graph::MaskRef::Deferred(i) => {
+                    let dref = &file.deferred[*i];
+                    (Some(&file.bytes[dref.data.clone()]), vec![], dref.name.clone())
+                }
+                graph::MaskRef::Initializer(name) => {
+                    let tp = graph
+                        .initializer
+                        .iter()
+                        .find(|x| &x.name == name)
+                        .ok_or_else(|| EngineError::new(EngineErrorKind::NotBmn, "mask initializer missing"))?;
+                    if !tp.raw_data.is_empty() && tp.data_type == proto::ONNX_FLOAT {
+                        (Some(&tp.raw_data[..]), vec![], name.clone())
+                    } else {
+                        (None, proto::tensor_f32(tp)?, name.clone())
+                    }
+                }
+                graph::MaskRef::ConstantNode(i) => {
+                    let node = &graph.node[*i];
+                    let tp = graph::attr(node, "value").and_then(|a| a.t.as_ref()).ok_or_else(|| {
+                        EngineError::new(EngineErrorKind::NotBmn, "the mask Constant has no tensor value")
+                    })?;
+                    (None, proto::tensor_f32(tp)?, node.output.first().cloned().unwrap_or_default())
+                }
+            };
+            let mask = match data {
+                Some(b) => MaskData::Le(b),
+                None => MaskData::F32(&floats),
+            };
+            (kernel::identify_mask(&mask, t, d, n)?, Some(name))
+        }
+        (None, None) => return Err(EngineError::new(EngineErrorKind::NotBmn, "BM layer without mask or parameters")),
+    };
+    let drop_names: Vec<&str> = mask_name.as_deref().into_iter().collect();
+    file.release(&drop_names);
+    let proto = std::mem::take(&mut file.proto);
+    drop(file);
+
+    let channels = site.input_dims.get(1).copied().flatten().ok_or_else(|| {
+        EngineError::new(
+            EngineErrorKind::NotBmn,
+            format!("the input `{}` does not declare its channel count C", site.input),
+        )
+    })?;
+    if let Some(Some(it)) = site.input_dims.get(2) {
+        if *it != t {
+            return Err(EngineError::new(
+                EngineErrorKind::NotBmn,
+                format!("the input declares T = {it} but the BM layer has T = {t}"),
+            ));
+        }
+    }
+    let variant = match site.base_width {
+        Some(b) if b == site.pem_width => "pytorch".to_string(),
+        Some(b) if 2 * site.pem_width == b => "paddle".to_string(),
+        _ => format!("custom (P = {})", site.pem_width),
+    };
+    let stored_convention = graph::metadata(&proto, "convention").and_then(Convention::parse);
+    let convention = convention.or(stored_convention).unwrap_or(if variant == "paddle" {
+        Convention::Paddle
+    } else {
+        Convention::Mmaction2
+    });
+    let config = plan.config().with_convention(convention);
+    let opset =
+        proto.opset_import.iter().find(|o| o.domain.is_empty() || o.domain == "ai.onnx").map_or(0, |o| o.version);
+    let mut warnings = Vec::new();
+    for form in &site.quant_slow {
+        warnings.push(format!(
+            "this model uses {form}; tract 0.23 runs integer kernels fast only for QLinearConv/QLinearMatMul with int8 activations and weights, symmetric (zero points 0) and per-tensor scales, so this file is likely slower than its fp32 original"
+        ));
+    }
+    if site.qlinear.is_some() {
+        warnings.push("the BM layer's QLinearConv runs in float with its dequantized weights (the BM output is never materialised, so it cannot be quantized as onnxruntime does); its maps differ from onnxruntime's int8 maps by about one quantization step".to_string());
+    }
+    let info = ModelInfo {
+        format: site.format,
+        quantized_ops: site.quant_ops.clone(),
+        variant,
+        config,
+        channels,
+        pem_width: site.pem_width,
+        bm_width: site.out_width,
+        mask_nnz: plan.nnz(),
+        input: site.input.clone(),
+        outputs: site.outputs.clone(),
+        opset,
+        window_mode: graph::metadata(&proto, "window_mode").map(str::to_string),
+        warnings,
+    };
+    Ok(Analysed { proto, site, plan, info })
+}
+
+/// Describes a model file without building tract models.
+pub fn inspect(path: &Path) -> Result<ModelInfo, EngineError> {
+    Ok(analyse(read_file(path)?, None)?.info)
+}
+
+/// Converts a standard export to the edge format; returns the encoded ONNX and the model's
+/// description. The mask is verified against the table before it is dropped.
+pub fn convert_to_edge(
+    bytes: Vec<u8>,
+    convention: Option<Convention>,
+    window_mode: &str,
+) -> Result<(Vec<u8>, ModelInfo), EngineError> {
+    let a = analyse(bytes, convention)?;
+    let cfg = a.info.config;
+    let meta = vec![
+        ("format".to_string(), "edge-v1".to_string()),
+        ("tscale".to_string(), cfg.tscale().to_string()),
+        ("dscale".to_string(), cfg.dscale().to_string()),
+        ("num_sample".to_string(), cfg.num_sample().to_string()),
+        ("num_sample_perbin".to_string(), cfg.num_sample_perbin().to_string()),
+        ("ratio".to_string(), format!("{:?}", cfg.ratio())),
+        ("variant".to_string(), a.info.variant.clone()),
+        ("convention".to_string(), cfg.convention().name().to_string()),
+        ("window_mode".to_string(), window_mode.to_string()),
+        ("mask_nnz".to_string(), a.info.mask_nnz.to_string()),
+    ];
+    let edge = graph::to_edge(a.proto, &a.site, cfg.num_sample_perbin(), cfg.ratio(), &meta)?;
+    let mut info = a.info;
+    info.format = ModelFormat::Edge;
+    info.window_mode = Some(window_mode.to_string());
+    Ok((edge.encode_to_vec(), info))
+}
+
+fn build_stage(
+    proto: tract_onnx::pb::ModelProto,
+    stage: &str,
+    input_shape: &[usize],
+) -> Result<Arc<TypedRunnableModel>, EngineError> {
+    let model = tract_onnx::onnx().model_for_proto_model(&proto).map_err(|e| EngineError::tract(stage, e))?;
+    drop(proto);
+    model
+        .with_input_fact(0, f32::fact(input_shape).into())
+        .and_then(|m| m.into_optimized())
+        .and_then(|m| {
+            if std::env::var_os("BMN_EDGE_DUMP_PLAN").is_some() {
+                eprintln!("{stage}:\n{m}");
+            }
+            m.into_runnable()
+        })
+        .map_err(|e| EngineError::tract(stage, e))
+}
+
+impl Engine {
+    /// Loads a model file (standard export or edge format).
+    pub fn load(path: &Path, options: &EngineOptions) -> Result<Engine, EngineError> {
+        Engine::from_bytes(read_file(path)?, options)
+    }
+
+    /// Loads a model from its bytes (consumed: a standard export is held once).
+    pub fn from_bytes(bytes: Vec<u8>, options: &EngineOptions) -> Result<Engine, EngineError> {
+        let threads = options.threads.max(1);
+        set_threads(threads);
+        trace_rss("read");
+        let a = analyse(bytes, options.convention)?;
+        trace_rss("analysed");
+        let (t, d) = (a.info.config.tscale(), a.info.config.dscale());
+        let graph::Split { halo, stage_a, stage_b, bias } =
+            graph::split(a.proto, &a.site, a.info.channels, kernel::CHUNK)?;
+        trace_rss("split");
+        let o = a.info.bm_width;
+        let (band_input, bands, widths) = plan_bands(d, t, options.band_rows.unwrap_or(DEFAULT_BAND_ROWS), halo);
+        let stage_a = build_stage(stage_a, "stage A", &[1, a.info.channels, t])?;
+        trace_rss("stage A built");
+        let mut stage_b_models = Vec::with_capacity(widths.len());
+        for &w in &widths {
+            stage_b_models.push(build_stage(stage_b.clone(), "stage B", &[1, o, band_input, w])?);
+        }
+        drop(stage_b);
+        // The constant field, from the full-width model.
+        let constant_field = if bands.iter().any(|b| b.exact < t) {
+            let relu_bias: Vec<f32> = bias.iter().map(|b| b.max(0.0)).collect();
+            let mut h = vec![0.0f32; o * band_input * t];
+            for (oo, v) in relu_bias.iter().enumerate() {
+                h[oo * band_input * t..(oo + 1) * band_input * t].fill(*v);
+            }
+            let input =
+                Tensor::from_shape(&[1, o, band_input, t], &h).map_err(|e| EngineError::tract("constant field", e))?;
+            let out = stage_b_models[0]
+                .run(tvec!(input.into_tvalue()))
+                .map_err(|e| EngineError::tract("stage B (constant field)", e))?;
+            plain(&out[0], "constant field", 2 * band_input * t)?
+        } else {
+            Vec::new()
+        };
+        let kernel = BmKernel::new(a.plan, &bias);
+        trace_rss("stage B built");
+        let h = vec![None; widths.len()];
+        Ok(Engine { info: a.info, stage_a, kernel, threads, band_input, bands, stage_b_models, constant_field, h })
+    }
+
+    /// The model's description.
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    /// The window configuration (T, D, N, K, r, convention).
+    pub fn config(&self) -> &WindowConfig {
+        &self.info.config
+    }
+
+    /// Threads in use.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Changes the thread count (tract's default executor and the BM kernel).
+    pub fn set_threads(&mut self, threads: usize) {
+        self.threads = threads.max(1);
+        set_threads(self.threads);
+    }
+
+    /// Runs one window. `x` is `[C, T]` (channel-major, as the window buffer writes it).
+    pub fn run(&mut self, x: &[f32]) -> Result<(WindowOutputs, StageTimes), EngineError> {
+        let (c, t, d) = (self.info.channels, self.info.config.tscale(), self.info.config.dscale());
+        if x.len() != c * t {
+            return Err(EngineError::new(
+                EngineErrorKind::Input,
+                format!("window has {} values, expected C·T = {c}·{t}", x.len()),
+            ));
+        }
+        if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+            return Err(EngineError::new(
+                EngineErrorKind::Input,
+                format!("feature value at flat index {i} of the window is NaN or infinite"),
+            ));
+        }
+        let mut times = StageTimes::default();
+        let t0 = Instant::now();
+        let input = Tensor::from_shape(&[1, c, t], x).map_err(|e| EngineError::tract("stage A input", e))?;
+        let out_a = self.stage_a.run(tvec!(input.into_tvalue())).map_err(|e| EngineError::tract("stage A", e))?;
+        let start = plain(&out_a[0], "start", t)?;
+        let end = plain(&out_a[1], "end", t)?;
+        times.stage_a = t0.elapsed();
+
+        let o = self.info.bm_width;
+        let hb = self.band_input;
+        let mut confidence = vec![0.0f32; 2 * d * t];
+        let z = out_a[2]
+            .try_as_plain_ram()
+            .and_then(|v| v.as_slice::<f32>())
+            .map_err(|e| EngineError::tract("stage A output Z", e))?;
+        for band in self.bands.clone() {
+            let t1 = Instant::now();
+            let mut h = match self.h[band.model].take() {
+                Some(h) => h,
+                None => Tensor::zero::<f32>(&[1, o, hb, band.cols]).map_err(|e| EngineError::tract("H buffer", e))?,
+            };
+            {
+                let mut hv = h.try_as_plain_ram_mut().map_err(|e| EngineError::tract("H buffer", e))?;
+                let hs = hv.as_slice_mut::<f32>().map_err(|e| EngineError::tract("H buffer", e))?;
+                self.kernel.run_rows(z, hs, band.i0..band.i0 + hb, band.cols, self.threads)?;
+            }
+            times.bm += t1.elapsed();
+            let t2 = Instant::now();
+            let hv = h.into_tvalue();
+            let out_b =
+                self.stage_b_models[band.model].run(tvec!(hv.clone())).map_err(|e| EngineError::tract("stage B", e))?;
+            let c = plain(&out_b[0], "confidence", 2 * hb * band.cols)?;
+            drop(out_b);
+            self.h[band.model] = Some(hv.into_tensor());
+            self.place(&mut confidence, &c, band);
+            times.stage_b += t2.elapsed();
+        }
+        drop(out_a);
+        trace_rss("window");
+        Ok((WindowOutputs { start, end, confidence }, times))
+    }
+}
+
+impl Engine {
+    /// Stage B alone (for benchmarks): `h` is `H[O, D, T]`, returns `confidence[2, D, T]`.
+    pub fn run_stage_b(&mut self, h: &[f32]) -> Result<Vec<f32>, EngineError> {
+        let (o, d, t) = (self.info.bm_width, self.info.config.dscale(), self.info.config.tscale());
+        if h.len() != o * d * t {
+            return Err(EngineError::new(
+                EngineErrorKind::Input,
+                format!("H has {} values, expected O·D·T = {}", h.len(), o * d * t),
+            ));
+        }
+        let hb = self.band_input;
+        let mut confidence = vec![0.0f32; 2 * d * t];
+        for band in self.bands.clone() {
+            let w = band.cols;
+            let mut input = vec![0.0f32; o * hb * w];
+            for oo in 0..o {
+                for r in 0..hb {
+                    input[(oo * hb + r) * w..(oo * hb + r + 1) * w]
+                        .copy_from_slice(&h[(oo * d + band.i0 + r) * t..(oo * d + band.i0 + r) * t + w]);
+                }
+            }
+            let input =
+                Tensor::from_shape(&[1, o, hb, w], &input).map_err(|e| EngineError::tract("stage B input", e))?;
+            let out = self.stage_b_models[band.model]
+                .run(tvec!(input.into_tvalue()))
+                .map_err(|e| EngineError::tract("stage B", e))?;
+            let c = plain(&out[0], "confidence", 2 * hb * w)?;
+            self.place(&mut confidence, &c, band);
+        }
+        Ok(confidence)
+    }
+
+    /// Writes a band's output rows into `confidence`: columns below `exact` from the run
+    /// `c` (`[2, input rows, cols]`), the rest from the constant field.
+    fn place(&self, confidence: &mut [f32], c: &[f32], band: Band) {
+        let (d, t) = (self.info.config.dscale(), self.info.config.tscale());
+        let (hb, w) = (self.band_input, band.cols);
+        for ch in 0..2 {
+            for r in band.r0..band.r1 {
+                let row = &mut confidence[(ch * d + r) * t..(ch * d + r + 1) * t];
+                let local = ch * hb + r - band.i0;
+                row[..band.exact].copy_from_slice(&c[local * w..local * w + band.exact]);
+                if band.exact < t {
+                    row[band.exact..].copy_from_slice(&self.constant_field[local * t + band.exact..(local + 1) * t]);
+                }
+            }
+        }
+    }
+
+    /// Stage-B bands.
+    pub fn bands(&self) -> &[Band] {
+        &self.bands
+    }
+
+    /// Rows of H each stage-B band reads.
+    pub fn band_input_rows(&self) -> usize {
+        self.band_input
+    }
+
+    /// The BM kernel.
+    pub fn kernel(&self) -> &BmKernel {
+        &self.kernel
+    }
+}
+
+fn plain(v: &TValue, what: &str, len: usize) -> Result<Vec<f32>, EngineError> {
+    let s = v
+        .try_as_plain_ram()
+        .and_then(|p| p.as_slice::<f32>().map(|s| s.to_vec()))
+        .map_err(|e| EngineError::tract(what, e))?;
+    if s.len() != len {
+        return Err(EngineError::new(
+            EngineErrorKind::Runtime,
+            format!("{what} has {} values, expected {len}", s.len()),
+        ));
+    }
+    Ok(s)
+}
+
+/// With `BMN_EDGE_TRACE_RSS` set, prints the resident set size (current and peak) at
+/// `label` to stderr: a memory-budget debugging aid.
+pub(crate) fn trace_rss(label: &str) {
+    if std::env::var_os("BMN_EDGE_TRACE_RSS").is_none() {
+        return;
+    }
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let get = |k: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(k))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
+    };
+    eprintln!("[rss] {label:<16} {:7.1} MiB (peak {:7.1} MiB)", get("VmRSS:"), get("VmHWM:"));
+}
+
+/// Sets tract's default executor to `threads` threads.
+fn set_threads(threads: usize) {
+    use tract_onnx::prelude::tract_linalg::multithread::{set_default_executor, Executor};
+    if threads <= 1 {
+        set_default_executor(Executor::SingleThread);
+    } else {
+        set_default_executor(Executor::multithread(threads));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn bands_cover_the_map_with_exact_halos() {
+        for halo in [1usize, 2, 3] {
+            for d in 1..40 {
+                for t in [d, d + 7] {
+                    for rows in 1..=d {
+                        let (input, bands, widths) = super::plan_bands(d, t, rows, Some(halo));
+                        let mut covered = vec![0; d];
+                        for b in &bands {
+                            assert!(b.i0 + input <= d && b.cols <= t && widths[b.model] == b.cols);
+                            for (r, cov) in covered.iter_mut().enumerate().take(b.r1).skip(b.r0) {
+                                *cov += 1;
+                                // Context rows on each side, or the map's own border.
+                                assert!(r >= b.i0 + halo || b.i0 == 0, "d {d} rows {rows}: {bands:?}");
+                                assert!(r + halo < b.i0 + input || b.i0 + input == d, "d {d} rows {rows}: {bands:?}");
+                                // Columns from the constant field see only invalid cells.
+                                if b.exact < t {
+                                    assert!(b.exact + halo <= b.cols);
+                                    assert!(b.exact + r >= t + 2 * halo, "d {d} t {t} r {r}: {b:?}");
+                                }
+                            }
+                        }
+                        assert!(covered.iter().all(|&c| c == 1), "d {d} rows {rows}");
+                    }
+                }
+            }
+        }
+        let (input, bands, widths) = super::plan_bands(100, 100, 25, Some(2));
+        assert_eq!(input, 29);
+        assert_eq!(widths, [100, 81, 56, 31]);
+        assert_eq!(bands.len(), 4);
+    }
+}
