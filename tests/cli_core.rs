@@ -9,10 +9,26 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_bmn-edge"))
 }
 
-fn tmpdir(name: &str) -> PathBuf {
+/// A scratch directory removed when the test ends.
+struct TempDir(PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        std::fs::remove_dir_all(&self.0).ok();
+    }
+}
+
+fn tmpdir(name: &str) -> TempDir {
     let d = std::env::temp_dir().join(format!("bmn-edge-cli-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
-    d
+    TempDir(d)
 }
 
 fn golden(p: &str) -> PathBuf {
@@ -168,4 +184,26 @@ fn postprocess_rejects_bad_input_clearly() {
     expect_error(run(&s2, &e2, &wide, &[]), "D = 3");
     // Missing file.
     expect_error(run(&dir.join("missing.npy"), &e, &c, &[]), "cannot open");
+}
+
+/// Writing results to `/dev/null` must write through the device, not rename a file over it.
+#[cfg(unix)]
+#[test]
+fn output_to_a_device_is_written_through() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tmpdir("devnull");
+    let [s, e, c] = split_case(&dir, "realistic_00.npy", 100, 100);
+    let o = bin()
+        .args(["postprocess", "--start"])
+        .arg(&s)
+        .arg("--end")
+        .arg(&e)
+        .arg("--confidence")
+        .arg(&c)
+        .args(["--out", "/dev/null"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let meta = std::fs::metadata("/dev/null").unwrap();
+    assert!(meta.file_type().is_char_device(), "/dev/null was replaced by a regular file");
 }

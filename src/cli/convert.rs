@@ -35,10 +35,7 @@ pub fn run(a: Args) -> Result<()> {
     if a.output == a.input {
         bail!("refusing to overwrite the input; choose another output path");
     }
-    let tmp = a.output.with_extension("tmp-bmn-edge");
-    std::fs::write(&tmp, &edge).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, &a.output)
-        .with_context(|| format!("cannot move {} to {}", tmp.display(), a.output.display()))?;
+    super::write_file(&a.output, &edge)?;
     let c = info.config;
     eprintln!(
         "{} ({:.1} MB) -> {} ({:.1} MB): {} variant, T = {}, D = {}, N = {}, K = {}, r = {}, convention {}, mask verified ({} non-zeros) and dropped",
