@@ -71,6 +71,21 @@ fn mask_command_writes_the_reference_mask() {
     assert!(stderr(&o).contains("D = 11"), "{}", stderr(&o));
 }
 
+/// `bmn-edge postprocess` on three map files plus extra arguments.
+fn postprocess(maps: &[PathBuf; 3], extra: &[&str]) -> Output {
+    let [s, e, c] = maps;
+    bin()
+        .args(["postprocess", "--start"])
+        .arg(s)
+        .arg("--end")
+        .arg(e)
+        .arg("--confidence")
+        .arg(c)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
 /// Splits a golden post-processing input into start/end/confidence files.
 fn split_case(dir: &Path, file: &str, t: usize, d: usize) -> [PathBuf; 3] {
     let flat = bmn_edge::npy::read_f32(&golden(&format!("post/{file}"))).unwrap().data;
@@ -88,20 +103,14 @@ fn postprocess_command_matches_reference_in_seconds() {
     let case = manifest["cases"].as_array().unwrap().iter().find(|c| c["name"] == "realistic_00").unwrap();
     let (t, d) = (case["T"].as_u64().unwrap() as usize, case["D"].as_u64().unwrap() as usize);
     let dir = tmpdir("post");
-    let [s, e, c] = split_case(&dir, case["file"].as_str().unwrap(), t, d);
+    let maps = split_case(&dir, case["file"].as_str().unwrap(), t, d);
     for conv in ["mmaction2", "paddle"] {
         let out = dir.join(format!("{conv}.json"));
-        let o = bin()
-            .args(["postprocess", "--start"])
-            .arg(&s)
-            .arg("--end")
-            .arg(&e)
-            .arg("--confidence")
-            .arg(&c)
-            .args(["--convention", conv, "--duration", "124.23", "--video-id", "v_demo", "--out"])
-            .arg(&out)
-            .output()
-            .unwrap();
+        let out_arg = out.to_str().unwrap();
+        let o = postprocess(
+            &maps,
+            &["--convention", conv, "--duration", "124.23", "--video-id", "v_demo", "--out", out_arg],
+        );
         assert!(o.status.success(), "{}", stderr(&o));
         let got: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
         assert_eq!(got["version"], "VERSION 1.3");
@@ -119,15 +128,7 @@ fn postprocess_command_matches_reference_in_seconds() {
         }
     }
     // Default output is stdout, video id "video", normalised time.
-    let o = bin()
-        .args(["postprocess", "--start"])
-        .arg(&s)
-        .arg("--end")
-        .arg(&e)
-        .arg("--confidence")
-        .arg(&c)
-        .output()
-        .unwrap();
+    let o = postprocess(&maps, &[]);
     assert!(o.status.success());
     let got: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(got["results"]["video"].as_array().unwrap().iter().all(|p| p["segment"][1].as_f64().unwrap() <= 1.0));
@@ -138,16 +139,7 @@ fn postprocess_rejects_bad_input_clearly() {
     let dir = tmpdir("bad");
     let [s, e, c] = split_case(&dir, "realistic_00.npy", 100, 100);
     let run = |start: &Path, end: &Path, conf: &Path, extra: &[&str]| {
-        bin()
-            .args(["postprocess", "--start"])
-            .arg(start)
-            .arg("--end")
-            .arg(end)
-            .arg("--confidence")
-            .arg(conf)
-            .args(extra)
-            .output()
-            .unwrap()
+        postprocess(&[start.to_path_buf(), end.to_path_buf(), conf.to_path_buf()], extra)
     };
     let expect_error = |o: Output, needle: &str| {
         assert!(!o.status.success(), "expected failure mentioning {needle}");
@@ -192,17 +184,8 @@ fn postprocess_rejects_bad_input_clearly() {
 fn output_to_a_device_is_written_through() {
     use std::os::unix::fs::FileTypeExt;
     let dir = tmpdir("devnull");
-    let [s, e, c] = split_case(&dir, "realistic_00.npy", 100, 100);
-    let o = bin()
-        .args(["postprocess", "--start"])
-        .arg(&s)
-        .arg("--end")
-        .arg(&e)
-        .arg("--confidence")
-        .arg(&c)
-        .args(["--out", "/dev/null"])
-        .output()
-        .unwrap();
+    let maps = split_case(&dir, "realistic_00.npy", 100, 100);
+    let o = postprocess(&maps, &["--out", "/dev/null"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let meta = std::fs::metadata("/dev/null").unwrap();
     assert!(meta.file_type().is_char_device(), "/dev/null was replaced by a regular file");

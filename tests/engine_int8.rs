@@ -20,6 +20,19 @@ fn npy(p: &str) -> Vec<f32> {
     read_f32(&root().join(p)).unwrap().data
 }
 
+/// The tiny fixture's input window (`[T, C]` rows of snippets) as the engine takes it, `[C, T]`.
+fn fixture_window(channels: usize) -> Vec<f32> {
+    let x = npy("onnx/bmn_tiny_pytorch_op17.io/input.npy");
+    let t = x.len() / channels;
+    let mut xt = vec![0.0; t * channels];
+    for i in 0..t {
+        for j in 0..channels {
+            xt[j * t + i] = x[i * channels + j];
+        }
+    }
+    xt
+}
+
 fn max_abs(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
@@ -41,14 +54,7 @@ fn int8_qoperator_runs_and_stays_close_to_fp32() {
     assert!(info.quantized_ops.iter().any(|o| o == "QLinearConv"), "{:?}", info.quantized_ops);
     assert_eq!(info.variant, "pytorch");
     assert!(!info.warnings.iter().any(|w| w.contains("QDQ") || w.contains("asymmetric")), "{:?}", info.warnings);
-    let x = npy("onnx/bmn_tiny_pytorch_op17.io/input.npy");
-    let (t, c) = (16, info.channels);
-    let mut xt = vec![0.0; t * c];
-    for i in 0..t {
-        for j in 0..c {
-            xt[j * t + i] = x[i * c + j];
-        }
-    }
+    let xt = fixture_window(info.channels);
     let (out, _) = engine.run(&xt).unwrap();
     let ort_conf = npy("onnx_int8/bmn_tiny_pytorch_int8_qop.io/confidence.npy");
     let fp_conf = npy("onnx/bmn_tiny_pytorch_op17.io/confidence.npy");
@@ -86,14 +92,7 @@ fn qdq_form_runs_with_a_warning() {
     let info = engine.info().clone();
     assert!(info.warnings.iter().any(|w| w.contains("QDQ")), "{:?}", info.warnings);
     assert!(info.warnings.iter().any(|w| w.contains("uint8")), "{:?}", info.warnings);
-    let x = npy("onnx/bmn_tiny_pytorch_op17.io/input.npy");
-    let (t, c) = (16, info.channels);
-    let mut xt = vec![0.0; t * c];
-    for i in 0..t {
-        for j in 0..c {
-            xt[j * t + i] = x[i * c + j];
-        }
-    }
+    let xt = fixture_window(info.channels);
     let (out, _) = engine.run(&xt).unwrap();
     let dev = max_abs(&out.confidence, &npy("onnx/bmn_tiny_pytorch_op17.io/confidence.npy"));
     eprintln!("QDQ u8: confidence max|Δ| vs fp32 {dev:.3e}");
@@ -107,14 +106,7 @@ fn qlinearconv_conv3d_runs_in_float_with_dequantized_weights() {
     let info = engine.info().clone();
     assert!(info.warnings.iter().any(|w| w.contains("dequantized")), "{:?}", info.warnings);
     assert_eq!(info.variant, "pytorch");
-    let x = npy("onnx/bmn_tiny_pytorch_op17.io/input.npy");
-    let (t, c) = (16, info.channels);
-    let mut xt = vec![0.0; t * c];
-    for i in 0..t {
-        for j in 0..c {
-            xt[j * t + i] = x[i * c + j];
-        }
-    }
+    let xt = fixture_window(info.channels);
     let (out, _) = engine.run(&xt).unwrap();
     let dev = max_abs(&out.confidence, &npy("onnx/bmn_tiny_pytorch_op17.io/confidence.npy"));
     eprintln!("QLinearConv Conv3d: confidence max|Δ| vs fp32 {dev:.3e}");
