@@ -1,8 +1,9 @@
 //! The BM kernel (sparse sampling of Z into H) at the paper configuration
-//! (T = D = 100, N = 32, K = 3, r = 0.5, O = 512), 1 and 2 threads. Target: ≤ 25 ms per
+//! (T = D = 100, N = 32, K = 3, r = 0.5, O = 512), 1 and 2 threads, baseline instructions
+//! and the CPU's fused multiply-adds. Target: ≤ 25 ms per
 //! window with 2 threads on the 2-core development machine.
 
-use bmn_edge::engine::kernel::{BmKernel, TapPlan};
+use bmn_edge::engine::kernel::{BmKernel, Simd, TapPlan};
 use bmn_edge::{Convention, WindowConfig};
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
@@ -11,7 +12,7 @@ fn bench(c: &mut Criterion) {
     let cfg = WindowConfig::paper(Convention::Mmaction2);
     let plan = TapPlan::new(cfg);
     let bias: Vec<f32> = (0..512).map(|i| (i as f32 - 256.0) * 1e-3).collect();
-    let kernel = BmKernel::new(plan, &bias);
+    let mut kernel = BmKernel::new(plan, &bias);
     let mut s: u32 = 12345;
     let z: Vec<f32> = (0..kernel.z_len())
         .map(|_| {
@@ -21,10 +22,14 @@ fn bench(c: &mut Criterion) {
         .collect();
     let mut h = vec![0.0f32; kernel.h_len()];
     c.bench_function("plan/paper", |b| b.iter(|| TapPlan::new(black_box(cfg)).nnz()));
-    for threads in [1, 2] {
-        c.bench_function(&format!("bm_kernel/paper/{threads}t"), |b| {
-            b.iter(|| kernel.run(black_box(&z), &mut h, threads).unwrap())
-        });
+    // The baseline (SSE2 on x86-64) against the best the CPU has (AVX2 + FMA, NEON).
+    for simd in [Simd::Baseline, Simd::detect()] {
+        kernel.set_simd(simd);
+        for threads in [1, 2] {
+            c.bench_function(&format!("bm_kernel/paper/{}/{threads}t", simd.name()), |b| {
+                b.iter(|| kernel.run(black_box(&z), &mut h, threads).unwrap())
+            });
+        }
     }
 }
 

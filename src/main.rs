@@ -17,27 +17,43 @@ fn main() -> ExitCode {
     }
 }
 
-/// Keeps peak memory close to live memory on glibc: large buffers (window tensors, model
-/// weights) go straight to `mmap` and back to the system when freed, and at most two malloc
-/// arenas exist, instead of the default per-thread arenas that hold freed memory.
-/// Measured on `detect` with the paper-config edge model: 94–96 MB peak RSS without, 80 MB
-/// with (benches/README.md). Environment variables `MALLOC_MMAP_THRESHOLD_` and
+/// Keeps peak memory close to live memory on glibc while a model loads: large buffers (the
+/// file, decoded weights) go straight to `mmap` and back to the system when freed, and at
+/// most two malloc arenas exist, instead of the default per-thread arenas that hold freed
+/// memory. [`tune_allocator_for_windows`] then lets window-sized buffers be reused.
+/// Environment variables `MALLOC_MMAP_THRESHOLD_`, `MALLOC_TRIM_THRESHOLD_` and
 /// `MALLOC_ARENA_MAX` still override these defaults, as glibc reads them first.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[allow(unsafe_code)]
 fn tune_allocator() {
-    let set = |param, value, var: &str| {
-        if std::env::var_os(var).is_none() {
-            // SAFETY: mallopt only adjusts allocator tunables; it is called before any thread
-            // is started, with documented parameters and values.
-            unsafe {
-                libc::mallopt(param, value);
-            }
+    mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024, "MALLOC_MMAP_THRESHOLD_");
+    mallopt(libc::M_ARENA_MAX, 2, "MALLOC_ARENA_MAX");
+}
+
+/// Once the model is loaded: buffers up to 4 MB (tract's packed operands and products, the
+/// stage-B chunks) come from the heap and are reused from window to window instead of being
+/// mapped, faulted in and unmapped on every matrix product — that churn made tract's
+/// products 2–3× slower, and serialised threads on the kernel's memory map. Freed memory
+/// at the top of the heap is kept up to 8 MB.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub(crate) fn tune_allocator_for_windows() {
+    mallopt(libc::M_MMAP_THRESHOLD, 4 << 20, "MALLOC_MMAP_THRESHOLD_");
+    mallopt(libc::M_TRIM_THRESHOLD, 8 << 20, "MALLOC_TRIM_THRESHOLD_");
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn mallopt(param: libc::c_int, value: libc::c_int, var: &str) {
+    if std::env::var_os(var).is_none() {
+        // SAFETY: mallopt only adjusts allocator tunables, with documented parameters and
+        // values; glibc serialises it against concurrent allocations.
+        unsafe {
+            libc::mallopt(param, value);
         }
-    };
-    set(libc::M_MMAP_THRESHOLD, 128 * 1024, "MALLOC_MMAP_THRESHOLD_");
-    set(libc::M_ARENA_MAX, 2, "MALLOC_ARENA_MAX");
+    }
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn tune_allocator() {}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub(crate) fn tune_allocator_for_windows() {}

@@ -64,7 +64,8 @@ fn reference_proposals(engine: &Engine, name: &str) -> Vec<Proposal> {
 fn proposals_equal_core_postprocessing_of_onnxruntime_maps() {
     for name in FIXTURES {
         let mut engine =
-            Engine::load(&model(name), &EngineOptions { threads: 2, convention: None, band_rows: Some(6) }).unwrap();
+            Engine::load(&model(name), &EngineOptions { threads: 2, band_rows: Some(6), ..EngineOptions::default() })
+                .unwrap();
         let want = reference_proposals(&engine, name);
         assert!(!want.is_empty());
         let x = io(name, "input.npy");

@@ -37,9 +37,19 @@ fn max_abs(a: &[f32], b: &[f32]) -> f32 {
 fn maps_match_onnxruntime() {
     for name in FIXTURES {
         let io = dir().join(format!("{name}.io"));
-        for (threads, band_rows) in [(1, None), (2, None), (2, Some(5)), (1, Some(1))] {
-            let opts = EngineOptions { threads, convention: None, band_rows };
+        // The sparse Winograd tail (default) and tract's row bands.
+        let runs = [
+            (1, None, false),
+            (2, None, false),
+            (3, None, false),
+            (1, None, true),
+            (2, Some(5), true),
+            (1, Some(1), true),
+        ];
+        for (threads, band_rows, tract_stage_b) in runs {
+            let opts = EngineOptions { threads, band_rows, tract_stage_b, ..EngineOptions::default() };
             let mut engine = Engine::load(&dir().join(format!("{name}.onnx")), &opts).unwrap();
+            assert_eq!(engine.stage_b_form(), if tract_stage_b { "tract-bands" } else { "sparse-winograd" });
             let info = engine.info().clone();
             assert_eq!(info.format, ModelFormat::Standard);
             let cfg = *engine.config();
@@ -57,8 +67,11 @@ fn maps_match_onnxruntime() {
             let errs =
                 [max_abs(&out.start, &start.data), max_abs(&out.end, &end.data), max_abs(&out.confidence, &conf.data)];
             eprintln!(
-                "{name} threads {threads} bands {band_rows:?}: max |Δ| start {:.2e} end {:.2e} confidence {:.2e}",
-                errs[0], errs[1], errs[2]
+                "{name} threads {threads} bands {band_rows:?} {}: max |Δ| start {:.2e} end {:.2e} confidence {:.2e}",
+                engine.stage_b_form(),
+                errs[0],
+                errs[1],
+                errs[2]
             );
             assert!(errs.iter().all(|&e| e <= 1e-4), "{name}: {errs:?}");
             // A second run reuses the buffers and gives the same maps.

@@ -22,9 +22,14 @@ pub struct Args {
     /// default: seeded pseudo-random values.
     #[arg(long)]
     features: Option<PathBuf>,
-    /// Map rows per stage-B band (default 25; the map's D runs stage B whole).
+    /// Map rows per stage-B band when stage B runs in tract (quantized models, or with
+    /// --tract-stage-b; default 25): smaller bands use less memory and a little more
+    /// arithmetic; the map's D runs stage B on the whole map.
     #[arg(long)]
     band_rows: Option<usize>,
+    /// Run stage B as tract runs the graph (row bands) instead of the sparse Winograd tail.
+    #[arg(long)]
+    tract_stage_b: bool,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -54,9 +59,12 @@ pub fn run(a: Args) -> Result<()> {
         bail!("--iterations and --threads must be at least 1");
     }
     let t0 = Instant::now();
-    let mut engine =
-        Engine::load(&a.model, &EngineOptions { threads: a.threads, convention: None, band_rows: a.band_rows })
-            .with_context(|| format!("loading {}", a.model.display()))?;
+    let mut engine = Engine::load(
+        &a.model,
+        &EngineOptions { threads: a.threads, convention: None, band_rows: a.band_rows, tract_stage_b: a.tract_stage_b },
+    )
+    .with_context(|| format!("loading {}", a.model.display()))?;
+    crate::tune_allocator_for_windows();
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
     let cfg = *engine.config();
     let (c, t, d) = (engine.info().channels, cfg.tscale(), cfg.dscale());
@@ -118,9 +126,12 @@ pub fn run(a: Args) -> Result<()> {
             "variant": info.variant,
             "threads": a.threads,
             "band_rows": a.band_rows,
+            "stage_b_form": engine.stage_b_form(),
+            "simd": engine.kernel().simd().name(),
             "iterations": a.iterations,
             "load_ms": load_ms,
             "total_ms": mt,
+            "best_total_ms": tot.iter().copied().fold(f64::INFINITY, f64::min),
             "stages_ms": {"stage_a": ma, "bm": mbm, "stage_b": mb, "post": mp},
             "peak_rss_mb": rss,
         });
@@ -128,6 +139,7 @@ pub fn run(a: Args) -> Result<()> {
     } else {
         println!("model     {} ({}, {} variant)", a.model.display(), info.format.name(), info.variant);
         println!("threads   {}, {} iterations (median per window)", a.threads, a.iterations);
+        println!("kernels   stage B {}, BM {}", engine.stage_b_form(), engine.kernel().simd().name());
         println!("load      {load_ms:9.1} ms");
         println!("stage A   {ma:9.2} ms");
         println!("BM        {mbm:9.2} ms");

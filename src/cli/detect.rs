@@ -47,10 +47,14 @@ pub struct Args {
     /// Hop between sliding windows, in snippets (default T/2).
     #[arg(long)]
     hop: Option<usize>,
-    /// Map rows per stage-B band (default 25): smaller bands use less memory and a little
-    /// more arithmetic; the map's D runs stage B on the whole map.
+    /// Map rows per stage-B band when stage B runs in tract (quantized models, or with
+    /// --tract-stage-b; default 25): smaller bands use less memory and a little more
+    /// arithmetic; the map's D runs stage B on the whole map.
     #[arg(long)]
     band_rows: Option<usize>,
+    /// Run stage B as tract runs the graph (row bands) instead of the sparse Winograd tail.
+    #[arg(long)]
+    tract_stage_b: bool,
     /// Proposals kept per video.
     #[arg(long, default_value_t = DEFAULT_TOP_K)]
     top_k: usize,
@@ -134,9 +138,15 @@ pub fn run(a: Args) -> Result<()> {
     }
     let mut engine = Engine::load(
         &a.model,
-        &EngineOptions { threads, convention: a.convention.map(Into::into), band_rows: a.band_rows },
+        &EngineOptions {
+            threads,
+            convention: a.convention.map(Into::into),
+            band_rows: a.band_rows,
+            tract_stage_b: a.tract_stage_b,
+        },
     )
     .with_context(|| format!("loading {}", a.model.display()))?;
+    crate::tune_allocator_for_windows();
     let (features, l, c) = read_features(&a.features)?;
     let info = engine.info();
     if c != info.channels {

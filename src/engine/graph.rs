@@ -589,7 +589,7 @@ pub(crate) fn find_site(file: &ModelFile) -> Result<Site, EngineError> {
     })
 }
 
-fn value_info(name: &str, dims: Option<&[usize]>) -> pb::ValueInfoProto {
+pub(crate) fn value_info(name: &str, dims: Option<&[usize]>) -> pb::ValueInfoProto {
     use pb::tensor_shape_proto::{dimension::Value, Dimension};
     let shape = dims.map(|d| pb::TensorShapeProto {
         dim: d

@@ -41,6 +41,11 @@ pub struct TapPlan {
 }
 
 impl TapPlan {
+    /// The valid cells `(d, s)`, d-major: the order of [`BmKernel::run_cells`].
+    pub fn cells(&self) -> &[(u16, u16)] {
+        &self.cells
+    }
+
     /// Builds the plan of a configuration (≈ 476k taps, 3.8 MB at the paper config).
     pub fn new(cfg: WindowConfig) -> Self {
         let table = BmTable::new(cfg);
@@ -207,6 +212,47 @@ pub struct BmKernel {
     out: usize,
     /// Bias padded to a whole number of blocks.
     bias: Vec<f32>,
+    simd: Simd,
+}
+
+/// Which instruction set the kernel's multiply-adds use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Simd {
+    /// The target's baseline (SSE2 on x86-64: separate multiply and add, 4 lanes).
+    Baseline,
+    /// Fused multiply-add: AVX2 + FMA on x86-64 (detected at run time), NEON on aarch64
+    /// (always there).
+    Fma,
+}
+
+impl Simd {
+    /// The best the running CPU offers.
+    pub fn detect() -> Simd {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                return Simd::Fma;
+            }
+            Simd::Baseline
+        }
+        #[cfg(target_arch = "aarch64")]
+        {
+            Simd::Fma
+        }
+        #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+        {
+            Simd::Baseline
+        }
+    }
+
+    /// `avx2+fma`, `neon` or `baseline`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Simd::Baseline => "baseline",
+            Simd::Fma if cfg!(target_arch = "aarch64") => "neon",
+            Simd::Fma => "avx2+fma",
+        }
+    }
 }
 
 impl BmKernel {
@@ -215,7 +261,18 @@ impl BmKernel {
         let out = bias.len();
         let mut b = bias.to_vec();
         b.resize(out.div_ceil(CHUNK) * CHUNK, 0.0);
-        BmKernel { plan, out, bias: b }
+        BmKernel { plan, out, bias: b, simd: Simd::detect() }
+    }
+
+    /// The instruction set in use.
+    pub fn simd(&self) -> Simd {
+        self.simd
+    }
+
+    /// Forces an instruction set (tests and benchmarks compare them). Asking for
+    /// [`Simd::Fma`] on a CPU without it keeps the baseline.
+    pub fn set_simd(&mut self, simd: Simd) {
+        self.simd = if simd == Simd::Fma { Simd::detect() } else { Simd::Baseline };
     }
 
     /// The tap plan.
@@ -312,14 +369,103 @@ impl BmKernel {
         Ok(())
     }
 
-    /// One block of 32 output channels: `zc` is `[T][N][32]`, `hc` is `[≤32][rows][T]`.
+    /// `H` for the valid cells `cells` (indices into [`TapPlan::cells`]) only:
+    /// `h` is `[O][stride]`, column `i` the cell `cells.start + i` (`stride ≥ cells.len()`;
+    /// columns past the range are left as they are). Blocks are split over `threads`.
+    pub fn run_cells(
+        &self,
+        z: &[f32],
+        h: &mut [f32],
+        cells: std::ops::Range<usize>,
+        stride: usize,
+        threads: usize,
+    ) -> Result<(), EngineError> {
+        if z.len() != self.z_len()
+            || h.len() != self.out * stride
+            || cells.end > self.plan.cells.len()
+            || cells.len() > stride
+        {
+            return Err(EngineError::new(
+                EngineErrorKind::Runtime,
+                format!(
+                    "BM kernel buffers: Z has {} values (expected {}), H {} (expected {}), cells {cells:?} of {}",
+                    z.len(),
+                    self.z_len(),
+                    h.len(),
+                    self.out * stride,
+                    self.plan.cells.len()
+                ),
+            ));
+        }
+        let zblock = self.plan.cfg.tscale() * self.plan.cfg.num_sample() * CHUNK;
+        let mut work: Vec<(usize, &[f32], &mut [f32])> = z
+            .chunks_exact(zblock)
+            .zip(h.chunks_mut(CHUNK * stride))
+            .enumerate()
+            .map(|(c, (zc, hc))| (c, zc, hc))
+            .collect();
+        let threads = threads.clamp(1, work.len().max(1));
+        let one = |c: usize, zc: &[f32], hc: &mut [f32]| self.cells_block(c, zc, hc, cells.clone(), stride);
+        if threads == 1 {
+            for (c, zc, hc) in work.iter_mut() {
+                one(*c, zc, hc);
+            }
+            return Ok(());
+        }
+        let per = work.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let mut groups = work.chunks_mut(per);
+            let first = groups.next();
+            for group in groups {
+                scope.spawn(move || {
+                    for (c, zc, hc) in group.iter_mut() {
+                        one(*c, zc, hc);
+                    }
+                });
+            }
+            for (c, zc, hc) in first.into_iter().flatten() {
+                one(*c, zc, hc);
+            }
+        });
+        Ok(())
+    }
+
+    /// [`Self::run_cells`] for one block, with the instruction set in [`Self::simd`].
+    fn cells_block(&self, block: usize, zc: &[f32], hc: &mut [f32], cells: std::ops::Range<usize>, stride: usize) {
+        let write = |hc: &mut [f32], i: usize, acc: &[f32; CHUNK]| {
+            let valid_o = hc.len() / stride;
+            for (j, a) in acc.iter().enumerate().take(valid_o) {
+                hc[j * stride + i] = a.max(0.0);
+            }
+        };
+        let bias: &[f32; CHUNK] = self.bias[block * CHUNK..(block + 1) * CHUNK].try_into().unwrap_or(&[0.0; CHUNK]);
+        for (i, ci) in cells.enumerate() {
+            let acc = self.cell_acc(ci, zc, bias);
+            write(hc, i, &acc);
+        }
+    }
+
+    /// The accumulated taps of cell `ci` over one block (bias included, before ReLU).
+    fn cell_acc(&self, ci: usize, zc: &[f32], bias: &[f32; CHUNK]) -> [f32; CHUNK] {
+        let plan = &self.plan;
+        let (lo, hi) = (plan.cell_start[ci] as usize, plan.cell_start[ci + 1] as usize);
+        let (taps, weights) = (&plan.rows[lo..hi], &plan.weights[lo..hi]);
+        match self.simd {
+            Simd::Baseline => accumulate::<false>(taps, weights, zc, bias),
+            #[cfg(target_arch = "x86_64")]
+            Simd::Fma => accumulate_avx2_fma(taps, weights, zc, bias),
+            #[cfg(not(target_arch = "x86_64"))]
+            Simd::Fma => accumulate::<true>(taps, weights, zc, bias),
+        }
+    }
+
+    /// One block of 32 output channels: `zc` is `[T][N][32]`, `hc` is `[≤32][rows][cols]`.
     fn run_block(&self, block: usize, zc: &[f32], hc: &mut [f32], rows: std::ops::Range<usize>, cols: usize) {
         let cfg = &self.plan.cfg;
         let t = cfg.tscale();
         let plane = rows.len() * cols;
         let valid_o = hc.len() / plane;
-        let mut bias = [0.0f32; CHUNK];
-        bias.copy_from_slice(&self.bias[block * CHUNK..(block + 1) * CHUNK]);
+        let bias: &[f32; CHUNK] = self.bias[block * CHUNK..(block + 1) * CHUNK].try_into().unwrap_or(&[0.0; CHUNK]);
         // Invalid cells (s + d ≥ T): relu(bias), as the reference's all-zero mask columns give.
         for (j, b) in bias.iter().enumerate().take(valid_o) {
             let v = b.max(0.0);
@@ -335,22 +481,73 @@ impl BmKernel {
             if s as usize >= cols {
                 continue;
             }
-            let (lo, hi) = (plan.cell_start[ci] as usize, plan.cell_start[ci + 1] as usize);
-            let mut acc = bias;
-            for (&r, &w) in plan.rows[lo..hi].iter().zip(&plan.weights[lo..hi]) {
-                let off = r as usize * CHUNK;
-                let Some(row) = zc.get(off..off + CHUNK) else { continue };
-                let row: &[f32; CHUNK] = row.try_into().unwrap_or(&[0.0; CHUNK]);
-                for j in 0..CHUNK {
-                    acc[j] += w * row[j];
-                }
-            }
+            let acc = self.cell_acc(ci, zc, bias);
             let at = (dd as usize - rows.start) * cols + s as usize;
             for (j, a) in acc.iter().enumerate().take(valid_o) {
                 hc[j * plane + at] = a.max(0.0);
             }
         }
     }
+}
+
+/// [`accumulate`] compiled for AVX2 + FMA.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+fn accumulate_avx2_fma(taps: &[u32], weights: &[f32], zc: &[f32], bias: &[f32; CHUNK]) -> [f32; CHUNK] {
+    #[target_feature(enable = "avx2,fma")]
+    fn inner(taps: &[u32], weights: &[f32], zc: &[f32], bias: &[f32; CHUNK]) -> [f32; CHUNK] {
+        accumulate::<true>(taps, weights, zc, bias)
+    }
+    // SAFETY: `inner` is safe code compiled with AVX2 and FMA enabled; it is only reached
+    // through `Simd::Fma`, which `Simd::detect` sets after checking the CPU at run time.
+    unsafe { inner(taps, weights, zc, bias) }
+}
+
+/// `bias + Σ w · Z[row]` over one cell's taps in one block of Z. `FMA`: fused multiply-adds
+/// in two independent chains (only where the caller compiled for them: with FMA off the
+/// target, `mul_add` would be a library call).
+#[inline(always)]
+fn accumulate<const FMA: bool>(taps: &[u32], weights: &[f32], zc: &[f32], bias: &[f32; CHUNK]) -> [f32; CHUNK] {
+    let mut acc = *bias;
+    if FMA {
+        // A fused multiply-add waits four cycles for its accumulator: two chains keep the
+        // units busy.
+        let mut odd = [0.0f32; CHUNK];
+        let (mut pr, mut pw) = (taps.chunks_exact(2), weights.chunks_exact(2));
+        for (r, w) in (&mut pr).zip(&mut pw) {
+            let (a, b) = (z_row(zc, r[0]), z_row(zc, r[1]));
+            for j in 0..CHUNK {
+                acc[j] = a[j].mul_add(w[0], acc[j]);
+                odd[j] = b[j].mul_add(w[1], odd[j]);
+            }
+        }
+        if let (Some(&r), Some(&w)) = (pr.remainder().first(), pw.remainder().first()) {
+            let a = z_row(zc, r);
+            for j in 0..CHUNK {
+                acc[j] = a[j].mul_add(w, acc[j]);
+            }
+        }
+        for j in 0..CHUNK {
+            acc[j] += odd[j];
+        }
+    } else {
+        for (&r, &w) in taps.iter().zip(weights) {
+            let row = z_row(zc, r);
+            for j in 0..CHUNK {
+                acc[j] += w * row[j];
+            }
+        }
+    }
+    acc
+}
+
+/// The 32-float row `r` of a Z block (the plan's rows are in range by construction; an
+/// out-of-range row reads as zeros rather than panicking).
+#[inline(always)]
+fn z_row(zc: &[f32], r: u32) -> &[f32; CHUNK] {
+    const ZERO: [f32; CHUNK] = [0.0; CHUNK];
+    let off = r as usize * CHUNK;
+    zc.get(off..off + CHUNK).and_then(|row| row.try_into().ok()).unwrap_or(&ZERO)
 }
 
 #[cfg(test)]
@@ -386,7 +583,7 @@ mod tests {
         let plan = TapPlan::new(cfg);
         let bias: Vec<f32> = (0..o).map(|i| (i as f32 - 20.0) * 0.01).collect();
         let z_ont: Vec<f32> = (0..o * n * t).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect();
-        let kernel = BmKernel::new(plan, &bias);
+        let mut kernel = BmKernel::new(plan, &bias);
         let mut z = vec![0.0f32; kernel.z_len()];
         for oo in 0..o {
             for nn in 0..n {
@@ -397,11 +594,12 @@ mod tests {
             }
         }
         let want = naive(cfg, &z_ont, &bias);
-        for threads in [1, 2, 3] {
+        for (simd, threads) in [(Simd::Baseline, 1), (Simd::Baseline, 2), (Simd::Fma, 1), (Simd::Fma, 3)] {
+            kernel.set_simd(simd);
             let mut h = vec![f32::NAN; kernel.h_len()];
             kernel.run(&z, &mut h, threads).unwrap();
             let err = h.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-            assert!(err < 1e-5, "threads {threads}: max err {err}");
+            assert!(err < 1e-5, "{simd:?}, threads {threads}: max err {err}");
             // A band of rows 3..7 equals those rows of the whole map.
             let mut band = vec![f32::NAN; o * 4 * t];
             kernel.run_rows(&z, &mut band, 3..7, t, threads).unwrap();

@@ -47,6 +47,7 @@ pub mod detect;
 pub mod graph;
 pub mod kernel;
 pub(crate) mod proto;
+pub(crate) mod tail;
 
 use crate::config::{Convention, WindowConfig};
 use graph::Site;
@@ -173,6 +174,9 @@ pub struct EngineOptions {
     /// The map is identical for any band size; more bands cost a little more arithmetic
     /// (the halos). `Some(D)` runs the whole map at once.
     pub band_rows: Option<usize>,
+    /// Run stage B in tract (row bands) even when the sparse Winograd tail
+    /// ([`tail`]) could run it. For comparisons and tests.
+    pub tract_stage_b: bool,
 }
 
 /// Default rows per stage-B band.
@@ -267,7 +271,10 @@ pub struct Engine {
     bands: Vec<Band>,
     stage_b_models: Vec<Arc<TypedRunnableModel>>,
     constant_field: Vec<f32>,
-    h: Vec<Option<Tensor>>,
+    /// Stage B as the sparse Winograd tail, when the graph is a plain convolution chain.
+    tail: Option<tail::Tail>,
+    /// Per worker, one reusable H buffer per band width.
+    h: Vec<Vec<Option<Tensor>>>,
 }
 
 impl fmt::Debug for Engine {
@@ -468,12 +475,24 @@ impl Engine {
             graph::split(a.proto, &a.site, a.info.channels, kernel::CHUNK)?;
         trace_rss("split");
         let o = a.info.bm_width;
-        let (band_input, bands, widths) = plan_bands(d, t, options.band_rows.unwrap_or(DEFAULT_BAND_ROWS), halo);
         let stage_a = build_stage(stage_a, "stage A", &[1, a.info.channels, t])?;
         trace_rss("stage A built");
+        let convs =
+            if options.tract_stage_b { None } else { tail::recognise(&stage_b, &a.site.h, &a.site.outputs[0], o) };
+        let tail = match convs {
+            Some(convs) => Some(tail::Tail::new(convs, a.plan.cells().to_vec(), t, d, &bias, tail::TILE_CHUNK)?),
+            None => None,
+        };
+        let (band_input, bands, widths) = if tail.is_some() {
+            (0, Vec::new(), Vec::new())
+        } else {
+            plan_bands(d, t, options.band_rows.unwrap_or(DEFAULT_BAND_ROWS), halo)
+        };
         let mut stage_b_models = Vec::with_capacity(widths.len());
-        for &w in &widths {
-            stage_b_models.push(build_stage(stage_b.clone(), "stage B", &[1, o, band_input, w])?);
+        if tail.is_none() {
+            for &w in &widths {
+                stage_b_models.push(build_stage(stage_b.clone(), "stage B", &[1, o, band_input, w])?);
+            }
         }
         drop(stage_b);
         // The constant field, from the full-width model.
@@ -494,8 +513,19 @@ impl Engine {
         };
         let kernel = BmKernel::new(a.plan, &bias);
         trace_rss("stage B built");
-        let h = vec![None; widths.len()];
-        Ok(Engine { info: a.info, stage_a, kernel, threads, band_input, bands, stage_b_models, constant_field, h })
+        let h = vec![vec![None; widths.len()]];
+        Ok(Engine {
+            info: a.info,
+            stage_a,
+            kernel,
+            threads,
+            band_input,
+            bands,
+            stage_b_models,
+            constant_field,
+            tail,
+            h,
+        })
     }
 
     /// The model's description.
@@ -542,38 +572,140 @@ impl Engine {
         let end = plain(&out_a[1], "end", t)?;
         times.stage_a = t0.elapsed();
 
-        let o = self.info.bm_width;
-        let hb = self.band_input;
         let mut confidence = vec![0.0f32; 2 * d * t];
         let z = out_a[2]
             .try_as_plain_ram()
             .and_then(|v| v.as_slice::<f32>())
             .map_err(|e| EngineError::tract("stage A output Z", e))?;
-        for band in self.bands.clone() {
+        if let Some(tail) = self.tail.as_mut() {
+            let kernel = &self.kernel;
+            let inner = if self.threads > 1 { 1 } else { self.threads };
+            let stride = tail::Tail::CELL_CHUNK;
+            let fill = |cells: std::ops::Range<usize>, h: &mut [f32]| kernel.run_cells(z, h, cells, stride, inner);
+            let tt = tail.run(&fill, self.threads, &mut confidence)?;
+            times.bm = tt.fill;
+            times.stage_b = tt.rest;
+            drop(out_a);
+            trace_rss("window");
+            return Ok((WindowOutputs { start, end, confidence }, times));
+        }
+        let t1 = Instant::now();
+        let (outputs, bm, stage_b) = self.run_bands(z)?;
+        for (band, c) in self.bands.iter().zip(&outputs) {
+            self.place(&mut confidence, c, *band);
+        }
+        // Bands run concurrently: the phase's wall time is shared between the BM kernel and
+        // stage B in proportion to the time the workers spent in each.
+        let wall = t1.elapsed();
+        let busy = (bm + stage_b).as_secs_f64();
+        let share = if busy > 0.0 { bm.as_secs_f64() / busy } else { 0.0 };
+        times.bm = wall.mul_f64(share);
+        times.stage_b = wall - times.bm;
+        drop(out_a);
+        trace_rss("window");
+        Ok((WindowOutputs { start, end, confidence }, times))
+    }
+}
+
+impl Engine {
+    /// BM kernel and stage B over every band; returns each band's stage-B output
+    /// (`[2, input rows, cols]`, in band order) and the time spent in each stage, summed
+    /// over workers.
+    ///
+    /// With one thread, or one band, the bands run one after the other, each stage using
+    /// every thread. Otherwise `min(threads, bands)` workers take bands from a shared
+    /// counter (widest first), each running the BM kernel and tract single-threaded:
+    /// tract's convolutions gain little from a second thread (its im2col is serial), whole
+    /// bands in parallel scale.
+    fn run_bands(&mut self, z: &[f32]) -> Result<(Vec<Vec<f32>>, Duration, Duration), EngineError> {
+        let workers = self.threads.min(self.bands.len()).max(1);
+        let (o, hb) = (self.info.bm_width, self.band_input);
+        if self.h.len() < workers {
+            self.h.resize(workers, vec![None; self.stage_b_models.len()]);
+        }
+        let (kernel, models, bands) = (&self.kernel, &self.stage_b_models, &self.bands);
+        let inner_threads = if workers == 1 { self.threads } else { 1 };
+        let run_band = |band: &Band,
+                        h_slot: &mut Option<Tensor>|
+         -> Result<(Vec<f32>, Duration, Duration), EngineError> {
             let t1 = Instant::now();
-            let mut h = match self.h[band.model].take() {
+            let mut h = match h_slot.take() {
                 Some(h) => h,
                 None => Tensor::zero::<f32>(&[1, o, hb, band.cols]).map_err(|e| EngineError::tract("H buffer", e))?,
             };
             {
                 let mut hv = h.try_as_plain_ram_mut().map_err(|e| EngineError::tract("H buffer", e))?;
                 let hs = hv.as_slice_mut::<f32>().map_err(|e| EngineError::tract("H buffer", e))?;
-                self.kernel.run_rows(z, hs, band.i0..band.i0 + hb, band.cols, self.threads)?;
+                kernel.run_rows(z, hs, band.i0..band.i0 + hb, band.cols, inner_threads)?;
             }
-            times.bm += t1.elapsed();
+            let bm = t1.elapsed();
             let t2 = Instant::now();
             let hv = h.into_tvalue();
-            let out_b =
-                self.stage_b_models[band.model].run(tvec!(hv.clone())).map_err(|e| EngineError::tract("stage B", e))?;
+            let out_b = models[band.model].run(tvec!(hv.clone())).map_err(|e| EngineError::tract("stage B", e))?;
             let c = plain(&out_b[0], "confidence", 2 * hb * band.cols)?;
             drop(out_b);
-            self.h[band.model] = Some(hv.into_tensor());
-            self.place(&mut confidence, &c, band);
-            times.stage_b += t2.elapsed();
+            *h_slot = Some(hv.into_tensor());
+            Ok((c, bm, t2.elapsed()))
+        };
+        let mut results: Vec<Option<(Vec<f32>, Duration, Duration)>> = vec![None; bands.len()];
+        if workers == 1 {
+            for (band, r) in bands.iter().zip(&mut results) {
+                *r = Some(run_band(band, &mut self.h[0][band.model])?);
+            }
+        } else {
+            use std::sync::atomic::{AtomicUsize, Ordering};
+            use tract_onnx::prelude::tract_linalg::multithread::{multithread_tract_scope, Executor};
+            // Widest (costliest) bands first, so that the last to start are the cheapest.
+            let mut order: Vec<usize> = (0..bands.len()).collect();
+            order.sort_by_key(|&i| std::cmp::Reverse(bands[i].cols));
+            let next = AtomicUsize::new(0);
+            let worker = |slots: &mut Vec<Option<Tensor>>| {
+                multithread_tract_scope(Executor::SingleThread, || {
+                    let mut done = Vec::new();
+                    loop {
+                        let k = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(&i) = order.get(k) else { break };
+                        let band = &bands[i];
+                        let r = run_band(band, &mut slots[band.model]);
+                        let failed = r.is_err();
+                        done.push((i, r));
+                        if failed {
+                            // Let the other workers stop early too.
+                            next.store(order.len(), Ordering::Relaxed);
+                            break;
+                        }
+                    }
+                    done
+                })
+            };
+            let per_worker: Vec<_> = std::thread::scope(|scope| {
+                let mut slots = self.h.iter_mut().take(workers);
+                let first = slots.next();
+                let handles: Vec<_> = slots.map(|sl| scope.spawn(|| worker(sl))).collect();
+                let mut all = vec![first.map(worker).unwrap_or_default()];
+                for h in handles {
+                    match h.join() {
+                        Ok(d) => all.push(d),
+                        Err(_) => all.push(Vec::new()),
+                    }
+                }
+                all
+            });
+            for (i, r) in per_worker.into_iter().flatten() {
+                results[i] = Some(r?);
+            }
         }
-        drop(out_a);
-        trace_rss("window");
-        Ok((WindowOutputs { start, end, confidence }, times))
+        let (mut bm, mut stage_b) = (Duration::ZERO, Duration::ZERO);
+        let mut outputs = Vec::with_capacity(bands.len());
+        for r in results {
+            let (c, a, b) = r.ok_or_else(|| {
+                EngineError::new(EngineErrorKind::Runtime, "a stage-B worker stopped before its band")
+            })?;
+            bm += a;
+            stage_b += b;
+            outputs.push(c);
+        }
+        Ok((outputs, bm, stage_b))
     }
 }
 
@@ -586,6 +718,21 @@ impl Engine {
                 EngineErrorKind::Input,
                 format!("H has {} values, expected O·D·T = {}", h.len(), o * d * t),
             ));
+        }
+        if let Some(tail) = self.tail.as_mut() {
+            let cells = tail.cells().to_vec();
+            let stride = tail::Tail::CELL_CHUNK;
+            let fill = |range: std::ops::Range<usize>, hc: &mut [f32]| {
+                for (i, &(r, s)) in cells[range].iter().enumerate() {
+                    for oo in 0..o {
+                        hc[oo * stride + i] = h[(oo * d + r as usize) * t + s as usize];
+                    }
+                }
+                Ok(())
+            };
+            let mut confidence = Vec::new();
+            tail.run(&fill, self.threads, &mut confidence)?;
+            return Ok(confidence);
         }
         let hb = self.band_input;
         let mut confidence = vec![0.0f32; 2 * d * t];
@@ -626,7 +773,16 @@ impl Engine {
         }
     }
 
-    /// Stage-B bands.
+    /// How stage B runs: `sparse-winograd` (the [`tail`] module) or `tract-bands`.
+    pub fn stage_b_form(&self) -> &'static str {
+        if self.tail.is_some() {
+            "sparse-winograd"
+        } else {
+            "tract-bands"
+        }
+    }
+
+    /// Stage-B bands (empty when stage B runs as the sparse Winograd tail).
     pub fn bands(&self) -> &[Band] {
         &self.bands
     }
