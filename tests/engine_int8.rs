@@ -72,6 +72,17 @@ fn int8_qoperator_runs_and_stays_close_to_fp32() {
         reference.len()
     );
     assert!(vs_fp32 < 0.25 && vs_ort < 0.25 && starts < 0.25);
+    // Stage B as the sparse tail (dequantized weights, onnxruntime's quantization of every
+    // convolution's input and output emulated) and as tract's integer QLinearConv.
+    assert_eq!(engine.stage_b_form(), "sparse-winograd");
+    let opts = EngineOptions { threads: 2, tract_stage_b: true, ..EngineOptions::default() };
+    let mut tract_b = Engine::load(&path, &opts).unwrap();
+    let (out_t, _) = tract_b.run(&xt).unwrap();
+    eprintln!(
+        "int8 stage B: sparse tail vs tract integer kernels max|Δ| {:.3e}, tract vs onnxruntime {:.3e}",
+        max_abs(&out.confidence, &out_t.confidence),
+        max_abs(&out_t.confidence, &ort_conf)
+    );
     assert!(overlap * 2 >= reference.len());
     // The edge conversion of an int8 file keeps its QLinearConv stages.
     let (edge, _) = bmn_edge::engine::convert_to_edge(std::fs::read(&path).unwrap(), None, "sliding").unwrap();
@@ -100,20 +111,39 @@ fn qdq_form_runs_with_a_warning() {
 }
 
 #[test]
-fn qlinearconv_conv3d_runs_in_float_with_dequantized_weights() {
+fn qlinearconv_conv3d_runs_reassociated_in_int8() {
     let path = root().join("onnx_int8/bmn_tiny_pytorch_int8_qop_conv3d.onnx");
     let mut engine = Engine::load(&path, &EngineOptions::default()).unwrap();
     let info = engine.info().clone();
-    assert!(info.warnings.iter().any(|w| w.contains("dequantized")), "{:?}", info.warnings);
+    assert!(info.warnings.iter().any(|w| w.contains("reassociated in int8")), "{:?}", info.warnings);
     assert_eq!(info.variant, "pytorch");
     let xt = fixture_window(info.channels);
     let (out, _) = engine.run(&xt).unwrap();
-    let dev = max_abs(&out.confidence, &npy("onnx/bmn_tiny_pytorch_op17.io/confidence.npy"));
-    eprintln!("QLinearConv Conv3d: confidence max|Δ| vs fp32 {dev:.3e}");
-    assert!(dev < 0.25);
-    // Its edge form (float BM weights) gives the same maps.
+    // onnxruntime on the same file quantizes the sampled tensor, the engine y before sampling:
+    // the maps differ by quantization steps, well inside int8's own distance to fp32.
+    let ort = npy("onnx_int8/bmn_tiny_pytorch_int8_qop_conv3d.io/confidence.npy");
+    let fp32 = npy("onnx/bmn_tiny_pytorch_op17.io/confidence.npy");
+    let (vs_ort, vs_fp32, ort_vs_fp32) =
+        (max_abs(&out.confidence, &ort), max_abs(&out.confidence, &fp32), max_abs(&ort, &fp32));
+    let start = max_abs(&out.start, &npy("onnx_int8/bmn_tiny_pytorch_int8_qop_conv3d.io/start.npy"));
+    eprintln!(
+        "QLinearConv Conv3d (int8 projection): confidence max|Δ| vs onnxruntime int8 {vs_ort:.3e}, vs fp32 {vs_fp32:.3e} (onnxruntime int8 vs fp32 {ort_vs_fp32:.3e}); start vs onnxruntime {start:.3e}"
+    );
+    let mean = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum::<f32>() / a.len() as f32;
+    let (mean_vs_ort, mean_vs_fp32, ort_mean_vs_fp32) =
+        (mean(&out.confidence, &ort), mean(&out.confidence, &fp32), mean(&ort, &fp32));
+    eprintln!(
+        "  mean |Δ| vs onnxruntime int8 {mean_vs_ort:.3e}, vs fp32 {mean_vs_fp32:.3e} (onnxruntime int8 vs fp32 {ort_mean_vs_fp32:.3e})"
+    );
+    // One flipped rounding early in an int8 chain moves outputs by up to ~0.15 (the QOperator
+    // fixture shows the same between tract's and onnxruntime's integer kernels); the maps
+    // are no further from fp32 than onnxruntime's own int8, at most and on average.
+    assert!(vs_ort < 0.25 && vs_fp32 <= ort_vs_fp32 * 1.5 && mean_vs_fp32 <= ort_mean_vs_fp32 * 1.5);
+    // Its edge form keeps the int8 weights (a 5-d int8 initializer) and gives the same maps.
     let (edge, _) = bmn_edge::engine::convert_to_edge(std::fs::read(&path).unwrap(), None, "sliding").unwrap();
+    assert!(edge.len() * 2 < std::fs::metadata(&path).unwrap().len() as usize);
     let mut e2 = Engine::from_bytes(edge, &EngineOptions::default()).unwrap();
+    assert!(e2.info().warnings.iter().any(|w| w.contains("reassociated in int8")));
     let (out2, _) = e2.run(&xt).unwrap();
-    assert!(max_abs(&out2.confidence, &out.confidence) < 1e-5);
+    assert!(max_abs(&out2.confidence, &out.confidence) < 1e-6);
 }

@@ -364,8 +364,10 @@ pub(crate) fn find_site(file: &ModelFile) -> Result<Site, EngineError> {
         let ratio = attr(node, "ratio")
             .and_then(|a| std::str::from_utf8(&a.s).ok().and_then(|s| s.parse::<f64>().ok()))
             .ok_or_else(|| not_bmn("BoundaryMatching node lacks its `ratio` attribute"))?;
-        if node.input.len() < 2 || node.output.len() != 1 {
-            return Err(not_bmn("BoundaryMatching node must have inputs (y, weight[, bias]) and one output"));
+        if node.input.len() < 2 || node.input.len() == 4 || node.input.len() == 5 || node.output.len() != 1 {
+            return Err(not_bmn(
+                "BoundaryMatching node must have inputs (y, weight[, bias[, x_scale, w_scale, w_zero_point]]) and one output",
+            ));
         }
         (
             vec![e],
@@ -373,7 +375,7 @@ pub(crate) fn find_site(file: &ModelFile) -> Result<Site, EngineError> {
             node.output[0].clone(),
             node.input[1].clone(),
             node.input.get(2).filter(|s| !s.is_empty()).cloned(),
-            None,
+            (node.input.len() >= 6).then(|| (node.input[3].clone(), node.input[4].clone(), node.input[5].clone())),
             None,
             int("tscale")?,
             int("dscale")?,
@@ -677,9 +679,11 @@ pub(crate) struct Split {
     pub stage_b: pb::ModelProto,
     /// BM bias `[O]`.
     pub bias: Vec<f32>,
+    /// int8 projection: Z is int32 and channel `o`'s sums are scaled by `z_scale[o]`.
+    pub z_scale: Option<Vec<f32>>,
 }
 
-fn int_values(t: &pb::TensorProto) -> Result<Vec<i64>, EngineError> {
+pub(crate) fn int_values(t: &pb::TensorProto) -> Result<Vec<i64>, EngineError> {
     let raw = &t.raw_data;
     let v: Vec<i64> = match t.data_type {
         2 if !raw.is_empty() => raw.iter().map(|&b| i64::from(b)).collect(),
@@ -766,6 +770,53 @@ pub(crate) fn float_weights(ix: &GraphIndex<'_>, site: &Site) -> Result<(Vec<f32
     }
 }
 
+/// The BM layer's weights when they are int8 and symmetric (a `QLinearConv` Conv3d with
+/// int8 weights, zero points 0, per-tensor input scale): kept in int8 by the engine.
+pub(crate) struct Int8Bm {
+    /// `[O, P, N]`.
+    pub weight: Vec<i8>,
+    /// Per tensor (1) or per output channel (`O`).
+    pub w_scale: Vec<f32>,
+    pub x_scale: f32,
+    /// Dequantized `[O]`.
+    pub bias: Vec<f32>,
+}
+
+pub(crate) fn int8_bm_weights(ix: &GraphIndex<'_>, site: &Site) -> Result<Option<Int8Bm>, EngineError> {
+    let Some((x_scale, w_scale, w_zp)) = &site.qlinear else { return Ok(None) };
+    let (Some(w), Some(xs), Some(ws), Some(zp)) =
+        (ix.const_tensor(&site.weight), ix.const_tensor(x_scale), ix.const_tensor(w_scale), ix.const_tensor(w_zp))
+    else {
+        return Ok(None);
+    };
+    let o = site.out_width;
+    let (xs, ws, zp) = (tensor_f32(xs)?, tensor_f32(ws)?, int_values(zp)?);
+    if w.data_type != 3 || xs.len() != 1 || !(ws.len() == 1 || ws.len() == o) || zp.iter().any(|&z| z != 0) {
+        return Ok(None);
+    }
+    // From the raw bytes: `int_values` would hold 8 bytes per weight.
+    let weight: Vec<i8> = if w.raw_data.is_empty() {
+        w.int32_data.iter().map(|&v| v as i8).collect()
+    } else {
+        w.raw_data.iter().map(|&b| b as i8).collect()
+    };
+    if weight.len() != o * site.pem_width * site.num_sample {
+        return Ok(None);
+    }
+    let bias = match &site.bias {
+        Some(b) => {
+            let t = ix.const_tensor(b).ok_or_else(|| not_bmn("BM bias missing"))?;
+            int_values(t)?
+                .iter()
+                .enumerate()
+                .map(|(oo, &q)| q as f32 * xs[0] * ws[if ws.len() == 1 { 0 } else { oo }])
+                .collect()
+        }
+        None => vec![0.0; o],
+    };
+    Ok(Some(Int8Bm { weight, w_scale: ws, x_scale: xs[0], bias }))
+}
+
 /// Cuts `proto` (mask already removed or released) into stage A (x → start, end, Z) and
 /// stage B (h → confidence). `chunk` is the output-channel block of Z's layout
 /// `[O/chunk, T, N·chunk]`.
@@ -790,10 +841,29 @@ pub(crate) fn split(
     let nc = o.div_ceil(chunk);
     // Projection weights Wz[c, p, n·chunk + j] = W[c·chunk + j, p, n] (zero for padding),
     // written straight from the weight's bytes so that W is held once.
-    let mut wz_raw = vec![0u8; nc * p * n * chunk * 4];
+    let int8 = int8_bm_weights(&GraphIndex::new(&graph, &[]), site)?;
+    let mut wz_raw = vec![0u8; if int8.is_some() { 0 } else { nc * p * n * chunk * 4 }];
     let plain_weight = site.qlinear.is_none()
         && graph.initializer.iter().any(|t| t.name == site.weight && t.data_type == super::proto::ONNX_FLOAT);
-    let bias = if plain_weight {
+    // int8 projection (a QLinearConv Conv3d with int8 symmetric weights): Wz stays int8,
+    // y is quantized with the QLinearConv's input scale, Z = (y_q · Wz_q) · x_scale · w_scale.
+    let mut int8_proj: Option<(Vec<u8>, Vec<f32>, f32)> = None;
+    let mut z_scale: Option<Vec<f32>> = None;
+    let bias = if let Some(q) = &int8 {
+        let mut wq = vec![0u8; nc * p * n * chunk];
+        let col_scale: Vec<f32> =
+            (0..o).map(|oo| q.x_scale * q.w_scale[if q.w_scale.len() == 1 { 0 } else { oo }]).collect();
+        for oo in 0..o {
+            let (c, j) = (oo / chunk, oo % chunk);
+            for pp in 0..p {
+                for nn in 0..n {
+                    wq[(c * p + pp) * n * chunk + nn * chunk + j] = q.weight[(oo * p + pp) * n + nn] as u8;
+                }
+            }
+        }
+        int8_proj = Some((wq, col_scale, q.x_scale));
+        q.bias.clone()
+    } else if plain_weight {
         let mut wb = HashSet::new();
         wb.insert(site.weight.clone());
         let mut w = take_initializers(&mut graph, &wb);
@@ -864,21 +934,50 @@ pub(crate) fn split(
         }],
         ..Default::default()
     });
-    a_graph_nodes.push(pb::NodeProto {
-        input: vec![YT_NAME.into(), WZ_NAME.into()],
-        output: vec![Z_NAME.into()],
-        name: "bmn_edge_projection_matmul".into(),
-        op_type: "MatMul".into(),
-        ..Default::default()
-    });
     let mut a_inits = a_inits;
-    a_inits.push(pb::TensorProto {
-        dims: vec![nc as i64, p as i64, (n * chunk) as i64],
-        data_type: super::proto::ONNX_FLOAT,
-        name: WZ_NAME.into(),
-        raw_data: wz_raw,
+    let node = |op: &str, input: &[&str], output: &str, attribute: Vec<pb::AttributeProto>| pb::NodeProto {
+        input: input.iter().map(|s| s.to_string()).collect(),
+        output: vec![output.into()],
+        name: format!("bmn_edge_projection_{}", op.to_lowercase()),
+        op_type: op.into(),
+        attribute,
         ..Default::default()
-    });
+    };
+    if let Some((wq, col_scale, x_scale)) = int8_proj {
+        a_graph_nodes.push(node(
+            "QuantizeLinear",
+            &[YT_NAME, "bmn_edge_x_scale", "bmn_edge_x_zp"],
+            "bmn_edge_y_q",
+            vec![],
+        ));
+        // Z stays int32 (exact); the BM kernel scales each channel's sums.
+        a_graph_nodes.push(node("MatMulInteger", &["bmn_edge_y_q", WZ_NAME], Z_NAME, vec![]));
+        a_inits.push(f32_tensor("bmn_edge_x_scale", &[], &[x_scale]));
+        a_inits.push(pb::TensorProto {
+            dims: vec![],
+            data_type: 3,
+            name: "bmn_edge_x_zp".into(),
+            raw_data: vec![0],
+            ..Default::default()
+        });
+        a_inits.push(pb::TensorProto {
+            dims: vec![nc as i64, p as i64, (n * chunk) as i64],
+            data_type: 3,
+            name: WZ_NAME.into(),
+            raw_data: wq,
+            ..Default::default()
+        });
+        z_scale = Some(col_scale);
+    } else {
+        a_graph_nodes.push(node("MatMul", &[YT_NAME, WZ_NAME], Z_NAME, vec![]));
+        a_inits.push(pb::TensorProto {
+            dims: vec![nc as i64, p as i64, (n * chunk) as i64],
+            data_type: super::proto::ONNX_FLOAT,
+            name: WZ_NAME.into(),
+            raw_data: wz_raw,
+            ..Default::default()
+        });
+    }
     let stage_a = pb::ModelProto {
         ir_version: proto.ir_version,
         opset_import: proto.opset_import.clone(),
@@ -909,7 +1008,7 @@ pub(crate) fn split(
         }),
         ..Default::default()
     };
-    Ok(Split { halo, stage_a, stage_b, bias })
+    Ok(Split { halo, stage_a, stage_b, bias, z_scale })
 }
 
 /// Rewrites a standard export (mask released) into the edge format: the BM chain becomes
@@ -926,8 +1025,10 @@ pub(crate) fn to_edge(
     let mut site = site.clone();
     let plain_weight =
         graph.initializer.iter().any(|t| t.name == site.weight && t.data_type == super::proto::ONNX_FLOAT);
-    if site.qlinear.is_some() || !plain_weight {
-        // The edge node takes float weights: dequantize the BM QLinearConv's.
+    let keep_int8 = int8_bm_weights(&GraphIndex::new(graph, &[]), &site)?.is_some();
+    if !keep_int8 && (site.qlinear.is_some() || !plain_weight) {
+        // The edge node takes float weights (or int8 symmetric ones with their scales):
+        // dequantize the BM layer's others.
         let (w, b) = float_weights(&GraphIndex::new(graph, &[]), &site)?;
         let (o, p, n) = (site.out_width, site.pem_width, site.num_sample);
         graph.initializer.push(f32_tensor("bmn_edge_bm_weight", &[o, p, n, 1, 1], &w));
@@ -943,8 +1044,12 @@ pub(crate) fn to_edge(
     for (i, n) in std::mem::take(&mut graph.node).into_iter().enumerate() {
         if i == first {
             let mut input = vec![site.y.clone(), site.weight.clone()];
-            if let Some(b) = &site.bias {
-                input.push(b.clone());
+            input.push(site.bias.clone().unwrap_or_default());
+            if let Some((xs, ws, zp)) = &site.qlinear {
+                input.extend([xs.clone(), ws.clone(), zp.clone()]);
+            }
+            while input.last().is_some_and(|s| s.is_empty()) {
+                input.pop();
             }
             let int = |name: &str, v: usize| pb::AttributeProto {
                 name: name.into(),
@@ -965,7 +1070,7 @@ pub(crate) fn to_edge(
                     int("num_sample_perbin", k),
                     pb::AttributeProto { name: "ratio".into(), r#type: 3, s: format!("{ratio:?}").into_bytes(), ..Default::default() },
                 ],
-                doc_string: "BMN boundary-matching layer: H = relu(bias + Conv3d_N(y · M)) with the sampling mask M of (T, D, N, K, r); see bmn-edge".into(),
+                doc_string: "BMN boundary-matching layer: H = relu(bias + Conv3d_N(y · M)) with the sampling mask M of (T, D, N, K, r); inputs (y, weight[, bias[, x_scale, w_scale, w_zero_point]]): an int8 weight is QLinearConv's (int32 bias); see bmn-edge".into(),
             });
         }
         if !chain.contains(&i) {

@@ -212,6 +212,8 @@ pub struct BmKernel {
     out: usize,
     /// Bias padded to a whole number of blocks.
     bias: Vec<f32>,
+    /// Per-channel factor of Z's sums (int8 projection), padded like the bias.
+    scale: Option<Vec<f32>>,
     simd: Simd,
 }
 
@@ -261,7 +263,15 @@ impl BmKernel {
         let out = bias.len();
         let mut b = bias.to_vec();
         b.resize(out.div_ceil(CHUNK) * CHUNK, 0.0);
-        BmKernel { plan, out, bias: b, simd: Simd::detect() }
+        BmKernel { plan, out, bias: b, scale: None, simd: Simd::detect() }
+    }
+
+    /// Per-channel factors (`O` values) applied to the tap sums before the bias: an int8
+    /// projection's `x_scale · w_scale[o]`, with Z the exact integer products.
+    pub fn set_scale(&mut self, scale: &[f32]) {
+        let mut s = scale.to_vec();
+        s.resize(self.bias.len(), 0.0);
+        self.scale = Some(s);
     }
 
     /// The instruction set in use.
@@ -298,16 +308,16 @@ impl BmKernel {
     /// `H[o, d, s] = relu(b[o] + Σ_taps w · Z[t, n, o])` for valid cells and `relu(b[o])`
     /// elsewhere. `z` is `[O/32][T][N][32]`, `h` is `[O][D][T]`; blocks are split over
     /// `threads` threads.
-    pub fn run(&self, z: &[f32], h: &mut [f32], threads: usize) -> Result<(), EngineError> {
+    pub fn run<Z: ZElem>(&self, z: &[Z], h: &mut [f32], threads: usize) -> Result<(), EngineError> {
         self.run_rows(z, h, 0..self.plan.cfg.dscale(), self.plan.cfg.tscale(), threads)
     }
 
     /// [`run`](Self::run) for the map rows (durations) `rows` and the first `cols` columns
     /// (starts) only: `h` is `[O][rows.len()][cols]`. Stage B runs in row bands, trimmed
     /// where the map is all invalid cells, to bound its memory and arithmetic.
-    pub fn run_rows(
+    pub fn run_rows<Z: ZElem>(
         &self,
-        z: &[f32],
+        z: &[Z],
         h: &mut [f32],
         rows: std::ops::Range<usize>,
         cols: usize,
@@ -335,7 +345,7 @@ impl BmKernel {
         }
         let plane = rows.len() * cols;
         let zblock = cfg.tscale() * cfg.num_sample() * CHUNK;
-        let mut work: Vec<(usize, &[f32], &mut [f32])> = z
+        let mut work: Vec<(usize, &[Z], &mut [f32])> = z
             .chunks_exact(zblock)
             .zip(h.chunks_mut(CHUNK * plane))
             .enumerate()
@@ -372,9 +382,9 @@ impl BmKernel {
     /// `H` for the valid cells `cells` (indices into [`TapPlan::cells`]) only:
     /// `h` is `[O][stride]`, column `i` the cell `cells.start + i` (`stride ≥ cells.len()`;
     /// columns past the range are left as they are). Blocks are split over `threads`.
-    pub fn run_cells(
+    pub fn run_cells<Z: ZElem>(
         &self,
-        z: &[f32],
+        z: &[Z],
         h: &mut [f32],
         cells: std::ops::Range<usize>,
         stride: usize,
@@ -398,14 +408,14 @@ impl BmKernel {
             ));
         }
         let zblock = self.plan.cfg.tscale() * self.plan.cfg.num_sample() * CHUNK;
-        let mut work: Vec<(usize, &[f32], &mut [f32])> = z
+        let mut work: Vec<(usize, &[Z], &mut [f32])> = z
             .chunks_exact(zblock)
             .zip(h.chunks_mut(CHUNK * stride))
             .enumerate()
             .map(|(c, (zc, hc))| (c, zc, hc))
             .collect();
         let threads = threads.clamp(1, work.len().max(1));
-        let one = |c: usize, zc: &[f32], hc: &mut [f32]| self.cells_block(c, zc, hc, cells.clone(), stride);
+        let one = |c: usize, zc: &[Z], hc: &mut [f32]| self.cells_block(c, zc, hc, cells.clone(), stride);
         if threads == 1 {
             for (c, zc, hc) in work.iter_mut() {
                 one(*c, zc, hc);
@@ -431,36 +441,54 @@ impl BmKernel {
     }
 
     /// [`Self::run_cells`] for one block, with the instruction set in [`Self::simd`].
-    fn cells_block(&self, block: usize, zc: &[f32], hc: &mut [f32], cells: std::ops::Range<usize>, stride: usize) {
+    fn cells_block<Z: ZElem>(
+        &self,
+        block: usize,
+        zc: &[Z],
+        hc: &mut [f32],
+        cells: std::ops::Range<usize>,
+        stride: usize,
+    ) {
         let write = |hc: &mut [f32], i: usize, acc: &[f32; CHUNK]| {
             let valid_o = hc.len() / stride;
             for (j, a) in acc.iter().enumerate().take(valid_o) {
                 hc[j * stride + i] = a.max(0.0);
             }
         };
-        let bias: &[f32; CHUNK] = self.bias[block * CHUNK..(block + 1) * CHUNK].try_into().unwrap_or(&[0.0; CHUNK]);
         for (i, ci) in cells.enumerate() {
-            let acc = self.cell_acc(ci, zc, bias);
+            let acc = self.cell_acc(ci, zc, block);
             write(hc, i, &acc);
         }
     }
 
     /// The accumulated taps of cell `ci` over one block (bias included, before ReLU).
-    fn cell_acc(&self, ci: usize, zc: &[f32], bias: &[f32; CHUNK]) -> [f32; CHUNK] {
+    fn cell_acc<Z: ZElem>(&self, ci: usize, zc: &[Z], block: usize) -> [f32; CHUNK] {
+        const ZERO: [f32; CHUNK] = [0.0; CHUNK];
         let plan = &self.plan;
         let (lo, hi) = (plan.cell_start[ci] as usize, plan.cell_start[ci + 1] as usize);
         let (taps, weights) = (&plan.rows[lo..hi], &plan.weights[lo..hi]);
-        match self.simd {
-            Simd::Baseline => accumulate::<false>(taps, weights, zc, bias),
+        let block_of = |v: &[f32]| -> [f32; CHUNK] { v[block * CHUNK..(block + 1) * CHUNK].try_into().unwrap_or(ZERO) };
+        let bias = block_of(&self.bias);
+        // With a scale (int8 Z), the bias is added after scaling the sum.
+        let start = if self.scale.is_some() { &ZERO } else { &bias };
+        let mut acc = match self.simd {
+            Simd::Baseline => accumulate::<Z, false>(taps, weights, zc, start),
             #[cfg(target_arch = "x86_64")]
-            Simd::Fma => accumulate_avx2_fma(taps, weights, zc, bias),
+            Simd::Fma => accumulate_avx2_fma(taps, weights, zc, start),
             #[cfg(not(target_arch = "x86_64"))]
-            Simd::Fma => accumulate::<true>(taps, weights, zc, bias),
+            Simd::Fma => accumulate::<Z, true>(taps, weights, zc, start),
+        };
+        if let Some(scale) = &self.scale {
+            let scale = block_of(scale);
+            for j in 0..CHUNK {
+                acc[j] = acc[j] * scale[j] + bias[j];
+            }
         }
+        acc
     }
 
     /// One block of 32 output channels: `zc` is `[T][N][32]`, `hc` is `[≤32][rows][cols]`.
-    fn run_block(&self, block: usize, zc: &[f32], hc: &mut [f32], rows: std::ops::Range<usize>, cols: usize) {
+    fn run_block<Z: ZElem>(&self, block: usize, zc: &[Z], hc: &mut [f32], rows: std::ops::Range<usize>, cols: usize) {
         let cfg = &self.plan.cfg;
         let t = cfg.tscale();
         let plane = rows.len() * cols;
@@ -481,7 +509,7 @@ impl BmKernel {
             if s as usize >= cols {
                 continue;
             }
-            let acc = self.cell_acc(ci, zc, bias);
+            let acc = self.cell_acc(ci, zc, block);
             let at = (dd as usize - rows.start) * cols + s as usize;
             for (j, a) in acc.iter().enumerate().take(valid_o) {
                 hc[j * plane + at] = a.max(0.0);
@@ -493,10 +521,10 @@ impl BmKernel {
 /// [`accumulate`] compiled for AVX2 + FMA.
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
-fn accumulate_avx2_fma(taps: &[u32], weights: &[f32], zc: &[f32], bias: &[f32; CHUNK]) -> [f32; CHUNK] {
+fn accumulate_avx2_fma<Z: ZElem>(taps: &[u32], weights: &[f32], zc: &[Z], bias: &[f32; CHUNK]) -> [f32; CHUNK] {
     #[target_feature(enable = "avx2,fma")]
-    fn inner(taps: &[u32], weights: &[f32], zc: &[f32], bias: &[f32; CHUNK]) -> [f32; CHUNK] {
-        accumulate::<true>(taps, weights, zc, bias)
+    fn inner<Z: ZElem>(taps: &[u32], weights: &[f32], zc: &[Z], bias: &[f32; CHUNK]) -> [f32; CHUNK] {
+        accumulate::<Z, true>(taps, weights, zc, bias)
     }
     // SAFETY: `inner` is safe code compiled with AVX2 and FMA enabled; it is only reached
     // through `Simd::Fma`, which `Simd::detect` sets after checking the CPU at run time.
@@ -507,7 +535,7 @@ fn accumulate_avx2_fma(taps: &[u32], weights: &[f32], zc: &[f32], bias: &[f32; C
 /// in two independent chains (only where the caller compiled for them: with FMA off the
 /// target, `mul_add` would be a library call).
 #[inline(always)]
-fn accumulate<const FMA: bool>(taps: &[u32], weights: &[f32], zc: &[f32], bias: &[f32; CHUNK]) -> [f32; CHUNK] {
+fn accumulate<Z: ZElem, const FMA: bool>(taps: &[u32], weights: &[f32], zc: &[Z], bias: &[f32; CHUNK]) -> [f32; CHUNK] {
     let mut acc = *bias;
     if FMA {
         // A fused multiply-add waits four cycles for its accumulator: two chains keep the
@@ -517,14 +545,14 @@ fn accumulate<const FMA: bool>(taps: &[u32], weights: &[f32], zc: &[f32], bias: 
         for (r, w) in (&mut pr).zip(&mut pw) {
             let (a, b) = (z_row(zc, r[0]), z_row(zc, r[1]));
             for j in 0..CHUNK {
-                acc[j] = a[j].mul_add(w[0], acc[j]);
-                odd[j] = b[j].mul_add(w[1], odd[j]);
+                acc[j] = a[j].f32().mul_add(w[0], acc[j]);
+                odd[j] = b[j].f32().mul_add(w[1], odd[j]);
             }
         }
         if let (Some(&r), Some(&w)) = (pr.remainder().first(), pw.remainder().first()) {
             let a = z_row(zc, r);
             for j in 0..CHUNK {
-                acc[j] = a[j].mul_add(w, acc[j]);
+                acc[j] = a[j].f32().mul_add(w, acc[j]);
             }
         }
         for j in 0..CHUNK {
@@ -534,20 +562,40 @@ fn accumulate<const FMA: bool>(taps: &[u32], weights: &[f32], zc: &[f32], bias: 
         for (&r, &w) in taps.iter().zip(weights) {
             let row = z_row(zc, r);
             for j in 0..CHUNK {
-                acc[j] += w * row[j];
+                acc[j] += w * row[j].f32();
             }
         }
     }
     acc
 }
 
-/// The 32-float row `r` of a Z block (the plan's rows are in range by construction; an
+/// An element of Z: `f32` (float projection) or `i32` (int8 projection, exact integer sums;
+/// the kernel scales each channel's sum by [`BmKernel::set_scale`]'s factor).
+pub trait ZElem: Copy + Default + Send + Sync + 'static {
+    /// The value as f32.
+    fn f32(self) -> f32;
+}
+
+impl ZElem for f32 {
+    #[inline(always)]
+    fn f32(self) -> f32 {
+        self
+    }
+}
+
+impl ZElem for i32 {
+    #[inline(always)]
+    fn f32(self) -> f32 {
+        self as f32
+    }
+}
+
+/// The 32-value row `r` of a Z block (the plan's rows are in range by construction; an
 /// out-of-range row reads as zeros rather than panicking).
 #[inline(always)]
-fn z_row(zc: &[f32], r: u32) -> &[f32; CHUNK] {
-    const ZERO: [f32; CHUNK] = [0.0; CHUNK];
+fn z_row<Z: ZElem>(zc: &[Z], r: u32) -> [Z; CHUNK] {
     let off = r as usize * CHUNK;
-    zc.get(off..off + CHUNK).and_then(|row| row.try_into().ok()).unwrap_or(&ZERO)
+    zc.get(off..off + CHUNK).and_then(|row| row.try_into().ok()).unwrap_or([Z::default(); CHUNK])
 }
 
 #[cfg(test)]

@@ -385,7 +385,15 @@ pub(crate) fn analyse(bytes: Vec<u8>, convention: Option<Convention>) -> Result<
         ));
     }
     if site.qlinear.is_some() {
-        warnings.push("the BM layer's QLinearConv runs in float with its dequantized weights (the BM output is never materialised, so it cannot be quantized as onnxruntime does); its maps differ from onnxruntime's int8 maps by about one quantization step".to_string());
+        let ix = graph::GraphIndex::new(
+            proto.graph.as_ref().ok_or_else(|| EngineError::new(EngineErrorKind::NotOnnx, "no graph"))?,
+            &[],
+        );
+        if graph::int8_bm_weights(&ix, &site)?.is_some() {
+            warnings.push("the BM layer's QLinearConv runs reassociated in int8: its input y is quantized with the QLinearConv's input scale before sampling (onnxruntime quantizes the sampled tensor, which the engine never materialises), so its maps differ from onnxruntime's int8 maps by about one quantization step".to_string());
+        } else {
+            warnings.push("the BM layer's QLinearConv runs in float with its dequantized weights (it is not int8 symmetric; the BM output is never materialised, so it cannot be quantized as onnxruntime does); its maps differ from onnxruntime's int8 maps by about one quantization step".to_string());
+        }
     }
     let info = ModelInfo {
         format: site.format,
@@ -471,7 +479,7 @@ impl Engine {
         let a = analyse(bytes, options.convention)?;
         trace_rss("analysed");
         let (t, d) = (a.info.config.tscale(), a.info.config.dscale());
-        let graph::Split { halo, stage_a, stage_b, bias } =
+        let graph::Split { halo, stage_a, stage_b, bias, z_scale } =
             graph::split(a.proto, &a.site, a.info.channels, kernel::CHUNK)?;
         trace_rss("split");
         let o = a.info.bm_width;
@@ -511,7 +519,10 @@ impl Engine {
         } else {
             Vec::new()
         };
-        let kernel = BmKernel::new(a.plan, &bias);
+        let mut kernel = BmKernel::new(a.plan, &bias);
+        if let Some(s) = &z_scale {
+            kernel.set_scale(s);
+        }
         trace_rss("stage B built");
         let h = vec![vec![None; widths.len()]];
         Ok(Engine {
@@ -573,26 +584,62 @@ impl Engine {
         times.stage_a = t0.elapsed();
 
         let mut confidence = vec![0.0f32; 2 * d * t];
-        let z = out_a[2]
-            .try_as_plain_ram()
-            .and_then(|v| v.as_slice::<f32>())
-            .map_err(|e| EngineError::tract("stage A output Z", e))?;
-        if let Some(tail) = self.tail.as_mut() {
-            let kernel = &self.kernel;
-            let inner = if self.threads > 1 { 1 } else { self.threads };
-            let stride = tail::Tail::CELL_CHUNK;
-            let fill = |cells: std::ops::Range<usize>, h: &mut [f32]| kernel.run_cells(z, h, cells, stride, inner);
-            let tt = tail.run(&fill, self.threads, &mut confidence)?;
-            times.bm = tt.fill;
-            times.stage_b = tt.rest;
+        let zt = out_a[2].try_as_plain_ram().map_err(|e| EngineError::tract("stage A output Z", e))?;
+        // Z is f32, or i32 from an int8 projection (the kernel scales the sums).
+        let zf = zt.as_slice::<f32>().ok();
+        let zi = if zf.is_none() {
+            Some(zt.as_slice::<i32>().map_err(|e| EngineError::tract("stage A output Z", e))?)
+        } else {
+            None
+        };
+        if self.tail.is_some() {
+            let t1 = Instant::now();
+            times.bm = match (zf, zi) {
+                (Some(z), _) => self.tail_first(z)?,
+                (None, Some(z)) => self.tail_first(z)?,
+                (None, None) => unreachable_z()?,
+            };
+            // Z is no longer needed: release it before the rest of stage B.
             drop(out_a);
-            trace_rss("window");
-            return Ok((WindowOutputs { start, end, confidence }, times));
+            let workers = self.threads;
+            if let Some(tail) = self.tail.as_mut() {
+                tail.run_rest(workers, &mut confidence, false)?;
+            }
+            times.stage_b = t1.elapsed().saturating_sub(times.bm);
+        } else {
+            match (zf, zi) {
+                (Some(z), _) => self.bands_stage_b(z, &mut confidence, &mut times)?,
+                (None, Some(z)) => self.bands_stage_b(z, &mut confidence, &mut times)?,
+                (None, None) => unreachable_z()?,
+            }
+            drop(out_a);
         }
+        trace_rss("window");
+        Ok((WindowOutputs { start, end, confidence }, times))
+    }
+
+    /// The tail's first phase (BM kernel and first 1×1 layer) on Z; returns the BM
+    /// kernel's share of its time.
+    fn tail_first<Z: kernel::ZElem>(&mut self, z: &[Z]) -> Result<Duration, EngineError> {
+        let Some(tail) = self.tail.as_mut() else { return Ok(Duration::ZERO) };
+        let kernel = &self.kernel;
+        let inner = if self.threads > 1 { 1 } else { self.threads };
+        let stride = tail::Tail::CELL_CHUNK;
+        let fill = |cells: std::ops::Range<usize>, h: &mut [f32]| kernel.run_cells(z, h, cells, stride, inner);
+        tail.run_first(&fill, self.threads)
+    }
+
+    /// The BM kernel and stage B on Z in tract's bands.
+    fn bands_stage_b<Z: kernel::ZElem>(
+        &mut self,
+        z: &[Z],
+        confidence: &mut [f32],
+        times: &mut StageTimes,
+    ) -> Result<(), EngineError> {
         let t1 = Instant::now();
         let (outputs, bm, stage_b) = self.run_bands(z)?;
         for (band, c) in self.bands.iter().zip(&outputs) {
-            self.place(&mut confidence, c, *band);
+            self.place(confidence, c, *band);
         }
         // Bands run concurrently: the phase's wall time is shared between the BM kernel and
         // stage B in proportion to the time the workers spent in each.
@@ -601,9 +648,7 @@ impl Engine {
         let share = if busy > 0.0 { bm.as_secs_f64() / busy } else { 0.0 };
         times.bm = wall.mul_f64(share);
         times.stage_b = wall - times.bm;
-        drop(out_a);
-        trace_rss("window");
-        Ok((WindowOutputs { start, end, confidence }, times))
+        Ok(())
     }
 }
 
@@ -617,7 +662,7 @@ impl Engine {
     /// counter (widest first), each running the BM kernel and tract single-threaded:
     /// tract's convolutions gain little from a second thread (its im2col is serial), whole
     /// bands in parallel scale.
-    fn run_bands(&mut self, z: &[f32]) -> Result<(Vec<Vec<f32>>, Duration, Duration), EngineError> {
+    fn run_bands<Z: kernel::ZElem>(&mut self, z: &[Z]) -> Result<(Vec<Vec<f32>>, Duration, Duration), EngineError> {
         let workers = self.threads.min(self.bands.len()).max(1);
         let (o, hb) = (self.info.bm_width, self.band_input);
         if self.h.len() < workers {
@@ -719,6 +764,7 @@ impl Engine {
                 format!("H has {} values, expected O·D·T = {}", h.len(), o * d * t),
             ));
         }
+        let workers = self.threads;
         if let Some(tail) = self.tail.as_mut() {
             let cells = tail.cells().to_vec();
             let stride = tail::Tail::CELL_CHUNK;
@@ -731,7 +777,8 @@ impl Engine {
                 Ok(())
             };
             let mut confidence = Vec::new();
-            tail.run(&fill, self.threads, &mut confidence)?;
+            tail.run_first(&fill, workers)?;
+            tail.run_rest(workers, &mut confidence, false)?;
             return Ok(confidence);
         }
         let hb = self.band_input;
@@ -796,6 +843,11 @@ impl Engine {
     pub fn kernel(&self) -> &BmKernel {
         &self.kernel
     }
+}
+
+/// Z that is neither f32 nor i32 (tract always gives one of them for the stage A built here).
+fn unreachable_z<T>() -> Result<T, EngineError> {
+    Err(EngineError::new(EngineErrorKind::Runtime, "stage A output Z is neither f32 nor i32"))
 }
 
 fn plain(v: &TValue, what: &str, len: usize) -> Result<Vec<f32>, EngineError> {
