@@ -666,9 +666,7 @@ pub(crate) fn stage_b_halo(graph: &pb::GraphProto, site: &Site) -> Option<usize>
     Some(halo)
 }
 
-/// Name of the projected-weights tensor and of Z in stage A.
-pub(crate) const Z_NAME: &str = "bmn_edge_z";
-const WZ_NAME: &str = "bmn_edge_projection";
+/// Name of stage A's third output, `yᵀ` `[1, T, P]`.
 const YT_NAME: &str = "bmn_edge_y_t";
 
 /// The two tract-ready models and what the BM kernel needs.
@@ -679,8 +677,17 @@ pub(crate) struct Split {
     pub stage_b: pb::ModelProto,
     /// BM bias `[O]`.
     pub bias: Vec<f32>,
-    /// int8 projection: Z is int32 and channel `o`'s sums are scaled by `z_scale[o]`.
-    pub z_scale: Option<Vec<f32>>,
+    /// The projection `Z = yᵀ · Wz`, per block of output channels (stage A ends at `yᵀ`).
+    pub projection: Projection,
+}
+
+/// The BM layer's projection weights, per block of `chunk` output channels: `[P][N·chunk]`.
+pub(crate) enum Projection {
+    /// Float weights.
+    Float { blocks: Vec<Vec<f32>> },
+    /// int8 symmetric weights; `Z[.., o] = (y_q · W_q)[.., o] · col_scale[o]` with
+    /// `y_q = round(y / x_scale)`.
+    Int8 { blocks: Vec<Vec<i8>>, x_scale: f32, col_scale: Vec<f32> },
 }
 
 pub(crate) fn int_values(t: &pb::TensorProto) -> Result<Vec<i64>, EngineError> {
@@ -839,30 +846,28 @@ pub(crate) fn split(
     }
     let (o, p, n, t, d) = (site.out_width, site.pem_width, site.num_sample, site.tscale, site.dscale);
     let nc = o.div_ceil(chunk);
-    // Projection weights Wz[c, p, n·chunk + j] = W[c·chunk + j, p, n] (zero for padding),
-    // written straight from the weight's bytes so that W is held once.
+    // Projection weights per block of `chunk` output channels:
+    // Wz_c[p, n·chunk + j] = W[c·chunk + j, p, n] (zero for padding), filled straight from
+    // the weight's bytes so that W is held once.
     let int8 = int8_bm_weights(&GraphIndex::new(&graph, &[]), site)?;
-    let mut wz_raw = vec![0u8; if int8.is_some() { 0 } else { nc * p * n * chunk * 4 }];
     let plain_weight = site.qlinear.is_none()
         && graph.initializer.iter().any(|t| t.name == site.weight && t.data_type == super::proto::ONNX_FLOAT);
-    // int8 projection (a QLinearConv Conv3d with int8 symmetric weights): Wz stays int8,
-    // y is quantized with the QLinearConv's input scale, Z = (y_q · Wz_q) · x_scale · w_scale.
-    let mut int8_proj: Option<(Vec<u8>, Vec<f32>, f32)> = None;
-    let mut z_scale: Option<Vec<f32>> = None;
-    let bias = if let Some(q) = &int8 {
-        let mut wq = vec![0u8; nc * p * n * chunk];
+    let at = |pp: usize, nn: usize, j: usize| pp * n * chunk + nn * chunk + j;
+    let (projection, bias) = if let Some(q) = int8 {
+        // int8 symmetric QLinearConv: Wz stays int8, y is quantized with the QLinearConv's
+        // input scale, Z = (y_q · Wz_q) · x_scale · w_scale[o].
+        let mut blocks = vec![vec![0i8; p * n * chunk]; nc];
         let col_scale: Vec<f32> =
             (0..o).map(|oo| q.x_scale * q.w_scale[if q.w_scale.len() == 1 { 0 } else { oo }]).collect();
         for oo in 0..o {
             let (c, j) = (oo / chunk, oo % chunk);
             for pp in 0..p {
                 for nn in 0..n {
-                    wq[(c * p + pp) * n * chunk + nn * chunk + j] = q.weight[(oo * p + pp) * n + nn] as u8;
+                    blocks[c][at(pp, nn, j)] = q.weight[(oo * p + pp) * n + nn];
                 }
             }
         }
-        int8_proj = Some((wq, col_scale, q.x_scale));
-        q.bias.clone()
+        (Projection::Int8 { blocks, x_scale: q.x_scale, col_scale }, q.bias)
     } else if plain_weight {
         let mut wb = HashSet::new();
         wb.insert(site.weight.clone());
@@ -879,36 +884,38 @@ pub(crate) fn split(
                 format!("BM weight `{}` must be float32 [O, P, N, 1, 1]", w.name),
             ));
         }
+        let mut blocks = vec![vec![0f32; p * n * chunk]; nc];
         for oo in 0..o {
             let (c, j) = (oo / chunk, oo % chunk);
             for pp in 0..p {
                 for nn in 0..n {
                     let src = ((oo * p + pp) * n + nn) * 4;
-                    let dst = ((c * p + pp) * n * chunk + nn * chunk + j) * 4;
-                    wz_raw[dst..dst + 4].copy_from_slice(&bytes[src..src + 4]);
+                    blocks[c][at(pp, nn, j)] =
+                        f32::from_le_bytes([bytes[src], bytes[src + 1], bytes[src + 2], bytes[src + 3]]);
                 }
             }
         }
         drop(bytes);
         drop(w);
-        match &site.bias {
+        let bias = match &site.bias {
             Some(b) => {
                 tensor_f32(GraphIndex::new(&graph, &[]).const_tensor(b).ok_or_else(|| not_bmn("BM bias missing"))?)?
             }
             None => vec![0.0; o],
-        }
+        };
+        (Projection::Float { blocks }, bias)
     } else {
         let (weight, b) = float_weights(&GraphIndex::new(&graph, &[]), site)?;
+        let mut blocks = vec![vec![0f32; p * n * chunk]; nc];
         for oo in 0..o {
             let (c, j) = (oo / chunk, oo % chunk);
             for pp in 0..p {
                 for nn in 0..n {
-                    let dst = ((c * p + pp) * n * chunk + nn * chunk + j) * 4;
-                    wz_raw[dst..dst + 4].copy_from_slice(&weight[(oo * p + pp) * n + nn].to_le_bytes());
+                    blocks[c][at(pp, nn, j)] = weight[(oo * p + pp) * n + nn];
                 }
             }
         }
-        b
+        (Projection::Float { blocks }, b)
     };
 
     let mut nodes: Vec<Option<pb::NodeProto>> = std::mem::take(&mut graph.node).into_iter().map(Some).collect();
@@ -934,50 +941,6 @@ pub(crate) fn split(
         }],
         ..Default::default()
     });
-    let mut a_inits = a_inits;
-    let node = |op: &str, input: &[&str], output: &str, attribute: Vec<pb::AttributeProto>| pb::NodeProto {
-        input: input.iter().map(|s| s.to_string()).collect(),
-        output: vec![output.into()],
-        name: format!("bmn_edge_projection_{}", op.to_lowercase()),
-        op_type: op.into(),
-        attribute,
-        ..Default::default()
-    };
-    if let Some((wq, col_scale, x_scale)) = int8_proj {
-        a_graph_nodes.push(node(
-            "QuantizeLinear",
-            &[YT_NAME, "bmn_edge_x_scale", "bmn_edge_x_zp"],
-            "bmn_edge_y_q",
-            vec![],
-        ));
-        // Z stays int32 (exact); the BM kernel scales each channel's sums.
-        a_graph_nodes.push(node("MatMulInteger", &["bmn_edge_y_q", WZ_NAME], Z_NAME, vec![]));
-        a_inits.push(f32_tensor("bmn_edge_x_scale", &[], &[x_scale]));
-        a_inits.push(pb::TensorProto {
-            dims: vec![],
-            data_type: 3,
-            name: "bmn_edge_x_zp".into(),
-            raw_data: vec![0],
-            ..Default::default()
-        });
-        a_inits.push(pb::TensorProto {
-            dims: vec![nc as i64, p as i64, (n * chunk) as i64],
-            data_type: 3,
-            name: WZ_NAME.into(),
-            raw_data: wq,
-            ..Default::default()
-        });
-        z_scale = Some(col_scale);
-    } else {
-        a_graph_nodes.push(node("MatMul", &[YT_NAME, WZ_NAME], Z_NAME, vec![]));
-        a_inits.push(pb::TensorProto {
-            dims: vec![nc as i64, p as i64, (n * chunk) as i64],
-            data_type: super::proto::ONNX_FLOAT,
-            name: WZ_NAME.into(),
-            raw_data: wz_raw,
-            ..Default::default()
-        });
-    }
     let stage_a = pb::ModelProto {
         ir_version: proto.ir_version,
         opset_import: proto.opset_import.clone(),
@@ -989,7 +952,7 @@ pub(crate) fn split(
             output: vec![
                 value_info(&site.outputs[1], None),
                 value_info(&site.outputs[2], None),
-                value_info(Z_NAME, None),
+                value_info(YT_NAME, None),
             ],
             ..Default::default()
         }),
@@ -1008,7 +971,7 @@ pub(crate) fn split(
         }),
         ..Default::default()
     };
-    Ok(Split { halo, stage_a, stage_b, bias, z_scale })
+    Ok(Split { halo, stage_a, stage_b, bias, projection })
 }
 
 /// Rewrites a standard export (mask released) into the edge format: the BM chain becomes

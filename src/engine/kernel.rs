@@ -212,8 +212,6 @@ pub struct BmKernel {
     out: usize,
     /// Bias padded to a whole number of blocks.
     bias: Vec<f32>,
-    /// Per-channel factor of Z's sums (int8 projection), padded like the bias.
-    scale: Option<Vec<f32>>,
     simd: Simd,
 }
 
@@ -263,15 +261,7 @@ impl BmKernel {
         let out = bias.len();
         let mut b = bias.to_vec();
         b.resize(out.div_ceil(CHUNK) * CHUNK, 0.0);
-        BmKernel { plan, out, bias: b, scale: None, simd: Simd::detect() }
-    }
-
-    /// Per-channel factors (`O` values) applied to the tap sums before the bias: an int8
-    /// projection's `x_scale · w_scale[o]`, with Z the exact integer products.
-    pub fn set_scale(&mut self, scale: &[f32]) {
-        let mut s = scale.to_vec();
-        s.resize(self.bias.len(), 0.0);
-        self.scale = Some(s);
+        BmKernel { plan, out, bias: b, simd: Simd::detect() }
     }
 
     /// The instruction set in use.
@@ -469,22 +459,14 @@ impl BmKernel {
         let (taps, weights) = (&plan.rows[lo..hi], &plan.weights[lo..hi]);
         let block_of = |v: &[f32]| -> [f32; CHUNK] { v[block * CHUNK..(block + 1) * CHUNK].try_into().unwrap_or(ZERO) };
         let bias = block_of(&self.bias);
-        // With a scale (int8 Z), the bias is added after scaling the sum.
-        let start = if self.scale.is_some() { &ZERO } else { &bias };
-        let mut acc = match self.simd {
+        let start = &bias;
+        match self.simd {
             Simd::Baseline => accumulate::<Z, false>(taps, weights, zc, start),
             #[cfg(target_arch = "x86_64")]
             Simd::Fma => accumulate_avx2_fma(taps, weights, zc, start),
             #[cfg(not(target_arch = "x86_64"))]
             Simd::Fma => accumulate::<Z, true>(taps, weights, zc, start),
-        };
-        if let Some(scale) = &self.scale {
-            let scale = block_of(scale);
-            for j in 0..CHUNK {
-                acc[j] = acc[j] * scale[j] + bias[j];
-            }
         }
-        acc
     }
 
     /// One block of 32 output channels: `zc` is `[T][N][32]`, `hc` is `[≤32][rows][cols]`.
@@ -580,13 +562,6 @@ impl ZElem for f32 {
     #[inline(always)]
     fn f32(self) -> f32 {
         self
-    }
-}
-
-impl ZElem for i32 {
-    #[inline(always)]
-    fn f32(self) -> f32 {
-        self as f32
     }
 }
 

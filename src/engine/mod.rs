@@ -273,6 +273,8 @@ pub struct Engine {
     constant_field: Vec<f32>,
     /// Stage B as the sparse Winograd tail, when the graph is a plain convolution chain.
     tail: Option<tail::Tail>,
+    /// The BM layer's projection `Z = yᵀ · Wz`, one tract product per block of channels.
+    projection: Projector,
     /// Per worker, one reusable H buffer per band width.
     h: Vec<Vec<Option<Tensor>>>,
 }
@@ -479,7 +481,7 @@ impl Engine {
         let a = analyse(bytes, options.convention)?;
         trace_rss("analysed");
         let (t, d) = (a.info.config.tscale(), a.info.config.dscale());
-        let graph::Split { halo, stage_a, stage_b, bias, z_scale } =
+        let graph::Split { halo, stage_a, stage_b, bias, projection } =
             graph::split(a.proto, &a.site, a.info.channels, kernel::CHUNK)?;
         trace_rss("split");
         let o = a.info.bm_width;
@@ -519,10 +521,8 @@ impl Engine {
         } else {
             Vec::new()
         };
-        let mut kernel = BmKernel::new(a.plan, &bias);
-        if let Some(s) = &z_scale {
-            kernel.set_scale(s);
-        }
+        let kernel = BmKernel::new(a.plan, &bias);
+        let projection = Projector::new(projection, t, a.info.pem_width, a.info.config.num_sample())?;
         trace_rss("stage B built");
         let h = vec![vec![None; widths.len()]];
         Ok(Engine {
@@ -535,6 +535,7 @@ impl Engine {
             stage_b_models,
             constant_field,
             tail,
+            projection,
             h,
         })
     }
@@ -581,38 +582,27 @@ impl Engine {
         let out_a = self.stage_a.run(tvec!(input.into_tvalue())).map_err(|e| EngineError::tract("stage A", e))?;
         let start = plain(&out_a[0], "start", t)?;
         let end = plain(&out_a[1], "end", t)?;
-        times.stage_a = t0.elapsed();
 
         let mut confidence = vec![0.0f32; 2 * d * t];
-        let zt = out_a[2].try_as_plain_ram().map_err(|e| EngineError::tract("stage A output Z", e))?;
-        // Z is f32, or i32 from an int8 projection (the kernel scales the sums).
-        let zf = zt.as_slice::<f32>().ok();
-        let zi = if zf.is_none() {
-            Some(zt.as_slice::<i32>().map_err(|e| EngineError::tract("stage A output Z", e))?)
-        } else {
-            None
-        };
+        let yt = out_a[2]
+            .try_as_plain_ram()
+            .and_then(|v| v.as_slice::<f32>())
+            .map_err(|e| EngineError::tract("stage A output y", e))?;
+        let z = self.projection.run(yt, self.threads)?;
+        drop(out_a);
+        times.stage_a = t0.elapsed();
         if self.tail.is_some() {
             let t1 = Instant::now();
-            times.bm = match (zf, zi) {
-                (Some(z), _) => self.tail_first(z)?,
-                (None, Some(z)) => self.tail_first(z)?,
-                (None, None) => unreachable_z()?,
-            };
+            times.bm = self.tail_first(&z)?;
             // Z is no longer needed: release it before the rest of stage B.
-            drop(out_a);
+            drop(z);
             let workers = self.threads;
             if let Some(tail) = self.tail.as_mut() {
                 tail.run_rest(workers, &mut confidence, false)?;
             }
             times.stage_b = t1.elapsed().saturating_sub(times.bm);
         } else {
-            match (zf, zi) {
-                (Some(z), _) => self.bands_stage_b(z, &mut confidence, &mut times)?,
-                (None, Some(z)) => self.bands_stage_b(z, &mut confidence, &mut times)?,
-                (None, None) => unreachable_z()?,
-            }
-            drop(out_a);
+            self.bands_stage_b(&z, &mut confidence, &mut times)?;
         }
         trace_rss("window");
         Ok((WindowOutputs { start, end, confidence }, times))
@@ -845,9 +835,108 @@ impl Engine {
     }
 }
 
-/// Z that is neither f32 nor i32 (tract always gives one of them for the stage A built here).
-fn unreachable_z<T>() -> Result<T, EngineError> {
-    Err(EngineError::new(EngineErrorKind::Runtime, "stage A output Z is neither f32 nor i32"))
+/// The BM layer's projection `Z = yᵀ · Wz` (design.md), one tract product per block of
+/// [`kernel::CHUNK`] output channels, the blocks run by the worker threads (tract's own
+/// threading gains little on these products). Z comes out in the kernel's layout
+/// `[O/32][T][N][32]`.
+struct Projector {
+    models: Vec<Arc<TypedRunnableModel>>,
+    /// int8: `(x_scale, per-channel factor)`.
+    int8: Option<(f32, Vec<f32>)>,
+    t: usize,
+    p: usize,
+    /// Samples per bin row `N` (a block's columns are `N·32`).
+    cols: usize,
+}
+
+impl Projector {
+    fn new(projection: graph::Projection, t: usize, p: usize, n: usize) -> Result<Projector, EngineError> {
+        let (models, int8) = match projection {
+            graph::Projection::Float { blocks } => {
+                let mut models = Vec::with_capacity(blocks.len());
+                for b in blocks {
+                    let cols = b.len() / p;
+                    let raw: Vec<u8> = b.iter().flat_map(|v| v.to_le_bytes()).collect();
+                    drop(b);
+                    models.push(tail::projection_model(raw, false, t, p, cols)?);
+                }
+                (models, None)
+            }
+            graph::Projection::Int8 { blocks, x_scale, col_scale } => {
+                let mut models = Vec::with_capacity(blocks.len());
+                for b in blocks {
+                    let cols = b.len() / p;
+                    let raw: Vec<u8> = b.iter().map(|&v| v as u8).collect();
+                    drop(b);
+                    models.push(tail::projection_model(raw, true, t, p, cols)?);
+                }
+                (models, Some((x_scale, col_scale)))
+            }
+        };
+        Ok(Projector { models, int8, t, p, cols: n })
+    }
+
+    /// `yt` is `yᵀ` `[T][P]`; returns Z.
+    fn run(&self, yt: &[f32], threads: usize) -> Result<Vec<f32>, EngineError> {
+        let (t, p) = (self.t, self.p);
+        if yt.len() != t * p {
+            return Err(EngineError::new(
+                EngineErrorKind::Runtime,
+                format!("stage A output y has {} values, expected T·P = {}", yt.len(), t * p),
+            ));
+        }
+        let tract = |e: TractError| EngineError::tract("BM projection", e);
+        let input = match &self.int8 {
+            None => Tensor::from_shape(&[t, p], yt).map_err(tract)?,
+            Some((xs, _)) => {
+                // onnxruntime's QuantizeLinear: round half to even, saturate to int8.
+                let q: Vec<i8> = yt.iter().map(|v| (v / xs).round_ties_even().clamp(-128.0, 127.0) as i8).collect();
+                Tensor::from_shape(&[t, p], &q).map_err(tract)?
+            }
+        };
+        let input = input.into_arc_tensor();
+        let per = kernel::CHUNK * self.cols;
+        let mut z = vec![0.0f32; self.models.len() * t * per];
+        let job = |c: usize, _: &mut Vec<f32>| {
+            let out = self.models[c].run(tvec!(TValue::from_const(input.clone()))).map_err(tract)?;
+            out.into_iter()
+                .next()
+                .map(TValue::into_tensor)
+                .ok_or_else(|| EngineError::new(EngineErrorKind::Runtime, "BM projection: no output"))
+        };
+        let place = |c: usize, y: Tensor| {
+            let dst = &mut z[c * t * per..(c + 1) * t * per];
+            let y = y.try_as_plain_ram().map_err(tract)?;
+            match &self.int8 {
+                None => {
+                    let yf = y.as_slice::<f32>().map_err(tract)?;
+                    if yf.len() != dst.len() {
+                        return Err(EngineError::new(EngineErrorKind::Runtime, "BM projection: block size"));
+                    }
+                    dst.copy_from_slice(yf);
+                }
+                Some((_, scale)) => {
+                    // Columns are (n, j): channel c·32 + j.
+                    let yi = y.as_slice::<i32>().map_err(tract)?;
+                    if yi.len() != dst.len() {
+                        return Err(EngineError::new(EngineErrorKind::Runtime, "BM projection: block size"));
+                    }
+                    let mut s = [0.0f32; kernel::CHUNK];
+                    for (j, v) in s.iter_mut().enumerate() {
+                        *v = scale.get(c * kernel::CHUNK + j).copied().unwrap_or(0.0);
+                    }
+                    for (row, src) in dst.chunks_exact_mut(kernel::CHUNK).zip(yi.chunks_exact(kernel::CHUNK)) {
+                        for ((d, &v), s) in row.iter_mut().zip(src).zip(&s) {
+                            *d = v as f32 * s;
+                        }
+                    }
+                }
+            }
+            Ok(())
+        };
+        tail::parallel_sink(self.models.len(), threads, job, place)?;
+        Ok(z)
+    }
 }
 
 fn plain(v: &TValue, what: &str, len: usize) -> Result<Vec<f32>, EngineError> {

@@ -77,7 +77,12 @@ pub(crate) struct Quant {
 impl Quant {
     #[inline]
     fn apply(self, x: f32) -> f32 {
-        (((x / self.scale).round_ties_even() + self.zp).clamp(self.lo, self.hi) - self.zp) * self.scale
+        // Clamping before rounding gives the same (the bounds are integers); rounding half to
+        // even by adding and removing 1.5·2²³ (exact below 2²², inlined and vectorised where
+        // `round_ties_even` would be a library call on the SSE2 baseline).
+        const MAGIC: f32 = 12_582_912.0;
+        let v = (x / self.scale).clamp(self.lo - self.zp, self.hi - self.zp);
+        ((v + MAGIC) - MAGIC) * self.scale
     }
 }
 
@@ -379,6 +384,55 @@ fn matmul_model(
         .map_err(tract)
 }
 
+/// Builds a tract model computing `X · W` for an input `X` `[m][k]` and a constant `W`
+/// `[k][n]`, both f32 (`MatMul`) or both int8 (`MatMulInteger`, int32 product): one block
+/// of the BM layer's projection.
+pub(crate) fn projection_model(
+    raw: Vec<u8>,
+    int8: bool,
+    m: usize,
+    k: usize,
+    n: usize,
+) -> Result<Arc<TypedRunnableModel>, EngineError> {
+    let elem = if int8 { 3 } else { proto::ONNX_FLOAT };
+    let mut input = super::graph::value_info("x", Some(&[m, k]));
+    if let Some(pb::type_proto::Value::TensorType(tt)) = input.r#type.as_mut().and_then(|t| t.value.as_mut()) {
+        tt.elem_type = elem;
+    }
+    let model = pb::ModelProto {
+        ir_version: 8,
+        opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: 17 }],
+        graph: Some(pb::GraphProto {
+            node: vec![pb::NodeProto {
+                input: vec!["x".into(), "w".into()],
+                output: vec!["y".into()],
+                name: "projection".into(),
+                op_type: if int8 { "MatMulInteger" } else { "MatMul" }.into(),
+                ..Default::default()
+            }],
+            name: "bmn_edge_projection".into(),
+            initializer: vec![pb::TensorProto {
+                dims: vec![k as i64, n as i64],
+                data_type: elem,
+                name: "w".into(),
+                raw_data: raw,
+                ..Default::default()
+            }],
+            input: vec![input],
+            output: vec![super::graph::value_info("y", None)],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let dt = if int8 { i8::datum_type() } else { f32::datum_type() };
+    tract_onnx::onnx()
+        .model_for_proto_model(&model)
+        .and_then(|mm| mm.with_input_fact(0, InferenceFact::dt_shape(dt, [m, k])))
+        .and_then(|mm| mm.into_optimized())
+        .and_then(|mm| mm.into_runnable())
+        .map_err(|e| EngineError::tract("BM projection", e))
+}
+
 /// Runs a [`matmul_model`] on `x` (`shape`); returns the product as a plain tensor.
 fn run_matmul(model: &Arc<TypedRunnableModel>, x: &[f32], shape: &[usize]) -> Result<Tensor, EngineError> {
     let tract = |e: TractError| EngineError::tract("stage B matrix product", e);
@@ -479,8 +533,6 @@ pub(crate) struct Tail {
     grids: [Vec<f32>; 2],
     /// Tiles per Winograd chunk.
     tile_chunk: usize,
-    /// Per-layer results waiting to be placed are bounded to this many chunks per worker.
-    wave: usize,
 }
 
 /// A run of tiles in one tile row: tile row, first tile column, tiles.
@@ -609,7 +661,6 @@ impl Tail {
             constant: Vec::new(),
             grids: [Vec::new(), Vec::new()],
             tile_chunk,
-            wave: 2,
         };
         // The constant field: the tail on a map with no valid cell, everywhere (full rows).
         tail.alloc_grids();
@@ -731,38 +782,35 @@ impl Tail {
         let next_in = self.layers.first().and_then(|l| l.spec().in_q);
         let fill_time = AtomicDuration::default();
         let gemm_time = AtomicDuration::default();
-        let wave = self.wave * workers.max(1);
-        for w0 in (0..chunks).step_by(wave) {
-            let results = parallel(wave.min(chunks - w0), workers, |k, h: &mut Vec<f32>| {
-                let k = w0 + k;
-                let range = k * CELL_CHUNK..((k + 1) * CELL_CHUNK).min(n);
-                let t0 = Instant::now();
-                h.clear();
-                h.resize(o * CELL_CHUNK, 0.0);
-                fill(range.clone(), h)?;
-                if let Some(q) = first_in_q {
-                    for v in h.iter_mut() {
-                        *v = q.apply(*v);
-                    }
-                }
-                fill_time.add(t0.elapsed());
-                let t1 = Instant::now();
-                let y = run_matmul(gemm, h, &[o, CELL_CHUNK])?;
-                gemm_time.add(t1.elapsed());
-                Ok(y)
-            })?;
-            for (k, y) in results.iter().enumerate() {
-                let k = w0 + k;
-                let y = plain_f32(y)?;
-                let cells = &cells[k * CELL_CHUNK..((k + 1) * CELL_CHUNK).min(n)];
-                for co in 0..c1 {
-                    let (p, b) = (&mut g[co * plane..(co + 1) * plane], first.bias[co]);
-                    for (&(r, s), &v) in cells.iter().zip(&y[co * CELL_CHUNK..]) {
-                        p[row_off[r as usize + 1] + s as usize + 1] = finish(first, next_in, v + b);
-                    }
+        let job = |k: usize, h: &mut Vec<f32>| {
+            let range = k * CELL_CHUNK..((k + 1) * CELL_CHUNK).min(n);
+            let t0 = Instant::now();
+            h.clear();
+            h.resize(o * CELL_CHUNK, 0.0);
+            fill(range.clone(), h)?;
+            if let Some(q) = first_in_q {
+                for v in h.iter_mut() {
+                    *v = q.apply(*v);
                 }
             }
-        }
+            fill_time.add(t0.elapsed());
+            let t1 = Instant::now();
+            let y = run_matmul(gemm, h, &[o, CELL_CHUNK])?;
+            gemm_time.add(t1.elapsed());
+            Ok(y)
+        };
+        let place = |k: usize, y: Tensor| {
+            let y = plain_f32(&y)?;
+            let cells = &cells[k * CELL_CHUNK..((k + 1) * CELL_CHUNK).min(n)];
+            for co in 0..c1 {
+                let (p, b) = (&mut g[co * plane..(co + 1) * plane], first.bias[co]);
+                for (&(r, s), &v) in cells.iter().zip(&y[co * CELL_CHUNK..]) {
+                    p[row_off[r as usize + 1] + s as usize + 1] = finish(first, next_in, v + b);
+                }
+            }
+            Ok(())
+        };
+        parallel_sink(chunks, workers, job, place)?;
         // Fill and first product run together in chunks: share the phase's wall time.
         let (f, gt) = (fill_time.get().as_secs_f64(), gemm_time.get().as_secs_f64());
         Ok(start.elapsed().mul_f64(if f + gt > 0.0 { f / (f + gt) } else { 0.0 }))
@@ -778,7 +826,6 @@ impl Tail {
         let (t, d, gc) = (self.t, self.d, self.gc);
         let plane = self.row_off[self.gr];
         let row_off = &self.row_off;
-        let wave = self.wave * workers.max(1);
         // Later layers, ping-pong.
         let mut src = 0usize;
         for (li, layer) in self.layers.iter().enumerate() {
@@ -788,53 +835,56 @@ impl Tail {
             let (input, output) = if src == 0 { (&a[0], &mut b[0]) } else { (&b[0], &mut a[0]) };
             match layer {
                 Layer::Winograd { spec, tiles, gemm } => {
-                    let (cin, cout) = (spec.cin, spec.cout);
-                    for w0 in (0..tiles.len()).step_by(wave) {
-                        let batch = &tiles[w0..(w0 + wave).min(tiles.len())];
-                        let results = parallel(batch.len(), workers, |k, v: &mut Vec<f32>| {
-                            winograd_chunk(spec, gemm, &batch[k], input, plane, row_off, gc, next_in, v)
-                        })?;
-                        for (rows, y) in batch.iter().zip(&results) {
-                            let mut at = 0;
-                            for seg in rows {
-                                let w = seg.w as usize;
-                                let c0 = 2 * seg.tj as usize;
-                                let cols = (2 * w).min(t - c0);
-                                for co in 0..cout {
-                                    for a in 0..2 {
-                                        let r = 2 * seg.ti as usize + a;
-                                        if r < d {
-                                            let dst = co * plane + row_off[r + 1] + 1 + c0;
-                                            let srcy = at + (co * 2 + a) * 2 * w;
-                                            output[dst..dst + cols].copy_from_slice(&y[srcy..srcy + cols]);
-                                        }
+                    let cout = spec.cout;
+                    let job = |k: usize, v: &mut Vec<f32>| {
+                        winograd_chunk(spec, gemm, &tiles[k], input, plane, row_off, gc, next_in, v)
+                    };
+                    let place = |k: usize, y: Vec<f32>| {
+                        let mut at = 0;
+                        for seg in &tiles[k] {
+                            let w = seg.w as usize;
+                            let c0 = 2 * seg.tj as usize;
+                            let cols = (2 * w).min(t - c0);
+                            for co in 0..cout {
+                                for a in 0..2 {
+                                    let r = 2 * seg.ti as usize + a;
+                                    if r < d {
+                                        let dst = co * plane + row_off[r + 1] + 1 + c0;
+                                        let srcy = at + (co * 2 + a) * 2 * w;
+                                        output[dst..dst + cols].copy_from_slice(&y[srcy..srcy + cols]);
                                     }
                                 }
-                                at += cout * 4 * w;
                             }
+                            at += cout * 4 * w;
                         }
-                    }
-                    let _ = cin;
+                        Ok(())
+                    };
+                    parallel_sink(tiles.len(), workers, job, place)?;
                 }
                 Layer::Pointwise { spec } => {
+                    // Row by row; each input row is read once for every output channel.
                     let (cin, cout) = (spec.cin, spec.cout);
-                    let mut acc = vec![0.0f32; t];
+                    let mut acc = vec![0.0f32; cout * t];
                     for (r, &w) in ext.iter().enumerate() {
                         if w == 0 {
                             continue;
                         }
                         for co in 0..cout {
-                            let acc = &mut acc[..w];
-                            acc.fill(spec.bias[co]);
-                            for ci in 0..cin {
+                            acc[co * t..co * t + w].fill(spec.bias[co]);
+                        }
+                        for ci in 0..cin {
+                            let at = ci * plane + row_off[r + 1] + 1;
+                            let x = &input[at..at + w];
+                            for co in 0..cout {
                                 let wt = spec.weight[co * cin + ci];
-                                let at = ci * plane + row_off[r + 1] + 1;
-                                for (a, x) in acc.iter_mut().zip(&input[at..at + w]) {
+                                for (a, x) in acc[co * t..co * t + w].iter_mut().zip(x) {
                                     *a += wt * x;
                                 }
                             }
+                        }
+                        for co in 0..cout {
                             let at = co * plane + row_off[r + 1] + 1;
-                            for (o, a) in output[at..at + w].iter_mut().zip(acc.iter()) {
+                            for (o, a) in output[at..at + w].iter_mut().zip(&acc[co * t..co * t + w]) {
                                 *o = finish(spec, next_in, *a);
                             }
                         }
@@ -881,10 +931,12 @@ fn winograd_chunk(
 ) -> Result<Vec<f32>, EngineError> {
     let (cin, cout) = (spec.cin, spec.cout);
     let n: usize = rows.iter().map(|r| r.w as usize).sum();
-    // V[ξ][ci][tile]
+    // V[ξ][ci][tile]. Every step below is a loop over contiguous slices (vectorised).
     v.clear();
     v.resize(16 * cin * n, 0.0);
-    let mut tmp = vec![0.0f32; 4 * gc];
+    let wmax = rows.iter().map(|r| r.w as usize).max().unwrap_or(0);
+    let mut tk = vec![0.0f32; 4 * gc];
+    let mut eo = vec![0.0f32; 2 * (wmax + 1)];
     for ci in 0..cin {
         let p = &input[ci * plane..(ci + 1) * plane];
         let mut off = 0;
@@ -895,24 +947,38 @@ fn winograd_chunk(
             let row = |i: usize| &p[row_off[r0 + i] + c0..row_off[r0 + i] + c0 + cols];
             // Bᵀ down the columns, for the whole segment at once.
             let (p0, p1, p2, p3) = (row(0), row(1), row(2), row(3));
-            let (t0, rest) = tmp.split_at_mut(gc);
+            let (t0, rest) = tk.split_at_mut(gc);
             let (t1, rest) = rest.split_at_mut(gc);
             let (t2, t3) = rest.split_at_mut(gc);
-            for c in 0..cols {
-                t0[c] = p0[c] - p2[c];
-                t1[c] = p1[c] + p2[c];
-                t2[c] = p2[c] - p1[c];
-                t3[c] = p1[c] - p3[c];
+            for ((((a, b), c), d), ((x0, x1), (x2, x3))) in p0.iter().zip(p1).zip(p2).zip(p3).zip(
+                t0[..cols].iter_mut().zip(t1[..cols].iter_mut()).zip(t2[..cols].iter_mut().zip(t3[..cols].iter_mut())),
+            ) {
+                *x0 = a - c;
+                *x1 = b + c;
+                *x2 = c - b;
+                *x3 = b - d;
             }
-            // B across each tile's four columns.
-            for (kk, tk) in [&*t0, &*t1, &*t2, &*t3].into_iter().enumerate() {
-                let base = |q: usize| ((4 * kk + q) * cin + ci) * n + off;
-                for j in 0..w {
-                    let a = &tk[2 * j..2 * j + 4];
-                    v[base(0) + j] = a[0] - a[2];
-                    v[base(1) + j] = a[1] + a[2];
-                    v[base(2) + j] = a[2] - a[1];
-                    v[base(3) + j] = a[1] - a[3];
+            // B across each tile's four columns: with e = even and o = odd columns, tile j
+            // reads (e[j], o[j], e[j+1], o[j+1]).
+            for (kk, t) in [&*t0, &*t1, &*t2, &*t3].into_iter().enumerate() {
+                let (e, o) = eo.split_at_mut(wmax + 1);
+                for ((pair, e), o) in t[..cols].chunks_exact(2).zip(e.iter_mut()).zip(o.iter_mut()) {
+                    *e = pair[0];
+                    *o = pair[1];
+                }
+                let (e0, e1, o0, o1) = (&e[..w], &e[1..w + 1], &o[..w], &o[1..w + 1]);
+                let dst = |q: usize| ((4 * kk + q) * cin + ci) * n + off;
+                for ((x, a), b) in v[dst(0)..dst(0) + w].iter_mut().zip(e0).zip(e1) {
+                    *x = a - b;
+                }
+                for ((x, a), b) in v[dst(1)..dst(1) + w].iter_mut().zip(o0).zip(e1) {
+                    *x = a + b;
+                }
+                for ((x, a), b) in v[dst(2)..dst(2) + w].iter_mut().zip(e1).zip(o0) {
+                    *x = a - b;
+                }
+                for ((x, a), b) in v[dst(3)..dst(3) + w].iter_mut().zip(o0).zip(o1) {
+                    *x = a - b;
                 }
             }
             off += w;
@@ -920,27 +986,47 @@ fn winograd_chunk(
     }
     let m = run_matmul(gemm, v, &[16, cin, n])?;
     let m = plain_f32(&m)?;
+    let plain = spec.out_q.is_none() && next_in.is_none();
     let mut y = Vec::with_capacity(cout * 4 * n);
+    let mut u = vec![0.0f32; 8 * wmax];
     let mut off = 0;
     for seg in rows {
         let w = seg.w as usize;
         for co in 0..cout {
-            let ms: [&[f32]; 16] =
-                std::array::from_fn(|xi| &m[(xi * cout + co) * n + off..(xi * cout + co) * n + off + w]);
+            let ms = |xi: usize| &m[(xi * cout + co) * n + off..(xi * cout + co) * n + off + w];
+            // Aᵀ across: u[2i] = m[4i] + m[4i+1] + m[4i+2], u[2i+1] = m[4i+1] − m[4i+2] − m[4i+3].
+            for i in 0..4 {
+                let (a, b, c, d) = (ms(4 * i), ms(4 * i + 1), ms(4 * i + 2), ms(4 * i + 3));
+                let (ua, ub) = u[2 * i * wmax..(2 * i + 2) * wmax].split_at_mut(wmax);
+                for ((((xa, xb), a), b), (c, d)) in
+                    ua[..w].iter_mut().zip(ub[..w].iter_mut()).zip(a).zip(b).zip(c.iter().zip(d))
+                {
+                    *xa = a + b + c;
+                    *xb = b - c - d;
+                }
+            }
+            // A down: row 0 = u0 + u1 + u2, row 1 = u1 − u2 − u3 (per output column b).
             let bias = spec.bias[co];
             let at = y.len();
             y.resize(at + 4 * w, 0.0);
             let (y0, y1) = y[at..].split_at_mut(2 * w);
-            for j in 0..w {
-                let u = |i: usize| {
-                    let (a, b, c, e) = (ms[4 * i][j], ms[4 * i + 1][j], ms[4 * i + 2][j], ms[4 * i + 3][j]);
-                    (a + b + c, b - c - e)
-                };
-                let (u0, u1, u2, u3) = (u(0), u(1), u(2), u(3));
-                y0[2 * j] = finish(spec, next_in, u0.0 + u1.0 + u2.0 + bias);
-                y0[2 * j + 1] = finish(spec, next_in, u0.1 + u1.1 + u2.1 + bias);
-                y1[2 * j] = finish(spec, next_in, u1.0 - u2.0 - u3.0 + bias);
-                y1[2 * j + 1] = finish(spec, next_in, u1.1 - u2.1 - u3.1 + bias);
+            let uu = |i: usize, b: usize| &u[(2 * i + b) * wmax..(2 * i + b) * wmax + w];
+            for b in 0..2 {
+                let (u0, u1, u2, u3) = (uu(0, b), uu(1, b), uu(2, b), uu(3, b));
+                for (j, (((a0, a1), a2), a3)) in u0.iter().zip(u1).zip(u2).zip(u3).enumerate() {
+                    y0[2 * j + b] = a0 + a1 + a2 + bias;
+                    y1[2 * j + b] = a1 - a2 - a3 + bias;
+                }
+            }
+            let out = &mut y[at..at + 4 * w];
+            if plain {
+                match spec.act {
+                    Act::Relu => out.iter_mut().for_each(|x| *x = x.max(0.0)),
+                    Act::None => {}
+                    Act::Sigmoid => out.iter_mut().for_each(|x| *x = Act::Sigmoid.apply(*x)),
+                }
+            } else {
+                out.iter_mut().for_each(|x| *x = finish(spec, next_in, *x));
             }
         }
         off += w;
@@ -968,58 +1054,70 @@ impl AtomicDuration {
     }
 }
 
-/// Runs `job(k, scratch)` for `k` in `0..n` on `workers` threads (the caller's included),
-/// taking jobs from a shared counter, each worker with its own reusable scratch vector;
-/// tract runs single-threaded inside when there is more than one worker. Returns the
-/// results in job order; the first error stops the others early.
-fn parallel<T: Send>(
+/// Runs `job(k, scratch)` for `k` in `0..n` on `workers` threads, each with its own reusable
+/// scratch vector and tract single-threaded, while the calling thread hands each result to
+/// `sink(k, result)` as it arrives (in any order): placing results overlaps the work, and at
+/// most two results per worker wait. One worker: everything on the calling thread, in order.
+/// The first error stops the others early and is returned.
+pub(crate) fn parallel_sink<T: Send>(
     n: usize,
     workers: usize,
     job: impl Fn(usize, &mut Vec<f32>) -> Result<T, EngineError> + Sync,
-) -> Result<Vec<T>, EngineError> {
+    mut sink: impl FnMut(usize, T) -> Result<(), EngineError>,
+) -> Result<(), EngineError> {
     let workers = workers.clamp(1, n.max(1));
     if workers == 1 {
         let mut scratch = Vec::new();
-        return (0..n).map(|k| job(k, &mut scratch)).collect();
+        for k in 0..n {
+            sink(k, job(k, &mut scratch)?)?;
+        }
+        return Ok(());
     }
     use tract_onnx::prelude::tract_linalg::multithread::{multithread_tract_scope, Executor};
     let next = AtomicUsize::new(0);
-    let work = || {
-        multithread_tract_scope(Executor::SingleThread, || {
-            let mut done = Vec::new();
-            let mut scratch = Vec::new();
-            loop {
-                let k = next.fetch_add(1, Ordering::Relaxed);
-                if k >= n {
-                    break;
-                }
-                let r = job(k, &mut scratch);
-                let failed = r.is_err();
-                done.push((k, r));
-                if failed {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Result<T, EngineError>)>(2 * workers);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            let (tx, next, job) = (tx.clone(), &next, &job);
+            scope.spawn(move || {
+                multithread_tract_scope(Executor::SingleThread, || {
+                    let mut scratch = Vec::new();
+                    loop {
+                        let k = next.fetch_add(1, Ordering::Relaxed);
+                        if k >= n {
+                            break;
+                        }
+                        let r = job(k, &mut scratch);
+                        let failed = r.is_err();
+                        if tx.send((k, r)).is_err() || failed {
+                            next.store(n, Ordering::Relaxed);
+                            break;
+                        }
+                    }
+                })
+            });
+        }
+        drop(tx);
+        let mut done = 0;
+        let mut first_err = None;
+        for (k, r) in rx {
+            if first_err.is_some() {
+                continue;
+            }
+            match r.and_then(|v| sink(k, v)) {
+                Ok(()) => done += 1,
+                Err(e) => {
                     next.store(n, Ordering::Relaxed);
-                    break;
+                    first_err = Some(e);
                 }
             }
-            done
-        })
-    };
-    let all: Vec<Vec<(usize, Result<T, EngineError>)>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (1..workers).map(|_| scope.spawn(work)).collect();
-        let mut all = vec![work()];
-        for h in handles {
-            all.push(h.join().unwrap_or_default());
         }
-        all
-    });
-    let mut slots: Vec<Option<T>> = (0..n).map(|_| None).collect();
-    for (k, r) in all.into_iter().flatten() {
-        slots[k] = Some(r?);
-    }
-    slots
-        .into_iter()
-        .map(|s| s.ok_or_else(|| EngineError::new(EngineErrorKind::Runtime, "a stage-B worker stopped early")))
-        .collect()
+        match first_err {
+            Some(e) => Err(e),
+            None if done < n => Err(EngineError::new(EngineErrorKind::Runtime, "a stage-B worker stopped early")),
+            None => Ok(()),
+        }
+    })
 }
 
 #[cfg(test)]
@@ -1170,6 +1268,23 @@ mod tests {
     }
 
     #[test]
+    fn quant_rounds_half_to_even_and_saturates() {
+        let q = Quant { scale: 0.5, zp: 0.0, lo: -128.0, hi: 127.0 };
+        for (x, want) in
+            [(0.25f32, 0.0f32), (0.75, 1.0), (1.25, 1.0), (-0.25, -0.0), (-0.75, -1.0), (100.0, 63.5), (-100.0, -64.0)]
+        {
+            assert_eq!(q.apply(x), want, "{x}");
+        }
+        let u = Quant { scale: 0.1, zp: 10.0, lo: 0.0, hi: 255.0 };
+        let mut seed = 7u64;
+        for _ in 0..10_000 {
+            let x = rand(&mut seed, 60.0);
+            let want = (((x / 0.1f32).round_ties_even() + 10.0).clamp(0.0, 255.0) - 10.0) * 0.1;
+            assert_eq!(u.apply(x), want, "{x}");
+        }
+    }
+
+    #[test]
     fn tile_chunks_cover_every_tile_once() {
         let widths = [5usize, 0, 3, 7, 1];
         for chunk in 1..10 {
@@ -1213,5 +1328,47 @@ mod tests {
         for (a, b) in y.iter().zip(want) {
             assert!((a - b).abs() < 1e-5, "{y:?} vs {want:?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod chunk_timing {
+    use super::*;
+
+    /// Time of one Winograd chunk against its matrix product alone (paper widths):
+    /// `cargo test --release --lib chunk_timing -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn winograd_chunk_vs_product() {
+        let (cin, cout, tiles) = (128usize, 128usize, 64usize);
+        let u: Vec<f32> = (0..16 * cout * cin).map(|i| ((i * 7919) % 1000) as f32 * 1e-4).collect();
+        let gemm = matmul_model(u, 16, cout, cin, None).unwrap();
+        let spec = ConvSpec {
+            cout,
+            cin,
+            kernel: 3,
+            weight: Vec::new(),
+            bias: vec![0.01; cout],
+            act: Act::Relu,
+            in_q: None,
+            out_q: None,
+        };
+        let (gr, gc) = (102usize, 102usize);
+        let row_off: Vec<usize> = (0..=gr).map(|r| r * gc).collect();
+        let plane = gr * gc;
+        let input: Vec<f32> = (0..cin * plane).map(|i| ((i * 31) % 97) as f32 * 1e-2).collect();
+        let rows = vec![Segment { ti: 3, tj: 0, w: 50 }, Segment { ti: 4, tj: 0, w: 14 }];
+        let mut v = Vec::new();
+        let mut best = (f64::MAX, f64::MAX);
+        for _ in 0..20 {
+            let t0 = Instant::now();
+            let y = winograd_chunk(&spec, &gemm, &rows, &input, plane, &row_off, gc, None, &mut v).unwrap();
+            best.0 = best.0.min(t0.elapsed().as_secs_f64());
+            let t1 = Instant::now();
+            let _ = run_matmul(&gemm, &v, &[16, cin, tiles]).unwrap();
+            best.1 = best.1.min(t1.elapsed().as_secs_f64());
+            std::hint::black_box(y);
+        }
+        eprintln!("chunk {:.3} ms, product alone {:.3} ms", best.0 * 1e3, best.1 * 1e3);
     }
 }
