@@ -29,7 +29,7 @@ fn bench(c: &mut Criterion) {
     let h: Vec<f32> = (0..len).map(|i| ((i * 7919) % 1000) as f32 * 1e-3).collect();
     let name = format!("stage_b/T{}_O{}", cfg.tscale(), engine.info().bm_width);
     for threads in [1, 2] {
-        engine.set_threads(threads);
+        engine.set_threads(threads).expect("worker threads");
         c.bench_function(&format!("{name}/{threads}t"), |b| b.iter(|| engine.run_stage_b(black_box(&h)).unwrap()));
     }
 }

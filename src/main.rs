@@ -42,6 +42,18 @@ pub(crate) fn tune_allocator_for_windows() {
     mallopt(libc::M_TRIM_THRESHOLD, 8 << 20, "MALLOC_TRIM_THRESHOLD_");
 }
 
+/// Between windows: returns the heap's free pages to the system (`malloc_trim`), so that a
+/// long video's windows do not add up heap fragments in the resident set.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+pub(crate) fn release_free_memory() {
+    // SAFETY: malloc_trim only returns free heap pages to the kernel; it takes the arena
+    // locks itself and is safe to call at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
 fn mallopt(param: libc::c_int, value: libc::c_int, var: &str) {
@@ -59,3 +71,6 @@ fn tune_allocator() {}
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 pub(crate) fn tune_allocator_for_windows() {}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub(crate) fn release_free_memory() {}

@@ -175,6 +175,7 @@ pub fn run(a: Args) -> Result<()> {
             let dir = if single { dir.clone() } else { dir.join(format!("window_{index:04}")) };
             dump(&dir, w, t, d)?;
         }
+        crate::release_free_memory();
         Ok(())
     })?;
     let video_id = a

@@ -275,6 +275,8 @@ pub struct Engine {
     tail: Option<tail::Tail>,
     /// The BM layer's projection `Z = yᵀ · Wz`, one tract product per block of channels.
     projection: Projector,
+    /// Worker threads for the projection and the sparse tail.
+    workers: tail::Workers,
     /// Per worker, one reusable H buffer per band width.
     h: Vec<Vec<Option<Tensor>>>,
 }
@@ -536,6 +538,7 @@ impl Engine {
             constant_field,
             tail,
             projection,
+            workers: tail::Workers::new(threads)?,
             h,
         })
     }
@@ -556,9 +559,11 @@ impl Engine {
     }
 
     /// Changes the thread count (tract's default executor and the BM kernel).
-    pub fn set_threads(&mut self, threads: usize) {
+    pub fn set_threads(&mut self, threads: usize) -> Result<(), EngineError> {
         self.threads = threads.max(1);
         set_threads(self.threads);
+        self.workers = tail::Workers::new(self.threads)?;
+        Ok(())
     }
 
     /// Runs one window. `x` is `[C, T]` (channel-major, as the window buffer writes it).
@@ -588,7 +593,7 @@ impl Engine {
             .try_as_plain_ram()
             .and_then(|v| v.as_slice::<f32>())
             .map_err(|e| EngineError::tract("stage A output y", e))?;
-        let z = self.projection.run(yt, self.threads)?;
+        let z = self.projection.run(yt, &self.workers)?;
         drop(out_a);
         times.stage_a = t0.elapsed();
         if self.tail.is_some() {
@@ -596,9 +601,8 @@ impl Engine {
             times.bm = self.tail_first(&z)?;
             // Z is no longer needed: release it before the rest of stage B.
             drop(z);
-            let workers = self.threads;
             if let Some(tail) = self.tail.as_mut() {
-                tail.run_rest(workers, &mut confidence, false)?;
+                tail.run_rest(&self.workers, &mut confidence, false)?;
             }
             times.stage_b = t1.elapsed().saturating_sub(times.bm);
         } else {
@@ -616,7 +620,7 @@ impl Engine {
         let inner = if self.threads > 1 { 1 } else { self.threads };
         let stride = tail::Tail::CELL_CHUNK;
         let fill = |cells: std::ops::Range<usize>, h: &mut [f32]| kernel.run_cells(z, h, cells, stride, inner);
-        tail.run_first(&fill, self.threads)
+        tail.run_first(&fill, &self.workers)
     }
 
     /// The BM kernel and stage B on Z in tract's bands.
@@ -754,7 +758,7 @@ impl Engine {
                 format!("H has {} values, expected O·D·T = {}", h.len(), o * d * t),
             ));
         }
-        let workers = self.threads;
+        let workers = &self.workers;
         if let Some(tail) = self.tail.as_mut() {
             let cells = tail.cells().to_vec();
             let stride = tail::Tail::CELL_CHUNK;
@@ -877,7 +881,7 @@ impl Projector {
     }
 
     /// `yt` is `yᵀ` `[T][P]`; returns Z.
-    fn run(&self, yt: &[f32], threads: usize) -> Result<Vec<f32>, EngineError> {
+    fn run(&self, yt: &[f32], workers: &tail::Workers) -> Result<Vec<f32>, EngineError> {
         let (t, p) = (self.t, self.p);
         if yt.len() != t * p {
             return Err(EngineError::new(
@@ -934,7 +938,7 @@ impl Projector {
             }
             Ok(())
         };
-        tail::parallel_sink(self.models.len(), threads, job, place)?;
+        workers.run(self.models.len(), job, place)?;
         Ok(z)
     }
 }

@@ -669,8 +669,9 @@ impl Tail {
         let saved_extents = std::mem::replace(&mut tail.extents, full);
         let mut constant = Vec::new();
         let saved_tiles = tail.full_tiles();
-        tail.run_first(&|_, _| Ok(()), 1)?;
-        tail.run_rest(1, &mut constant, true)?;
+        let one = Workers::new(1)?;
+        tail.run_first(&|_, _| Ok(()), &one)?;
+        tail.run_rest(&one, &mut constant, true)?;
         tail.restore_tiles(saved_tiles);
         tail.cells = saved_cells;
         tail.extents = saved_extents;
@@ -761,7 +762,7 @@ impl Tail {
     /// into [`Self::cells`]) as `[O][CELL_CHUNK]` (columns past the range are ignored).
     /// Returns the share of the time spent in `fill`. Then [`Self::run_rest`]; whatever
     /// `fill` reads (Z) can be dropped in between.
-    pub(crate) fn run_first(&mut self, fill: &Fill<'_>, workers: usize) -> Result<Duration, EngineError> {
+    pub(crate) fn run_first(&mut self, fill: &Fill<'_>, workers: &Workers) -> Result<Duration, EngineError> {
         let (t, d) = (self.t, self.d);
         let start = Instant::now();
         let plane = self.row_off[self.gr];
@@ -810,7 +811,7 @@ impl Tail {
             }
             Ok(())
         };
-        parallel_sink(chunks, workers, job, place)?;
+        workers.run(chunks, job, place)?;
         // Fill and first product run together in chunks: share the phase's wall time.
         let (f, gt) = (fill_time.get().as_secs_f64(), gemm_time.get().as_secs_f64());
         Ok(start.elapsed().mul_f64(if f + gt > 0.0 { f / (f + gt) } else { 0.0 }))
@@ -819,7 +820,7 @@ impl Tail {
     /// The layers after the first; `out` receives `[cout][D][T]`.
     pub(crate) fn run_rest(
         &mut self,
-        workers: usize,
+        workers: &Workers,
         out: &mut Vec<f32>,
         all_constant: bool,
     ) -> Result<(), EngineError> {
@@ -859,7 +860,7 @@ impl Tail {
                         }
                         Ok(())
                     };
-                    parallel_sink(tiles.len(), workers, job, place)?;
+                    workers.run(tiles.len(), job, place)?;
                 }
                 Layer::Pointwise { spec } => {
                     // Row by row; each input row is read once for every output channel.
@@ -1054,70 +1055,95 @@ impl AtomicDuration {
     }
 }
 
-/// Runs `job(k, scratch)` for `k` in `0..n` on `workers` threads, each with its own reusable
-/// scratch vector and tract single-threaded, while the calling thread hands each result to
-/// `sink(k, result)` as it arrives (in any order): placing results overlaps the work, and at
-/// most two results per worker wait. One worker: everything on the calling thread, in order.
-/// The first error stops the others early and is returned.
-pub(crate) fn parallel_sink<T: Send>(
-    n: usize,
-    workers: usize,
-    job: impl Fn(usize, &mut Vec<f32>) -> Result<T, EngineError> + Sync,
-    mut sink: impl FnMut(usize, T) -> Result<(), EngineError>,
-) -> Result<(), EngineError> {
-    let workers = workers.clamp(1, n.max(1));
-    if workers == 1 {
-        let mut scratch = Vec::new();
-        for k in 0..n {
-            sink(k, job(k, &mut scratch)?)?;
+/// The engine's worker threads: a pool built once per engine (so each thread keeps its
+/// scratch buffers and tract's per-thread scratch from window to window), or none for one
+/// thread.
+pub(crate) struct Workers {
+    pool: Option<rayon::ThreadPool>,
+}
+
+impl Workers {
+    /// `threads` workers (1: the calling thread alone).
+    pub(crate) fn new(threads: usize) -> Result<Workers, EngineError> {
+        if threads <= 1 {
+            return Ok(Workers { pool: None });
         }
-        return Ok(());
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("bmn-edge-{i}"))
+            .build()
+            .map_err(|e| EngineError::new(EngineErrorKind::Runtime, format!("cannot start worker threads: {e}")))?;
+        Ok(Workers { pool: Some(pool) })
     }
-    use tract_onnx::prelude::tract_linalg::multithread::{multithread_tract_scope, Executor};
-    let next = AtomicUsize::new(0);
-    let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Result<T, EngineError>)>(2 * workers);
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            let (tx, next, job) = (tx.clone(), &next, &job);
-            scope.spawn(move || {
-                multithread_tract_scope(Executor::SingleThread, || {
-                    let mut scratch = Vec::new();
-                    loop {
-                        let k = next.fetch_add(1, Ordering::Relaxed);
-                        if k >= n {
-                            break;
-                        }
-                        let r = job(k, &mut scratch);
-                        let failed = r.is_err();
-                        if tx.send((k, r)).is_err() || failed {
-                            next.store(n, Ordering::Relaxed);
-                            break;
-                        }
-                    }
-                })
-            });
-        }
-        drop(tx);
-        let mut done = 0;
-        let mut first_err = None;
-        for (k, r) in rx {
-            if first_err.is_some() {
-                continue;
+
+    /// Threads doing the work.
+    #[cfg(test)]
+    pub(crate) fn count(&self) -> usize {
+        self.pool.as_ref().map_or(1, |p| p.current_num_threads())
+    }
+
+    /// Runs `job(k, scratch)` for `k` in `0..n` on the workers (tract single-threaded inside
+    /// them, each with a reusable scratch vector) while the calling thread hands each result
+    /// to `sink(k, result)` as it arrives (in any order): placing results overlaps the work,
+    /// and at most two results per worker wait. Without a pool: all on the calling thread, in
+    /// order. The first error stops the remaining jobs and is returned.
+    pub(crate) fn run<T: Send>(
+        &self,
+        n: usize,
+        job: impl Fn(usize, &mut Vec<f32>) -> Result<T, EngineError> + Sync,
+        mut sink: impl FnMut(usize, T) -> Result<(), EngineError>,
+    ) -> Result<(), EngineError> {
+        let Some(pool) = &self.pool else {
+            let mut scratch = Vec::new();
+            for k in 0..n {
+                sink(k, job(k, &mut scratch)?)?;
             }
-            match r.and_then(|v| sink(k, v)) {
-                Ok(()) => done += 1,
-                Err(e) => {
-                    next.store(n, Ordering::Relaxed);
-                    first_err = Some(e);
+            return Ok(());
+        };
+        use tract_onnx::prelude::tract_linalg::multithread::{multithread_tract_scope, Executor};
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Result<T, EngineError>)>(2 * pool.current_num_threads());
+        pool.in_place_scope(|scope| {
+            for k in 0..n {
+                let (tx, job, stop) = (tx.clone(), &job, &stop);
+                scope.spawn(move |_| {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let r = multithread_tract_scope(Executor::SingleThread, || {
+                        SCRATCH.with_borrow_mut(|scratch| job(k, scratch))
+                    });
+                    if r.is_err() {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                    let _ = tx.send((k, r));
+                });
+            }
+            drop(tx);
+            let mut done = 0;
+            let mut first_err = None;
+            for (k, r) in rx {
+                if first_err.is_some() {
+                    continue;
+                }
+                match r.and_then(|v| sink(k, v)) {
+                    Ok(()) => done += 1,
+                    Err(e) => {
+                        stop.store(true, Ordering::Relaxed);
+                        first_err = Some(e);
+                    }
                 }
             }
-        }
-        match first_err {
-            Some(e) => Err(e),
-            None if done < n => Err(EngineError::new(EngineErrorKind::Runtime, "a stage-B worker stopped early")),
-            None => Ok(()),
-        }
-    })
+            match first_err {
+                Some(e) => Err(e),
+                None if done < n => Err(EngineError::new(EngineErrorKind::Runtime, "a worker stopped early")),
+                None => Ok(()),
+            }
+        })
+    }
 }
 
 #[cfg(test)]
@@ -1241,6 +1267,7 @@ mod tests {
             for chunk in [1usize, 3, 7, 64] {
                 let mut tail = Tail::new(convs.clone(), cells.clone(), t, d, &bm_bias, chunk).unwrap();
                 for workers in [1usize, 2, 3] {
+                    let workers = &Workers::new(workers).unwrap();
                     let cells = tail.cells().to_vec();
                     let fill = |range: Range<usize>, hc: &mut [f32]| {
                         for (i, &(r, s)) in cells[range].iter().enumerate() {
@@ -1260,7 +1287,7 @@ mod tests {
                         // Quantized: a float sum landing on the other side of a rounding
                         // boundary moves a value by one step (0.03 here), rarely.
                         let tol = if quantized { 0.031 } else { 1e-5 };
-                        assert!(err < tol, "d {d} t {t} chunk {chunk} workers {workers}: max |Δ| {err}");
+                        assert!(err < tol, "d {d} t {t} chunk {chunk} workers {}: max |Δ| {err}", workers.count());
                     }
                 }
             }
