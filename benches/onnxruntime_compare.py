@@ -181,21 +181,36 @@ def detect_rss(path: str, threads: int) -> float:
     return int(out.stderr.strip().splitlines()[-1]) / 1024
 
 
+def median_run(runs: list, key: str) -> dict:
+    """The run whose ``key`` is the median of the rounds (the lower middle for an even count)."""
+    return sorted(runs, key=lambda r: r[key])[(len(runs) - 1) // 2]
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--iterations", type=int, default=10)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--int8", action="store_true", help="also the int8 comparison")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="runs of every engine, interleaved; the tables give the median round "
+                         "(the machine's speed drifts by tens of percent between minutes)")
     args = ap.parse_args(argv)
     if not os.path.exists(BIN):
         sys.exit(f"build the binary first: cargo build --release ({BIN} missing)")
     export_models()
     rows = []
     for th in args.threads:
-        std = ort_time(STANDARD, th, max(3, args.iterations // 2))
-        rea = ort_time(REASSOC, th, args.iterations)
-        es = edge_time(STANDARD, th, args.iterations)
-        ee = edge_time(EDGE, th, args.iterations)
+        runs = {"std": [], "rea": [], "es": [], "ee": []}
+        for _ in range(args.rounds):
+            runs["std"].append(ort_time(STANDARD, th, max(3, args.iterations // 2)))
+            runs["ee"].append(edge_time(EDGE, th, args.iterations))
+            runs["rea"].append(ort_time(REASSOC, th, args.iterations))
+            runs["es"].append(edge_time(STANDARD, th, args.iterations))
+        std, rea = median_run(runs["std"], "median_ms"), median_run(runs["rea"], "median_ms")
+        es, ee = median_run(runs["es"], "total_ms"), median_run(runs["ee"], "total_ms")
+        print(f"threads {th}, every round: ort standard {[round(r['median_ms']) for r in runs['std']]}, "
+              f"ort reassociated {[round(r['median_ms']) for r in runs['rea']]}, "
+              f"bmn-edge edge {[round(r['total_ms'], 1) for r in runs['ee']]}", file=sys.stderr)
         rows.append((th, std, rea, es, ee))
         print(f"threads {th}: ort standard {std['median_ms']:.1f} ms, ort reassociated "
               f"{rea['median_ms']:.1f} ms, bmn-edge standard {es['total_ms']:.1f} ms, "
@@ -225,10 +240,17 @@ def main(argv=None):
               "| bmn-edge int8, Conv3d float, edge (ms) |")
         print("|---|---|---|---|---|---|---|")
         for th in args.threads:
-            q = ort_time(INT8_QDQ, th, args.iterations)
-            qr = ort_time(INT8_REASSOC, th, args.iterations)
-            e = edge_time(INT8_EDGE_C3, th, args.iterations)
-            e2 = edge_time(INT8_EDGE, th, args.iterations)
+            runs = {"q": [], "qr": [], "e": [], "e2": []}
+            for _ in range(args.rounds):
+                runs["q"].append(ort_time(INT8_QDQ, th, args.iterations))
+                runs["e"].append(edge_time(INT8_EDGE_C3, th, args.iterations))
+                runs["qr"].append(ort_time(INT8_REASSOC, th, args.iterations))
+                runs["e2"].append(edge_time(INT8_EDGE, th, args.iterations))
+            q, qr = median_run(runs["q"], "median_ms"), median_run(runs["qr"], "median_ms")
+            e, e2 = median_run(runs["e"], "total_ms"), median_run(runs["e2"], "total_ms")
+            print(f"int8 threads {th}, every round: ort QDQ standard {[round(r['median_ms']) for r in runs['q']]}, "
+                  f"ort QDQ reassociated {[round(r['median_ms'], 1) for r in runs['qr']]}, "
+                  f"bmn-edge all-int8 {[round(r['total_ms'], 1) for r in runs['e']]}", file=sys.stderr)
             s = e["stages_ms"]
             print(f"| {th} | {q['median_ms']:.1f} | {qr['median_ms']:.1f} | {e['total_ms']:.1f} "
                   f"[{s['stage_a']:.1f} / {s['bm']:.1f} / {s['stage_b']:.1f} / {s['post']:.2f}] "

@@ -8,7 +8,8 @@ PY=${PY:-.venv/bin/python}
 "$PY" models/synth.py --seed 3 --videos 30 --out models/work/data/test
 "$PY" models/train.py ${TRAIN_ARGS:-}                      # train seed 1, val seed 2 (auto)
 "$PY" models/export.py                                      # models/work/onnx/bmn_pytorch_op17.onnx
-"$PY" models/quantize.py                                    # ..._int8.onnx + report + test metrics
+"$PY" models/quantize.py                                    # ..._int8.onnx + report + test metrics (Conv3d float)
+"$PY" models/quantize.py --quantize-conv3d --methods minmax --no-eval   # ..._int8_minmax.onnx, all convolutions int8
 cargo build --release --bin bmn-edge
 target/release/bmn-edge convert models/work/onnx/bmn_pytorch_op17.onnx -o models/bmn_synth_fp32.edge.onnx
-target/release/bmn-edge convert models/work/onnx/bmn_pytorch_op17_int8.onnx -o models/bmn_synth_int8.edge.onnx
+target/release/bmn-edge convert models/work/onnx/bmn_pytorch_op17_int8_minmax.onnx -o models/bmn_synth_int8.edge.onnx

@@ -551,8 +551,9 @@ fn accumulate<Z: ZElem, const FMA: bool>(taps: &[u32], weights: &[f32], zc: &[Z]
     acc
 }
 
-/// An element of Z: `f32` (float projection) or `i32` (int8 projection, exact integer sums;
-/// the kernel scales each channel's sum by [`BmKernel::set_scale`]'s factor).
+/// An element of Z the kernel reads. Only `f32` today (an int8 projection's integer
+/// products are scaled to f32 as they are placed); the kernel is generic so that a narrower
+/// Z can be added without touching its loops.
 pub trait ZElem: Copy + Default + Send + Sync + 'static {
     /// The value as f32.
     fn f32(self) -> f32;

@@ -1,17 +1,31 @@
-//! The inference engine: a standard BMN export (or its edge form) split into
-//! **stage A** (tract: `x → start, end, Z`), the **BM layer** in Rust (sparse sampling of
-//! `Z` through the core's [`BmTable`](crate::bm::BmTable)) and **stage B** (tract: the 2-d
-//! convolutions `H → confidence`).
+//! The inference engine: a standard BMN export (or its edge form) run as
+//!
+//! 1. **stage A** (tract): `x → start, end, yᵀ` — the 1-d convolutions and both heads;
+//! 2. the **projection** `Z = yᵀ · Wz` (the Conv3d weights applied before sampling), one
+//!    tract matrix product per block of 32 output channels, on the worker threads;
+//! 3. the **BM kernel** (Rust, [`kernel::BmKernel`]): sparse sampling of `Z` through the
+//!    core's [`BmTable`](crate::bm::BmTable), valid cells only, fused in chunks with
+//! 4. **stage B** as the sparse Winograd tail ([`tail`]): the first 1×1 convolution as one
+//!    product over the valid cells, the 3×3 convolutions in Winograd F(2×2, 3×3) form over
+//!    the cells the output depends on, the rest of the map from a constant field.
 //!
 //! ## Why the graph is not run as exported
 //!
 //! The exported BM layer is a MatMul with a dense `[T, N·D·T]` constant followed by a Conv3d
 //! whose kernel spans the `N` axis: ~54 GMAC and a 328 MB intermediate per window at the
 //! paper configuration. Both are linear, so they are reassociated (design.md):
-//! `H[o,d,s] = b[o] + Σ_n Σ_t Z[o,n,t] · M[t,n,d,s]` with `Z = W·y` — the projection is
-//! appended to stage A as one MatMul, and the sum over the mask's ≤ 2K non-zeros per bin is
-//! [`kernel::BmKernel`]. The dense mask is checked against the table once at load (it must
-//! be a BM mask) and then dropped; the `[P, N, D, T]` tensor never exists.
+//! `H[o,d,s] = b[o] + Σ_n Σ_t Z[o,n,t] · M[t,n,d,s]` with `Z = W·y`, and the sum over the
+//! mask's ≤ 2K non-zeros per bin is the BM kernel. The dense mask is checked against the
+//! table once at load (it must be a BM mask) and then dropped; neither the mask nor the
+//! `[P, N, D, T]` tensor nor the whole of `H` ever exists.
+//!
+//! Stage B is not run as exported either: half of the map is invalid cells whose `H` is the
+//! constant `relu(bias)`, so the first 1×1 layer maps them all to one vector and only the
+//! cells within the receptive field of a valid cell differ from a constant field. The tail
+//! does ~1.1 GMAC per window where the exported convolutions do 3.6. Stage B graphs that are
+//! not a chain of 1×1 / 3×3 "same" convolutions with Relu/Sigmoid (float `Conv`, or
+//! `QLinearConv` between Quantize/DequantizeLinear) run in tract instead, in row bands
+//! ([`EngineOptions::band_rows`]), also on request ([`EngineOptions::tract_stage_b`]).
 //!
 //! ## Models
 //!
@@ -20,23 +34,21 @@
 //!   ([`graph`]), `K` and `r` are recovered by matching the mask against the table.
 //! * **Edge** format (`bmn-edge convert`): the same graph with the BM chain replaced by one
 //!   `ai.bmn_edge.BoundaryMatching` node and `(T, D, N, K, r)`, the variant and the
-//!   convention in `metadata_props`. About 20 MB instead of 148 MB.
-//! * **Quantized** graphs run as tract runs them; see [`ModelInfo::warnings`].
+//!   convention in `metadata_props`. About 20 MB instead of 148 MB (5 MB all-int8).
+//! * **Quantized** (QOperator, s8 symmetric per tensor): stage A's `QLinearConv`s run in
+//!   tract's integer kernels; a quantized Conv3d keeps its int8 weights (the projection is a
+//!   `MatMulInteger` of `y` quantized with its input scale); quantized stage-B convolutions
+//!   run in the tail with their dequantized weights and onnxruntime's quantization of every
+//!   input and output emulated (equal to tract's integer kernels to 1e-7 on the fixtures).
+//!   Other forms run as tract runs them, with a warning ([`ModelInfo::warnings`]).
 //!
 //! ## Threads
 //!
-//! [`EngineOptions::threads`] sets tract's default executor (its matrix products run on a
-//! pool of that size) and the number of threads of the BM kernel.
-//!
-//! ## Stage B in bands
-//!
-//! Stage B runs in row bands ([`EngineOptions::band_rows`]) with a halo equal to its
-//! receptive-field radius (two rows for BMN's two 3×3 convolutions), and each band only over
-//! the columns whose receptive field reaches a valid cell (`s + d ≤ T − 1`); the other
-//! outputs see nothing but invalid cells (`H = relu(bias)`) and are copied from a constant
-//! field computed once at load. The maps are the same as the whole-map computation; the
-//! arithmetic is ~78 % of it and the buffers a quarter. Stage B graphs that are not made of
-//! stride-1 "same" convolutions and element-wise ops run whole.
+//! [`EngineOptions::threads`] sets tract's default executor (stage A's products) and the
+//! engine's worker pool: the projection's blocks, the first layer's cell chunks and the
+//! Winograd tile chunks are spread over the workers, each running tract single-threaded
+//! (tract's own threading gains little on these products), while the calling thread places
+//! the results.
 //!
 //! ## Diagnostics
 //!
@@ -47,7 +59,7 @@ pub mod detect;
 pub mod graph;
 pub mod kernel;
 pub(crate) mod proto;
-pub(crate) mod tail;
+pub mod tail;
 
 use crate::config::{Convention, WindowConfig};
 use graph::Site;
