@@ -1,4 +1,5 @@
-//! Stage B (the 2-d convolutions, H[512, D, T] → confidence[2, D, T]) through tract, 1 and
+//! Stage B (the 2-d convolutions, H[512, D, T] → confidence[2, D, T]: the sparse Winograd
+//! tail, or tract when the graph is not a plain convolution chain), 1 and
 //! 2 threads. Model: `$BMN_BENCH_MODEL`, else the paper-config edge file that
 //! `benches/onnxruntime_compare.py` writes (`models/work/bench/bmn_paper_pytorch_edge.onnx`)
 //! when it exists, else the tiny committed fixture.
