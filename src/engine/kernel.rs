@@ -624,6 +624,17 @@ mod tests {
             kernel.run(&z, &mut h, threads).unwrap();
             let err = h.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
             assert!(err < 1e-5, "{simd:?}, threads {threads}: max err {err}");
+            // Valid cells 5..23 only, as the sparse stage B asks for them.
+            let (stride, cells) = (20usize, 5..23usize);
+            let mut hc = vec![f32::NAN; o * stride];
+            kernel.run_cells(&z, &mut hc, cells.clone(), stride, threads).unwrap();
+            for (i, ci) in cells.enumerate() {
+                let (dd, ss) = kernel.plan().cells()[ci];
+                for oo in 0..o {
+                    let w = want[(oo * 9 + dd as usize) * t + ss as usize];
+                    assert!((hc[oo * stride + i] - w).abs() < 1e-5, "{simd:?} cell {ci} channel {oo}");
+                }
+            }
             // A band of rows 3..7 equals those rows of the whole map.
             let mut band = vec![f32::NAN; o * 4 * t];
             kernel.run_rows(&z, &mut band, 3..7, t, threads).unwrap();
