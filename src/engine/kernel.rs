@@ -334,38 +334,8 @@ impl BmKernel {
             ));
         }
         let plane = rows.len() * cols;
-        let zblock = cfg.tscale() * cfg.num_sample() * CHUNK;
-        let mut work: Vec<(usize, &[Z], &mut [f32])> = z
-            .chunks_exact(zblock)
-            .zip(h.chunks_mut(CHUNK * plane))
-            .enumerate()
-            .map(|(c, (zc, hc))| (c, zc, hc))
-            .collect();
-        let threads = threads.clamp(1, work.len().max(1));
         let rows = &rows;
-        if threads == 1 {
-            for (c, zc, hc) in work.iter_mut() {
-                self.run_block(*c, zc, hc, rows.clone(), cols);
-            }
-            return Ok(());
-        }
-        let per = work.len().div_ceil(threads);
-        std::thread::scope(|scope| {
-            let mut groups = work.chunks_mut(per);
-            let first = groups.next();
-            for group in groups {
-                scope.spawn(move || {
-                    for (c, zc, hc) in group.iter_mut() {
-                        self.run_block(*c, zc, hc, rows.clone(), cols);
-                    }
-                });
-            }
-            if let Some(group) = first {
-                for (c, zc, hc) in group.iter_mut() {
-                    self.run_block(*c, zc, hc, rows.clone(), cols);
-                }
-            }
-        });
+        self.for_blocks(z, h, CHUNK * plane, threads, |c, zc, hc| self.run_block(c, zc, hc, rows.clone(), cols));
         Ok(())
     }
 
@@ -397,37 +367,40 @@ impl BmKernel {
                 ),
             ));
         }
+        self.for_blocks(z, h, CHUNK * stride, threads, |c, zc, hc| self.cells_block(c, zc, hc, cells.clone(), stride));
+        Ok(())
+    }
+
+    /// Runs `f(block, z block, h block)` for every block of 32 channels (`h` in blocks of
+    /// `h_block` values), the blocks split over `threads` scoped threads.
+    fn for_blocks<Z: ZElem>(
+        &self,
+        z: &[Z],
+        h: &mut [f32],
+        h_block: usize,
+        threads: usize,
+        f: impl Fn(usize, &[Z], &mut [f32]) + Sync,
+    ) {
         let zblock = self.plan.cfg.tscale() * self.plan.cfg.num_sample() * CHUNK;
-        let mut work: Vec<(usize, &[Z], &mut [f32])> = z
-            .chunks_exact(zblock)
-            .zip(h.chunks_mut(CHUNK * stride))
-            .enumerate()
-            .map(|(c, (zc, hc))| (c, zc, hc))
-            .collect();
+        let mut work: Vec<(usize, &[Z], &mut [f32])> =
+            z.chunks_exact(zblock).zip(h.chunks_mut(h_block)).enumerate().map(|(c, (zc, hc))| (c, zc, hc)).collect();
         let threads = threads.clamp(1, work.len().max(1));
-        let one = |c: usize, zc: &[Z], hc: &mut [f32]| self.cells_block(c, zc, hc, cells.clone(), stride);
-        if threads == 1 {
-            for (c, zc, hc) in work.iter_mut() {
-                one(*c, zc, hc);
-            }
-            return Ok(());
-        }
         let per = work.len().div_ceil(threads);
+        let f = &f;
         std::thread::scope(|scope| {
             let mut groups = work.chunks_mut(per);
             let first = groups.next();
             for group in groups {
                 scope.spawn(move || {
                     for (c, zc, hc) in group.iter_mut() {
-                        one(*c, zc, hc);
+                        f(*c, zc, hc);
                     }
                 });
             }
             for (c, zc, hc) in first.into_iter().flatten() {
-                one(*c, zc, hc);
+                f(*c, zc, hc);
             }
         });
-        Ok(())
     }
 
     /// [`Self::run_cells`] for one block, with the instruction set in [`Self::simd`].

@@ -314,23 +314,20 @@ fn conv_shape_ok(node: &pb::NodeProto, spec: &ConvSpec, expect_cin: usize, first
     }
 }
 
-/// Builds a tract model computing `W · X` for a constant `W` `[batch][m][k]` and an input
-/// `X` `[batch][k][n]` (the batch axis dropped when `batch` is 1); `n: None` leaves the
-/// column count symbolic (chunks of any width run through the same plan).
-fn matmul_model(
-    w: Vec<f32>,
-    batch: usize,
-    m: usize,
-    k: usize,
-    n: Option<usize>,
+/// A one-node tract model: `op(a, b)` where one operand is the input `x` (`x_dims`, `None`
+/// for a symbolic `n`; element type `elem`) and the other the constant `w` (`w_dims`, raw
+/// little-endian bytes of the same type); `x_left` puts the input first.
+fn product_model(
+    op: &str,
+    elem: i32,
+    w: Vec<u8>,
+    w_dims: &[usize],
+    x_dims: &[Option<usize>],
+    x_left: bool,
+    what: &str,
 ) -> Result<Arc<TypedRunnableModel>, EngineError> {
     use pb::tensor_shape_proto::{dimension::Value, Dimension};
-    let (wd, mut xd): (Vec<usize>, Vec<Option<usize>>) =
-        if batch == 1 { (vec![m, k], vec![Some(k)]) } else { (vec![batch, m, k], vec![Some(batch), Some(k)]) };
-    xd.push(n);
-    let raw: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
-    drop(w);
-    let dims = xd
+    let dims = x_dims
         .iter()
         .map(|d| Dimension {
             denotation: String::new(),
@@ -345,29 +342,30 @@ fn matmul_model(
         r#type: Some(pb::TypeProto {
             denotation: String::new(),
             value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
-                elem_type: proto::ONNX_FLOAT,
+                elem_type: elem,
                 shape: Some(pb::TensorShapeProto { dim: dims }),
             })),
         }),
         doc_string: String::new(),
     };
+    let operands = if x_left { vec!["x".into(), "w".into()] } else { vec!["w".into(), "x".into()] };
     let model = pb::ModelProto {
         ir_version: 8,
         opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: 17 }],
         graph: Some(pb::GraphProto {
             node: vec![pb::NodeProto {
-                input: vec!["w".into(), "x".into()],
+                input: operands,
                 output: vec!["y".into()],
-                name: "matmul".into(),
-                op_type: "MatMul".into(),
+                name: "product".into(),
+                op_type: op.into(),
                 ..Default::default()
             }],
-            name: "bmn_edge_tail_matmul".into(),
+            name: format!("bmn_edge_{what}"),
             initializer: vec![pb::TensorProto {
-                dims: wd.iter().map(|&v| v as i64).collect(),
-                data_type: proto::ONNX_FLOAT,
+                dims: w_dims.iter().map(|&v| v as i64).collect(),
+                data_type: elem,
                 name: "w".into(),
-                raw_data: raw,
+                raw_data: w,
                 ..Default::default()
             }],
             input: vec![input],
@@ -376,12 +374,29 @@ fn matmul_model(
         }),
         ..Default::default()
     };
-    let tract = |e: TractError| EngineError::tract("stage B matrix product", e);
     tract_onnx::onnx()
         .model_for_proto_model(&model)
         .and_then(|m| m.into_optimized())
         .and_then(|m| m.into_runnable())
-        .map_err(tract)
+        .map_err(|e| EngineError::tract(what, e))
+}
+
+/// Builds a tract model computing `W · X` for a constant `W` `[batch][m][k]` and an input
+/// `X` `[batch][k][n]` (the batch axis dropped when `batch` is 1); `n: None` leaves the
+/// column count symbolic (chunks of any width run through the same plan).
+fn matmul_model(
+    w: Vec<f32>,
+    batch: usize,
+    m: usize,
+    k: usize,
+    n: Option<usize>,
+) -> Result<Arc<TypedRunnableModel>, EngineError> {
+    let (wd, mut xd): (Vec<usize>, Vec<Option<usize>>) =
+        if batch == 1 { (vec![m, k], vec![Some(k)]) } else { (vec![batch, m, k], vec![Some(batch), Some(k)]) };
+    xd.push(n);
+    let raw: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
+    drop(w);
+    product_model("MatMul", proto::ONNX_FLOAT, raw, &wd, &xd, false, "stage B matrix product")
 }
 
 /// Builds a tract model computing `X · W` for an input `X` `[m][k]` and a constant `W`
@@ -394,43 +409,8 @@ pub(crate) fn projection_model(
     k: usize,
     n: usize,
 ) -> Result<Arc<TypedRunnableModel>, EngineError> {
-    let elem = if int8 { 3 } else { proto::ONNX_FLOAT };
-    let mut input = super::graph::value_info("x", Some(&[m, k]));
-    if let Some(pb::type_proto::Value::TensorType(tt)) = input.r#type.as_mut().and_then(|t| t.value.as_mut()) {
-        tt.elem_type = elem;
-    }
-    let model = pb::ModelProto {
-        ir_version: 8,
-        opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: 17 }],
-        graph: Some(pb::GraphProto {
-            node: vec![pb::NodeProto {
-                input: vec!["x".into(), "w".into()],
-                output: vec!["y".into()],
-                name: "projection".into(),
-                op_type: if int8 { "MatMulInteger" } else { "MatMul" }.into(),
-                ..Default::default()
-            }],
-            name: "bmn_edge_projection".into(),
-            initializer: vec![pb::TensorProto {
-                dims: vec![k as i64, n as i64],
-                data_type: elem,
-                name: "w".into(),
-                raw_data: raw,
-                ..Default::default()
-            }],
-            input: vec![input],
-            output: vec![super::graph::value_info("y", None)],
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    let dt = if int8 { i8::datum_type() } else { f32::datum_type() };
-    tract_onnx::onnx()
-        .model_for_proto_model(&model)
-        .and_then(|mm| mm.with_input_fact(0, InferenceFact::dt_shape(dt, [m, k])))
-        .and_then(|mm| mm.into_optimized())
-        .and_then(|mm| mm.into_runnable())
-        .map_err(|e| EngineError::tract("BM projection", e))
+    let (op, elem) = if int8 { ("MatMulInteger", 3) } else { ("MatMul", proto::ONNX_FLOAT) };
+    product_model(op, elem, raw, &[k, n], &[Some(m), Some(k)], true, "BM projection")
 }
 
 /// Runs a [`matmul_model`] on `x` (`shape`); returns the product as a plain tensor.
