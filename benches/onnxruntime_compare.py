@@ -4,10 +4,11 @@
 
 What it does, in one invocation:
 
-1. Exports (once, into ``models/work/bench/``, never committed) a random-weight
-   PyTorch-variant BMN at the paper configuration (C = 400, T = D = 100, N = 32, K = 3,
-   r = 0.5) as a **standard** ONNX export (dense mask initializer, Conv3d; ~148 MB), with
-   ``models/bmn.py`` and ``models/export.py``; seed 0.
+1. Exports (once, into ``bench/`` of the work directory — ``$BMN_EDGE_WORK``, default
+   ``models/work/``, git-ignored) a random-weight PyTorch-variant BMN at the paper
+   configuration (C = 400, T = D = 100, N = 32, K = 3, r = 0.5) as a **standard** ONNX
+   export (dense mask initializer, Conv3d; ~148 MB), with ``models/bmn.py`` and
+   ``models/export.py``; seed 0.
 2. Writes the **reassociated-but-dense** ONNX: the same weights with the BM layer as the
    projection ``Z = W3 . y`` (a kernel-1 Conv1d) followed by one dense
    ``[N.T, D.T]`` MatMul — the best a user can do in onnxruntime without a sparse kernel.
@@ -35,7 +36,10 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-WORK = os.path.join(ROOT, "models", "work", "bench")
+sys.path.insert(0, os.path.join(ROOT, "models"))
+from paths import WORK as _WORK  # noqa: E402
+
+WORK = os.path.join(_WORK, "bench")
 BIN = os.environ.get("BMN_EDGE_BIN", os.path.join(ROOT, "target", "release", "bmn-edge"))
 FEAT = os.path.join(ROOT, "..", "shared", "data", "anet_example_feat.npy")
 STANDARD = os.path.join(WORK, "bmn_paper_pytorch_op17.onnx")
@@ -55,7 +59,6 @@ def export_int8(windows: int = 4) -> None:
     form (QDQ, u8 activations, s8 weights) for onnxruntime. Calibration: ``windows``
     seeded standard-normal windows (random weights have no data to calibrate on)."""
     import numpy as np
-    sys.path.insert(0, os.path.join(ROOT, "models"))
     from quantize import bm_matmul_nodes, quantize  # noqa: E402
     x = np.random.default_rng(1).standard_normal((windows, 400, 100)).astype(np.float32)
     if not os.path.exists(INT8_QOP):
@@ -90,7 +93,6 @@ def export_models(seed: int = 0) -> None:
     import torch
     from torch import nn
 
-    sys.path.insert(0, os.path.join(ROOT, "models"))
     from bmn import BMN, dense_bm_mask  # noqa: E402
     from export import export_onnx  # noqa: E402
 
@@ -181,9 +183,20 @@ def detect_rss(path: str, threads: int) -> float:
     return int(out.stderr.strip().splitlines()[-1]) / 1024
 
 
-def median_run(runs: list, key: str) -> dict:
-    """The run whose ``key`` is the median of the rounds (the lower middle for an even count)."""
-    return sorted(runs, key=lambda r: r[key])[(len(runs) - 1) // 2]
+def rounds(threads: int, args, engines: list) -> list:
+    """Runs every ``(label, timer, model, iterations)`` ``args.rounds`` times, interleaved, and
+    returns for each the run with the median time (the lower middle for an even count); every
+    round's time goes to stderr."""
+    runs = [[] for _ in engines]
+    for _ in range(args.rounds):
+        for rs, (_, timer, path, iters) in zip(runs, engines):
+            rs.append(timer(path, threads, iters))
+    out = []
+    for rs, (label, timer, _, _) in zip(runs, engines):
+        key = "median_ms" if timer is ort_time else "total_ms"
+        print(f"{threads} threads, {label}, every round: {[round(r[key], 1) for r in rs]} ms", file=sys.stderr)
+        out.append(sorted(rs, key=lambda r: r[key])[(len(rs) - 1) // 2])
+    return out
 
 
 def main(argv=None):
@@ -200,17 +213,12 @@ def main(argv=None):
     export_models()
     rows = []
     for th in args.threads:
-        runs = {"std": [], "rea": [], "es": [], "ee": []}
-        for _ in range(args.rounds):
-            runs["std"].append(ort_time(STANDARD, th, max(3, args.iterations // 2)))
-            runs["ee"].append(edge_time(EDGE, th, args.iterations))
-            runs["rea"].append(ort_time(REASSOC, th, args.iterations))
-            runs["es"].append(edge_time(STANDARD, th, args.iterations))
-        std, rea = median_run(runs["std"], "median_ms"), median_run(runs["rea"], "median_ms")
-        es, ee = median_run(runs["es"], "total_ms"), median_run(runs["ee"], "total_ms")
-        print(f"threads {th}, every round: ort standard {[round(r['median_ms']) for r in runs['std']]}, "
-              f"ort reassociated {[round(r['median_ms']) for r in runs['rea']]}, "
-              f"bmn-edge edge {[round(r['total_ms'], 1) for r in runs['ee']]}", file=sys.stderr)
+        std, rea, es, ee = rounds(th, args, [
+            ("ort standard", ort_time, STANDARD, max(3, args.iterations // 2)),
+            ("bmn-edge edge", edge_time, EDGE, args.iterations),
+            ("ort reassociated", ort_time, REASSOC, args.iterations),
+            ("bmn-edge standard", edge_time, STANDARD, args.iterations),
+        ])
         rows.append((th, std, rea, es, ee))
         print(f"threads {th}: ort standard {std['median_ms']:.1f} ms, ort reassociated "
               f"{rea['median_ms']:.1f} ms, bmn-edge standard {es['total_ms']:.1f} ms, "
@@ -240,17 +248,12 @@ def main(argv=None):
               "| bmn-edge int8, Conv3d float, edge (ms) |")
         print("|---|---|---|---|---|---|---|")
         for th in args.threads:
-            runs = {"q": [], "qr": [], "e": [], "e2": []}
-            for _ in range(args.rounds):
-                runs["q"].append(ort_time(INT8_QDQ, th, args.iterations))
-                runs["e"].append(edge_time(INT8_EDGE_C3, th, args.iterations))
-                runs["qr"].append(ort_time(INT8_REASSOC, th, args.iterations))
-                runs["e2"].append(edge_time(INT8_EDGE, th, args.iterations))
-            q, qr = median_run(runs["q"], "median_ms"), median_run(runs["qr"], "median_ms")
-            e, e2 = median_run(runs["e"], "total_ms"), median_run(runs["e2"], "total_ms")
-            print(f"int8 threads {th}, every round: ort QDQ standard {[round(r['median_ms']) for r in runs['q']]}, "
-                  f"ort QDQ reassociated {[round(r['median_ms'], 1) for r in runs['qr']]}, "
-                  f"bmn-edge all-int8 {[round(r['total_ms'], 1) for r in runs['e']]}", file=sys.stderr)
+            q, e, qr, e2 = rounds(th, args, [
+                ("ort int8 QDQ standard", ort_time, INT8_QDQ, args.iterations),
+                ("bmn-edge all-int8", edge_time, INT8_EDGE_C3, args.iterations),
+                ("ort int8 QDQ reassociated", ort_time, INT8_REASSOC, args.iterations),
+                ("bmn-edge int8 Conv3d float", edge_time, INT8_EDGE, args.iterations),
+            ])
             s = e["stages_ms"]
             print(f"| {th} | {q['median_ms']:.1f} | {qr['median_ms']:.1f} | {e['total_ms']:.1f} "
                   f"[{s['stage_a']:.1f} / {s['bm']:.1f} / {s['stage_b']:.1f} / {s['post']:.2f}] "

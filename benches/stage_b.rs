@@ -1,8 +1,9 @@
 //! Stage B (the 2-d convolutions, H[512, D, T] → confidence[2, D, T]: the sparse Winograd
 //! tail, or tract when the graph is not a plain convolution chain), 1 and
 //! 2 threads. Model: `$BMN_BENCH_MODEL`, else the paper-config edge file that
-//! `benches/onnxruntime_compare.py` writes (`models/work/bench/bmn_paper_pytorch_edge.onnx`)
-//! when it exists, else the tiny committed fixture.
+//! `benches/onnxruntime_compare.py` writes (`bench/bmn_paper_pytorch_edge.onnx` in the work
+//! directory: `$BMN_EDGE_WORK`, default `models/work/` in the checkout) when it exists, else
+//! the tiny committed fixture.
 
 use bmn_edge::engine::{Engine, EngineOptions};
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -14,7 +15,8 @@ fn model() -> PathBuf {
         return p.into();
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let paper = root.join("models/work/bench/bmn_paper_pytorch_edge.onnx");
+    let work = std::env::var_os("BMN_EDGE_WORK").map_or_else(|| root.join("models").join("work"), PathBuf::from);
+    let paper = work.join("bench").join("bmn_paper_pytorch_edge.onnx");
     if paper.exists() {
         paper
     } else {

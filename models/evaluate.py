@@ -31,6 +31,7 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+from paths import WORK  # noqa: E402
 
 
 # --------------------------------------------------------------------------------------
@@ -284,7 +285,7 @@ def write_results(results, path):
 def main(argv=None):
     ap = argparse.ArgumentParser(description="BMN proposals + ActivityNet AR-AN metric")
     ap.add_argument("--data", required=True)
-    ap.add_argument("--checkpoint", default=os.path.join(HERE, "work", "train", "last.pt"))
+    ap.add_argument("--checkpoint", default=os.path.join(WORK, "train", "last.pt"))
     ap.add_argument("--mode", choices=["window", "rescale"], default=None)
     ap.add_argument("--results", default=None, help="write ActivityNet results JSON here")
     ap.add_argument("--baseline", action="store_true", help="sliding-window baseline only")
@@ -302,7 +303,7 @@ def main(argv=None):
         return
     gt, feats = load_split(args.data)
     if args.baseline:
-        train_gt = os.path.join(HERE, "work", "data", "train", "ground_truth.json")
+        train_gt = os.path.join(WORK, "data", "train", "ground_truth.json")
         prior = None
         if os.path.exists(train_gt):
             with open(train_gt) as f:

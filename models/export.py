@@ -30,7 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from bmn import BMN  # noqa: E402
 
-WORK = os.path.join(HERE, "work")
+from paths import WORK  # noqa: E402
 TINY = dict(tscale=16, dscale=16, num_sample=8, num_sample_perbin=3, ratio=0.5, feat_dim=32)
 TINY_WIDTHS = {"pytorch": {"base": 64, "pem": 64, "3d": 128, "2d": 32},
                "paddle": {"base": 64, "pem": 32, "3d": 128, "2d": 32}}

@@ -29,7 +29,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from evaluate import ar_an, cut_window, load_split, video_proposals, window_starts  # noqa: E402
 
-WORK = os.path.join(HERE, "work")
+from paths import WORK  # noqa: E402
 
 
 def bm_matmul_nodes(model: onnx.ModelProto) -> list[str]:

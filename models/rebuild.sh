@@ -5,11 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-"$PY" models/synth.py --seed 3 --videos 30 --out models/work/data/test
+W=${BMN_EDGE_WORK:-models/work}   # generated files (models/paths.py)
+"$PY" models/synth.py --seed 3 --videos 30 --out "$W/data/test"
 "$PY" models/train.py ${TRAIN_ARGS:-}                      # train seed 1, val seed 2 (auto)
-"$PY" models/export.py                                      # models/work/onnx/bmn_pytorch_op17.onnx
+"$PY" models/export.py                                      # $W/onnx/bmn_pytorch_op17.onnx
 "$PY" models/quantize.py                                    # ..._int8.onnx + report + test metrics (Conv3d float)
 "$PY" models/quantize.py --quantize-conv3d --methods minmax --no-eval   # ..._int8_minmax.onnx, all convolutions int8
 cargo build --release --bin bmn-edge
-target/release/bmn-edge convert models/work/onnx/bmn_pytorch_op17.onnx -o models/bmn_synth_fp32.edge.onnx
-target/release/bmn-edge convert models/work/onnx/bmn_pytorch_op17_int8_minmax.onnx -o models/bmn_synth_int8.edge.onnx
+target/release/bmn-edge convert "$W"/onnx/bmn_pytorch_op17.onnx -o models/bmn_synth_fp32.edge.onnx
+target/release/bmn-edge convert "$W"/onnx/bmn_pytorch_op17_int8_minmax.onnx -o models/bmn_synth_int8.edge.onnx

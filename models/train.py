@@ -33,7 +33,7 @@ from bmn import BMN  # noqa: E402
 from evaluate import (ar_an, cut_window, load_split, rescale_video,  # noqa: E402
                       video_proposals, window_starts)
 
-WORK = os.path.join(HERE, "work")
+from paths import WORK  # noqa: E402
 
 
 # --------------------------------------------------------------------------------------
