@@ -213,7 +213,7 @@ def main(argv=None):
     export_models()
     rows = []
     for th in args.threads:
-        std, rea, es, ee = rounds(th, args, [
+        std, ee, rea, es = rounds(th, args, [
             ("ort standard", ort_time, STANDARD, max(3, args.iterations // 2)),
             ("bmn-edge edge", edge_time, EDGE, args.iterations),
             ("ort reassociated", ort_time, REASSOC, args.iterations),

@@ -789,27 +789,42 @@ pub(crate) struct Int8Bm {
     pub bias: Vec<f32>,
 }
 
-pub(crate) fn int8_bm_weights(ix: &GraphIndex<'_>, site: &Site) -> Result<Option<Int8Bm>, EngineError> {
-    let Some((x_scale, w_scale, w_zp)) = &site.qlinear else { return Ok(None) };
+/// Whether the BM layer is a `QLinearConv` with int8 symmetric weights the engine keeps in
+/// int8 (zero points 0, per-tensor input scale, per-tensor or per-channel weight scale).
+pub(crate) fn int8_bm_symmetric(ix: &GraphIndex<'_>, site: &Site) -> Result<bool, EngineError> {
+    let Some((x_scale, w_scale, w_zp)) = &site.qlinear else { return Ok(false) };
     let (Some(w), Some(xs), Some(ws), Some(zp)) =
         (ix.const_tensor(&site.weight), ix.const_tensor(x_scale), ix.const_tensor(w_scale), ix.const_tensor(w_zp))
     else {
-        return Ok(None);
+        return Ok(false);
     };
     let o = site.out_width;
     let (xs, ws, zp) = (tensor_f32(xs)?, tensor_f32(ws)?, int_values(zp)?);
-    if w.data_type != 3 || xs.len() != 1 || !(ws.len() == 1 || ws.len() == o) || zp.iter().any(|&z| z != 0) {
+    let len = if w.raw_data.is_empty() { w.int32_data.len() } else { w.raw_data.len() };
+    Ok(w.data_type == 3
+        && xs.len() == 1
+        && (ws.len() == 1 || ws.len() == o)
+        && zp.iter().all(|&z| z == 0)
+        && len == o * site.pem_width * site.num_sample)
+}
+
+pub(crate) fn int8_bm_weights(ix: &GraphIndex<'_>, site: &Site) -> Result<Option<Int8Bm>, EngineError> {
+    if !int8_bm_symmetric(ix, site)? {
         return Ok(None);
     }
+    let Some((x_scale, w_scale, _)) = &site.qlinear else { return Ok(None) };
+    let (Some(w), Some(xs), Some(ws)) =
+        (ix.const_tensor(&site.weight), ix.const_tensor(x_scale), ix.const_tensor(w_scale))
+    else {
+        return Ok(None);
+    };
+    let (xs, ws) = (tensor_f32(xs)?, tensor_f32(ws)?);
     // From the raw bytes: `int_values` would hold 8 bytes per weight.
     let weight: Vec<i8> = if w.raw_data.is_empty() {
         w.int32_data.iter().map(|&v| v as i8).collect()
     } else {
         w.raw_data.iter().map(|&b| b as i8).collect()
     };
-    if weight.len() != o * site.pem_width * site.num_sample {
-        return Ok(None);
-    }
     let bias = match &site.bias {
         Some(b) => {
             let t = ix.const_tensor(b).ok_or_else(|| not_bmn("BM bias missing"))?;
@@ -819,7 +834,7 @@ pub(crate) fn int8_bm_weights(ix: &GraphIndex<'_>, site: &Site) -> Result<Option
                 .map(|(oo, &q)| q as f32 * xs[0] * ws[if ws.len() == 1 { 0 } else { oo }])
                 .collect()
         }
-        None => vec![0.0; o],
+        None => vec![0.0; site.out_width],
     };
     Ok(Some(Int8Bm { weight, w_scale: ws, x_scale: xs[0], bias }))
 }
@@ -988,7 +1003,7 @@ pub(crate) fn to_edge(
     let mut site = site.clone();
     let plain_weight =
         graph.initializer.iter().any(|t| t.name == site.weight && t.data_type == super::proto::ONNX_FLOAT);
-    let keep_int8 = int8_bm_weights(&GraphIndex::new(graph, &[]), &site)?.is_some();
+    let keep_int8 = int8_bm_symmetric(&GraphIndex::new(graph, &[]), &site)?;
     if !keep_int8 && (site.qlinear.is_some() || !plain_weight) {
         // The edge node takes float weights (or int8 symmetric ones with their scales):
         // dequantize the BM layer's others.

@@ -298,16 +298,16 @@ impl BmKernel {
     /// `H[o, d, s] = relu(b[o] + Σ_taps w · Z[t, n, o])` for valid cells and `relu(b[o])`
     /// elsewhere. `z` is `[O/32][T][N][32]`, `h` is `[O][D][T]`; blocks are split over
     /// `threads` threads.
-    pub fn run<Z: ZElem>(&self, z: &[Z], h: &mut [f32], threads: usize) -> Result<(), EngineError> {
+    pub fn run(&self, z: &[f32], h: &mut [f32], threads: usize) -> Result<(), EngineError> {
         self.run_rows(z, h, 0..self.plan.cfg.dscale(), self.plan.cfg.tscale(), threads)
     }
 
     /// [`run`](Self::run) for the map rows (durations) `rows` and the first `cols` columns
     /// (starts) only: `h` is `[O][rows.len()][cols]`. Stage B runs in row bands, trimmed
     /// where the map is all invalid cells, to bound its memory and arithmetic.
-    pub fn run_rows<Z: ZElem>(
+    pub fn run_rows(
         &self,
-        z: &[Z],
+        z: &[f32],
         h: &mut [f32],
         rows: std::ops::Range<usize>,
         cols: usize,
@@ -342,9 +342,9 @@ impl BmKernel {
     /// `H` for the valid cells `cells` (indices into [`TapPlan::cells`]) only:
     /// `h` is `[O][stride]`, column `i` the cell `cells.start + i` (`stride ≥ cells.len()`;
     /// columns past the range are left as they are). Blocks are split over `threads`.
-    pub fn run_cells<Z: ZElem>(
+    pub fn run_cells(
         &self,
-        z: &[Z],
+        z: &[f32],
         h: &mut [f32],
         cells: std::ops::Range<usize>,
         stride: usize,
@@ -373,16 +373,16 @@ impl BmKernel {
 
     /// Runs `f(block, z block, h block)` for every block of 32 channels (`h` in blocks of
     /// `h_block` values), the blocks split over `threads` scoped threads.
-    fn for_blocks<Z: ZElem>(
+    fn for_blocks(
         &self,
-        z: &[Z],
+        z: &[f32],
         h: &mut [f32],
         h_block: usize,
         threads: usize,
-        f: impl Fn(usize, &[Z], &mut [f32]) + Sync,
+        f: impl Fn(usize, &[f32], &mut [f32]) + Sync,
     ) {
         let zblock = self.plan.cfg.tscale() * self.plan.cfg.num_sample() * CHUNK;
-        let mut work: Vec<(usize, &[Z], &mut [f32])> =
+        let mut work: Vec<(usize, &[f32], &mut [f32])> =
             z.chunks_exact(zblock).zip(h.chunks_mut(h_block)).enumerate().map(|(c, (zc, hc))| (c, zc, hc)).collect();
         let threads = threads.clamp(1, work.len().max(1));
         let per = work.len().div_ceil(threads);
@@ -404,14 +404,7 @@ impl BmKernel {
     }
 
     /// [`Self::run_cells`] for one block, with the instruction set in [`Self::simd`].
-    fn cells_block<Z: ZElem>(
-        &self,
-        block: usize,
-        zc: &[Z],
-        hc: &mut [f32],
-        cells: std::ops::Range<usize>,
-        stride: usize,
-    ) {
+    fn cells_block(&self, block: usize, zc: &[f32], hc: &mut [f32], cells: std::ops::Range<usize>, stride: usize) {
         let write = |hc: &mut [f32], i: usize, acc: &[f32; CHUNK]| {
             let valid_o = hc.len() / stride;
             for (j, a) in acc.iter().enumerate().take(valid_o) {
@@ -425,7 +418,7 @@ impl BmKernel {
     }
 
     /// The accumulated taps of cell `ci` over one block (bias included, before ReLU).
-    fn cell_acc<Z: ZElem>(&self, ci: usize, zc: &[Z], block: usize) -> [f32; CHUNK] {
+    fn cell_acc(&self, ci: usize, zc: &[f32], block: usize) -> [f32; CHUNK] {
         const ZERO: [f32; CHUNK] = [0.0; CHUNK];
         let plan = &self.plan;
         let (lo, hi) = (plan.cell_start[ci] as usize, plan.cell_start[ci + 1] as usize);
@@ -434,16 +427,16 @@ impl BmKernel {
         let bias = block_of(&self.bias);
         let start = &bias;
         match self.simd {
-            Simd::Baseline => accumulate::<Z, false>(taps, weights, zc, start),
+            Simd::Baseline => accumulate::<false>(taps, weights, zc, start),
             #[cfg(target_arch = "x86_64")]
             Simd::Fma => accumulate_avx2_fma(taps, weights, zc, start),
             #[cfg(not(target_arch = "x86_64"))]
-            Simd::Fma => accumulate::<Z, true>(taps, weights, zc, start),
+            Simd::Fma => accumulate::<true>(taps, weights, zc, start),
         }
     }
 
     /// One block of 32 output channels: `zc` is `[T][N][32]`, `hc` is `[≤32][rows][cols]`.
-    fn run_block<Z: ZElem>(&self, block: usize, zc: &[Z], hc: &mut [f32], rows: std::ops::Range<usize>, cols: usize) {
+    fn run_block(&self, block: usize, zc: &[f32], hc: &mut [f32], rows: std::ops::Range<usize>, cols: usize) {
         let cfg = &self.plan.cfg;
         let t = cfg.tscale();
         let plane = rows.len() * cols;
@@ -476,10 +469,10 @@ impl BmKernel {
 /// [`accumulate`] compiled for AVX2 + FMA.
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
-fn accumulate_avx2_fma<Z: ZElem>(taps: &[u32], weights: &[f32], zc: &[Z], bias: &[f32; CHUNK]) -> [f32; CHUNK] {
+fn accumulate_avx2_fma(taps: &[u32], weights: &[f32], zc: &[f32], bias: &[f32; CHUNK]) -> [f32; CHUNK] {
     #[target_feature(enable = "avx2,fma")]
-    fn inner<Z: ZElem>(taps: &[u32], weights: &[f32], zc: &[Z], bias: &[f32; CHUNK]) -> [f32; CHUNK] {
-        accumulate::<Z, true>(taps, weights, zc, bias)
+    fn inner(taps: &[u32], weights: &[f32], zc: &[f32], bias: &[f32; CHUNK]) -> [f32; CHUNK] {
+        accumulate::<true>(taps, weights, zc, bias)
     }
     // SAFETY: `inner` is safe code compiled with AVX2 and FMA enabled; it is only reached
     // through `Simd::Fma`, which `Simd::detect` sets after checking the CPU at run time.
@@ -490,7 +483,7 @@ fn accumulate_avx2_fma<Z: ZElem>(taps: &[u32], weights: &[f32], zc: &[Z], bias: 
 /// in two independent chains (only where the caller compiled for them: with FMA off the
 /// target, `mul_add` would be a library call).
 #[inline(always)]
-fn accumulate<Z: ZElem, const FMA: bool>(taps: &[u32], weights: &[f32], zc: &[Z], bias: &[f32; CHUNK]) -> [f32; CHUNK] {
+fn accumulate<const FMA: bool>(taps: &[u32], weights: &[f32], zc: &[f32], bias: &[f32; CHUNK]) -> [f32; CHUNK] {
     let mut acc = *bias;
     if FMA {
         // A fused multiply-add waits four cycles for its accumulator: two chains keep the
@@ -500,14 +493,14 @@ fn accumulate<Z: ZElem, const FMA: bool>(taps: &[u32], weights: &[f32], zc: &[Z]
         for (r, w) in (&mut pr).zip(&mut pw) {
             let (a, b) = (z_row(zc, r[0]), z_row(zc, r[1]));
             for j in 0..CHUNK {
-                acc[j] = a[j].f32().mul_add(w[0], acc[j]);
-                odd[j] = b[j].f32().mul_add(w[1], odd[j]);
+                acc[j] = a[j].mul_add(w[0], acc[j]);
+                odd[j] = b[j].mul_add(w[1], odd[j]);
             }
         }
         if let (Some(&r), Some(&w)) = (pr.remainder().first(), pw.remainder().first()) {
             let a = z_row(zc, r);
             for j in 0..CHUNK {
-                acc[j] = a[j].f32().mul_add(w, acc[j]);
+                acc[j] = a[j].mul_add(w, acc[j]);
             }
         }
         for j in 0..CHUNK {
@@ -517,34 +510,20 @@ fn accumulate<Z: ZElem, const FMA: bool>(taps: &[u32], weights: &[f32], zc: &[Z]
         for (&r, &w) in taps.iter().zip(weights) {
             let row = z_row(zc, r);
             for j in 0..CHUNK {
-                acc[j] += w * row[j].f32();
+                acc[j] += w * row[j];
             }
         }
     }
     acc
 }
 
-/// An element of Z the kernel reads. Only `f32` today (an int8 projection's integer
-/// products are scaled to f32 as they are placed); the kernel is generic so that a narrower
-/// Z can be added without touching its loops.
-pub trait ZElem: Copy + Default + Send + Sync + 'static {
-    /// The value as f32.
-    fn f32(self) -> f32;
-}
-
-impl ZElem for f32 {
-    #[inline(always)]
-    fn f32(self) -> f32 {
-        self
-    }
-}
-
-/// The 32-value row `r` of a Z block (the plan's rows are in range by construction; an
+/// The 32-float row `r` of a Z block (the plan's rows are in range by construction; an
 /// out-of-range row reads as zeros rather than panicking).
 #[inline(always)]
-fn z_row<Z: ZElem>(zc: &[Z], r: u32) -> [Z; CHUNK] {
+fn z_row(zc: &[f32], r: u32) -> &[f32; CHUNK] {
+    const ZERO: [f32; CHUNK] = [0.0; CHUNK];
     let off = r as usize * CHUNK;
-    zc.get(off..off + CHUNK).and_then(|row| row.try_into().ok()).unwrap_or([Z::default(); CHUNK])
+    zc.get(off..off + CHUNK).and_then(|row| row.try_into().ok()).unwrap_or(&ZERO)
 }
 
 #[cfg(test)]

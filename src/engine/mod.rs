@@ -289,8 +289,6 @@ pub struct Engine {
     projection: Projector,
     /// Worker threads for the projection and the sparse tail.
     workers: tail::Workers,
-    /// Per worker, one reusable H buffer per band width.
-    h: Vec<Vec<Option<Tensor>>>,
 }
 
 impl fmt::Debug for Engine {
@@ -405,7 +403,7 @@ pub(crate) fn analyse(bytes: Vec<u8>, convention: Option<Convention>) -> Result<
             proto.graph.as_ref().ok_or_else(|| EngineError::new(EngineErrorKind::NotOnnx, "no graph"))?,
             &[],
         );
-        if graph::int8_bm_weights(&ix, &site)?.is_some() {
+        if graph::int8_bm_symmetric(&ix, &site)? {
             warnings.push("the BM layer's QLinearConv runs reassociated in int8: its input y is quantized with the QLinearConv's input scale before sampling (onnxruntime quantizes the sampled tensor, which the engine never materialises), so its maps differ from onnxruntime's int8 maps by about one quantization step".to_string());
         } else {
             warnings.push("the BM layer's QLinearConv runs in float with its dequantized weights (it is not int8 symmetric; the BM output is never materialised, so it cannot be quantized as onnxruntime does); its maps differ from onnxruntime's int8 maps by about one quantization step".to_string());
@@ -538,7 +536,6 @@ impl Engine {
         let kernel = BmKernel::new(a.plan, &bias);
         let projection = Projector::new(projection, t, a.info.pem_width, a.info.config.num_sample())?;
         trace_rss("stage B built");
-        let h = vec![vec![None; widths.len()]];
         Ok(Engine {
             info: a.info,
             stage_a,
@@ -551,7 +548,6 @@ impl Engine {
             tail,
             projection,
             workers: tail::Workers::new(threads)?,
-            h,
         })
     }
 
@@ -626,7 +622,7 @@ impl Engine {
 
     /// The tail's first phase (BM kernel and first 1×1 layer) on Z; returns the BM
     /// kernel's share of its time.
-    fn tail_first<Z: kernel::ZElem>(&mut self, z: &[Z]) -> Result<Duration, EngineError> {
+    fn tail_first(&mut self, z: &[f32]) -> Result<Duration, EngineError> {
         let Some(tail) = self.tail.as_mut() else { return Ok(Duration::ZERO) };
         let kernel = &self.kernel;
         let inner = if self.threads > 1 { 1 } else { self.threads };
@@ -635,128 +631,51 @@ impl Engine {
         tail.run_first(&fill, &self.workers)
     }
 
-    /// The BM kernel and stage B on Z in tract's bands.
-    fn bands_stage_b<Z: kernel::ZElem>(
-        &mut self,
-        z: &[Z],
-        confidence: &mut [f32],
-        times: &mut StageTimes,
-    ) -> Result<(), EngineError> {
+    /// The BM kernel and stage B in tract's row bands. With one band, it runs here with
+    /// every thread; otherwise the workers take the bands, widest (costliest) first, each
+    /// running the BM kernel and tract single-threaded (tract's convolutions gain little
+    /// from a second thread), and the calling thread places each band's rows as it comes.
+    /// The phase's wall time is shared between BM and stage B in proportion to the time the
+    /// workers spent in each.
+    fn bands_stage_b(&mut self, z: &[f32], confidence: &mut [f32], times: &mut StageTimes) -> Result<(), EngineError> {
         let t1 = Instant::now();
-        let (outputs, bm, stage_b) = self.run_bands(z)?;
-        for (band, c) in self.bands.iter().zip(&outputs) {
-            self.place(confidence, c, *band);
+        let (o, hb) = (self.info.bm_width, self.band_input);
+        let (kernel, models, bands) = (&self.kernel, &self.stage_b_models, &self.bands);
+        let inner = if bands.len() == 1 { self.threads } else { 1 };
+        let mut order: Vec<usize> = (0..bands.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(bands[i].cols));
+        let job = |k: usize, h: &mut Vec<f32>| -> Result<(Vec<f32>, Duration, Duration), EngineError> {
+            let band = &bands[order[k]];
+            let t0 = Instant::now();
+            h.clear();
+            h.resize(o * hb * band.cols, 0.0);
+            kernel.run_rows(z, h, band.i0..band.i0 + hb, band.cols, inner)?;
+            let bm = t0.elapsed();
+            let t2 = Instant::now();
+            let input = Tensor::from_shape(&[1, o, hb, band.cols], h).map_err(|e| EngineError::tract("H", e))?;
+            let out =
+                models[band.model].run(tvec!(input.into_tvalue())).map_err(|e| EngineError::tract("stage B", e))?;
+            Ok((plain(&out[0], "confidence", 2 * hb * band.cols)?, bm, t2.elapsed()))
+        };
+        let (mut bm, mut stage_b) = (Duration::ZERO, Duration::ZERO);
+        let mut place = |k: usize, (c, a, b): (Vec<f32>, Duration, Duration)| {
+            self.place(confidence, &c, self.bands[order[k]]);
+            bm += a;
+            stage_b += b;
+            Ok(())
+        };
+        if bands.len() == 1 {
+            let mut h = Vec::new();
+            place(0, job(0, &mut h)?)?;
+        } else {
+            self.workers.run(bands.len(), job, &mut place)?;
         }
-        // Bands run concurrently: the phase's wall time is shared between the BM kernel and
-        // stage B in proportion to the time the workers spent in each.
         let wall = t1.elapsed();
         let busy = (bm + stage_b).as_secs_f64();
         let share = if busy > 0.0 { bm.as_secs_f64() / busy } else { 0.0 };
         times.bm = wall.mul_f64(share);
         times.stage_b = wall - times.bm;
         Ok(())
-    }
-}
-
-impl Engine {
-    /// BM kernel and stage B over every band; returns each band's stage-B output
-    /// (`[2, input rows, cols]`, in band order) and the time spent in each stage, summed
-    /// over workers.
-    ///
-    /// With one thread, or one band, the bands run one after the other, each stage using
-    /// every thread. Otherwise `min(threads, bands)` workers take bands from a shared
-    /// counter (widest first), each running the BM kernel and tract single-threaded:
-    /// tract's convolutions gain little from a second thread (its im2col is serial), whole
-    /// bands in parallel scale.
-    fn run_bands<Z: kernel::ZElem>(&mut self, z: &[Z]) -> Result<(Vec<Vec<f32>>, Duration, Duration), EngineError> {
-        let workers = self.threads.min(self.bands.len()).max(1);
-        let (o, hb) = (self.info.bm_width, self.band_input);
-        if self.h.len() < workers {
-            self.h.resize(workers, vec![None; self.stage_b_models.len()]);
-        }
-        let (kernel, models, bands) = (&self.kernel, &self.stage_b_models, &self.bands);
-        let inner_threads = if workers == 1 { self.threads } else { 1 };
-        let run_band = |band: &Band,
-                        h_slot: &mut Option<Tensor>|
-         -> Result<(Vec<f32>, Duration, Duration), EngineError> {
-            let t1 = Instant::now();
-            let mut h = match h_slot.take() {
-                Some(h) => h,
-                None => Tensor::zero::<f32>(&[1, o, hb, band.cols]).map_err(|e| EngineError::tract("H buffer", e))?,
-            };
-            {
-                let mut hv = h.try_as_plain_ram_mut().map_err(|e| EngineError::tract("H buffer", e))?;
-                let hs = hv.as_slice_mut::<f32>().map_err(|e| EngineError::tract("H buffer", e))?;
-                kernel.run_rows(z, hs, band.i0..band.i0 + hb, band.cols, inner_threads)?;
-            }
-            let bm = t1.elapsed();
-            let t2 = Instant::now();
-            let hv = h.into_tvalue();
-            let out_b = models[band.model].run(tvec!(hv.clone())).map_err(|e| EngineError::tract("stage B", e))?;
-            let c = plain(&out_b[0], "confidence", 2 * hb * band.cols)?;
-            drop(out_b);
-            *h_slot = Some(hv.into_tensor());
-            Ok((c, bm, t2.elapsed()))
-        };
-        let mut results: Vec<Option<(Vec<f32>, Duration, Duration)>> = vec![None; bands.len()];
-        if workers == 1 {
-            for (band, r) in bands.iter().zip(&mut results) {
-                *r = Some(run_band(band, &mut self.h[0][band.model])?);
-            }
-        } else {
-            use std::sync::atomic::{AtomicUsize, Ordering};
-            use tract_onnx::prelude::tract_linalg::multithread::{multithread_tract_scope, Executor};
-            // Widest (costliest) bands first, so that the last to start are the cheapest.
-            let mut order: Vec<usize> = (0..bands.len()).collect();
-            order.sort_by_key(|&i| std::cmp::Reverse(bands[i].cols));
-            let next = AtomicUsize::new(0);
-            let worker = |slots: &mut Vec<Option<Tensor>>| {
-                multithread_tract_scope(Executor::SingleThread, || {
-                    let mut done = Vec::new();
-                    loop {
-                        let k = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(&i) = order.get(k) else { break };
-                        let band = &bands[i];
-                        let r = run_band(band, &mut slots[band.model]);
-                        let failed = r.is_err();
-                        done.push((i, r));
-                        if failed {
-                            // Let the other workers stop early too.
-                            next.store(order.len(), Ordering::Relaxed);
-                            break;
-                        }
-                    }
-                    done
-                })
-            };
-            let per_worker: Vec<_> = std::thread::scope(|scope| {
-                let mut slots = self.h.iter_mut().take(workers);
-                let first = slots.next();
-                let handles: Vec<_> = slots.map(|sl| scope.spawn(|| worker(sl))).collect();
-                let mut all = vec![first.map(worker).unwrap_or_default()];
-                for h in handles {
-                    match h.join() {
-                        Ok(d) => all.push(d),
-                        Err(_) => all.push(Vec::new()),
-                    }
-                }
-                all
-            });
-            for (i, r) in per_worker.into_iter().flatten() {
-                results[i] = Some(r?);
-            }
-        }
-        let (mut bm, mut stage_b) = (Duration::ZERO, Duration::ZERO);
-        let mut outputs = Vec::with_capacity(bands.len());
-        for r in results {
-            let (c, a, b) = r.ok_or_else(|| {
-                EngineError::new(EngineErrorKind::Runtime, "a stage-B worker stopped before its band")
-            })?;
-            bm += a;
-            stage_b += b;
-            outputs.push(c);
-        }
-        Ok((outputs, bm, stage_b))
     }
 }
 

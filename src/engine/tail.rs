@@ -672,7 +672,7 @@ impl Tail {
 
     /// Row starts for rows holding only the columns the planned work touches.
     fn ragged_rows(&self) -> Vec<usize> {
-        let (t, d, gr, gc) = (self.t, self.d, self.gr, self.gc);
+        let (gr, gc) = (self.gr, self.gc);
         let mut need = vec![0usize; gr];
         let mut at_least = |r: usize, w: usize| need[r] = need[r].max(w.min(gc));
         for &(r, s) in &self.cells {
@@ -691,7 +691,6 @@ impl Tail {
                 at_least(r + 1, w + 1);
             }
         }
-        let _ = (t, d);
         let mut off = Vec::with_capacity(gr + 1);
         let mut acc = 0;
         for w in need {
@@ -1335,47 +1334,5 @@ mod tests {
         for (a, b) in y.iter().zip(want) {
             assert!((a - b).abs() < 1e-5, "{y:?} vs {want:?}");
         }
-    }
-}
-
-#[cfg(test)]
-mod chunk_timing {
-    use super::*;
-
-    /// Time of one Winograd chunk against its matrix product alone (paper widths):
-    /// `cargo test --release --lib chunk_timing -- --ignored --nocapture`.
-    #[test]
-    #[ignore]
-    fn winograd_chunk_vs_product() {
-        let (cin, cout, tiles) = (128usize, 128usize, 64usize);
-        let u: Vec<f32> = (0..16 * cout * cin).map(|i| ((i * 7919) % 1000) as f32 * 1e-4).collect();
-        let gemm = matmul_model(u, 16, cout, cin, None).unwrap();
-        let spec = ConvSpec {
-            cout,
-            cin,
-            kernel: 3,
-            weight: Vec::new(),
-            bias: vec![0.01; cout],
-            act: Act::Relu,
-            in_q: None,
-            out_q: None,
-        };
-        let (gr, gc) = (102usize, 102usize);
-        let row_off: Vec<usize> = (0..=gr).map(|r| r * gc).collect();
-        let plane = gr * gc;
-        let input: Vec<f32> = (0..cin * plane).map(|i| ((i * 31) % 97) as f32 * 1e-2).collect();
-        let rows = vec![Segment { ti: 3, tj: 0, w: 50 }, Segment { ti: 4, tj: 0, w: 14 }];
-        let mut v = Vec::new();
-        let mut best = (f64::MAX, f64::MAX);
-        for _ in 0..20 {
-            let t0 = Instant::now();
-            let y = winograd_chunk(&spec, &gemm, &rows, &input, plane, &row_off, gc, None, &mut v).unwrap();
-            best.0 = best.0.min(t0.elapsed().as_secs_f64());
-            let t1 = Instant::now();
-            let _ = run_matmul(&gemm, &v, &[16, cin, tiles]).unwrap();
-            best.1 = best.1.min(t1.elapsed().as_secs_f64());
-            std::hint::black_box(y);
-        }
-        eprintln!("chunk {:.3} ms, product alone {:.3} ms", best.0 * 1e3, best.1 * 1e3);
     }
 }
