@@ -179,10 +179,12 @@ pub struct EngineOptions {
     /// Post-processing convention; `None`: from the edge metadata, else by variant
     /// (Paddle variant → paddle, otherwise mmaction2).
     pub convention: Option<Convention>,
-    /// Map rows (durations) per stage-B band; `None`: automatic (bands of at most
-    /// [`DEFAULT_BAND_ROWS`] rows). Stage B runs band by band, each band with a halo of two
-    /// rows on either side (its two 3×3 convolutions), so that its buffers — H and tract's
-    /// packed copy of it, 20 MB each at the paper configuration when whole — stay small.
+    /// When stage B runs in tract (graphs the sparse tail does not take, or
+    /// [`Self::tract_stage_b`]): map rows (durations) per band; `None`: automatic (bands of
+    /// at most [`DEFAULT_BAND_ROWS`] rows). Each band has a halo of two rows on either side
+    /// (its two 3×3 convolutions) and runs on one worker, so that its buffers — H and
+    /// tract's packed copy of it, 20 MB each at the paper configuration when whole — stay
+    /// small.
     /// The map is identical for any band size; more bands cost a little more arithmetic
     /// (the halos). `Some(D)` runs the whole map at once.
     pub band_rows: Option<usize>,
