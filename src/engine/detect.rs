@@ -3,7 +3,7 @@
 //! Two modes:
 //!
 //! * **Sliding** (the streaming setting, bmn-spec §6): the core's
-//!   [`WindowBuffer`](crate::window::WindowBuffer) cuts the `L` snippets into windows of
+//!   [`WindowBuffer`] cuts the `L` snippets into windows of
 //!   `T` with hop `T/2`; the last window is aligned to the end of the video; a video shorter
 //!   than `T` is one window, edge-padded (its last snippet repeated), and proposals whose
 //!   boundaries fall in the padding are dropped. Each window's candidate pairs (candidates
@@ -14,7 +14,7 @@
 //!   float64 threshold test on these normalised coordinates (the same decisions the
 //!   reference makes) — and the top `k` are kept.
 //! * **Rescale** (the ActivityNet setting): the whole video is resampled to `T` positions
-//!   ([`rescale_to_window`](crate::window::rescale_to_window)) and post-processed as one
+//!   ([`rescale_to_window`]) and post-processed as one
 //!   window ([`postprocess_window`]).
 
 use super::{Engine, EngineError, EngineErrorKind, StageTimes, WindowOutputs};

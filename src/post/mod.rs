@@ -6,7 +6,7 @@
 //! Every decision equals the float reference's: candidates compare the f32 outputs through
 //! an order-preserving integer encoding ([`encode`]), pairing works on snippet indices, and
 //! the Soft-NMS threshold test runs on snippet-unit integers with the reference's float64
-//! expression at exact ties ([`soft_nms`]).
+//! expression at exact ties ([`soft_nms`](fn@soft_nms)).
 
 pub mod candidates;
 pub mod encode;
