@@ -400,17 +400,26 @@ fn matmul_model(
 }
 
 /// Builds a tract model computing `X · W` for an input `X` `[m][k]` and a constant `W`
-/// `[k][n]`, both f32 (`MatMul`) or both int8 (`MatMulInteger`, int32 product): one block
-/// of the BM layer's projection.
+/// `[k][n]` (f32, raw little-endian bytes): one block of the BM layer's float projection.
 pub(crate) fn projection_model(
     raw: Vec<u8>,
-    int8: bool,
     m: usize,
     k: usize,
     n: usize,
 ) -> Result<Arc<TypedRunnableModel>, EngineError> {
-    let (op, elem) = if int8 { ("MatMulInteger", 3) } else { ("MatMul", proto::ONNX_FLOAT) };
-    product_model(op, elem, raw, &[k, n], &[Some(m), Some(k)], true, "BM projection")
+    product_model("MatMul", proto::ONNX_FLOAT, raw, &[k, n], &[Some(m), Some(k)], true, "BM projection")
+}
+
+/// Builds a tract model computing `W · X` for a constant int8 `W` `[m][k]` (raw bytes) and
+/// an int8 input `X` `[k][n]` (`MatMulInteger`, int32 product): one block of the BM layer's
+/// int8 projection, transposed.
+pub(crate) fn projection_model_t(
+    raw: Vec<u8>,
+    n: usize,
+    k: usize,
+    m: usize,
+) -> Result<Arc<TypedRunnableModel>, EngineError> {
+    product_model("MatMulInteger", 3, raw, &[m, k], &[Some(k), Some(n)], false, "BM projection")
 }
 
 /// Runs a [`matmul_model`] on `x` (`shape`); returns the product as a plain tensor.
