@@ -72,17 +72,25 @@ fn int8_qoperator_runs_and_stays_close_to_fp32() {
         reference.len()
     );
     assert!(vs_fp32 < 0.25 && vs_ort < 0.25 && starts < 0.25);
-    // Stage B as the sparse tail (dequantized weights, onnxruntime's quantization of every
-    // convolution's input and output emulated) and as tract's integer QLinearConv.
-    assert_eq!(engine.stage_b_form(), "sparse-winograd");
-    let opts = EngineOptions { threads: 2, tract_stage_b: true, ..EngineOptions::default() };
-    let mut tract_b = Engine::load(&path, &opts).unwrap();
-    let (out_t, _) = tract_b.run(&xt).unwrap();
+    // Stage B as the integer sparse tail, as the float one emulating onnxruntime's
+    // quantization of every convolution's input and output, and as tract's integer
+    // QLinearConv: three computations of the same integer arithmetic.
+    assert_eq!(engine.stage_b_form(), "sparse-int8");
+    let run = |opts: EngineOptions| {
+        let mut e = Engine::load(&path, &EngineOptions { threads: 2, ..opts }).unwrap();
+        let form = e.stage_b_form();
+        (e.run(&xt).unwrap().0, form)
+    };
+    let (out_t, form_t) = run(EngineOptions { tract_stage_b: true, ..EngineOptions::default() });
+    let (out_f, form_f) = run(EngineOptions { emulate_int8_stage_b: true, ..EngineOptions::default() });
+    assert_eq!((form_t, form_f), ("tract-bands", "sparse-winograd"));
+    let (int_vs_tract, float_vs_tract) =
+        (max_abs(&out.confidence, &out_t.confidence), max_abs(&out_f.confidence, &out_t.confidence));
     eprintln!(
-        "int8 stage B: sparse tail vs tract integer kernels max|Δ| {:.3e}, tract vs onnxruntime {:.3e}",
-        max_abs(&out.confidence, &out_t.confidence),
+        "int8 stage B max|Δ|: integer tail vs tract integer kernels {int_vs_tract:.3e}, float emulation vs tract {float_vs_tract:.3e}, tract vs onnxruntime {:.3e}",
         max_abs(&out_t.confidence, &ort_conf)
     );
+    assert!(int_vs_tract < 1e-5 && float_vs_tract < 1e-5);
     assert!(overlap * 2 >= reference.len());
     // The edge conversion of an int8 file keeps its QLinearConv stages.
     let (edge, _) = bmn_edge::engine::convert_to_edge(std::fs::read(&path).unwrap(), None, "sliding").unwrap();

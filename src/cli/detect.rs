@@ -52,9 +52,13 @@ pub struct Args {
     /// arithmetic; the map's D runs stage B on the whole map.
     #[arg(long)]
     band_rows: Option<usize>,
-    /// Run stage B as tract runs the graph (row bands) instead of the sparse Winograd tail.
+    /// Run stage B as tract runs the graph (row bands) instead of the sparse tail.
     #[arg(long)]
     tract_stage_b: bool,
+    /// Run a symmetric int8 stage B in float arithmetic emulating the quantization instead
+    /// of integer products (for comparisons).
+    #[arg(long)]
+    emulate_int8: bool,
     /// Proposals kept per video.
     #[arg(long, default_value_t = DEFAULT_TOP_K)]
     top_k: usize,
@@ -143,6 +147,7 @@ pub fn run(a: Args) -> Result<()> {
             convention: a.convention.map(Into::into),
             band_rows: a.band_rows,
             tract_stage_b: a.tract_stage_b,
+            emulate_int8_stage_b: a.emulate_int8,
         },
     )
     .with_context(|| format!("loading {}", a.model.display()))?;

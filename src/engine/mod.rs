@@ -59,6 +59,7 @@ pub mod detect;
 pub mod graph;
 pub mod kernel;
 pub(crate) mod proto;
+pub(crate) mod qtail;
 pub mod tail;
 
 use crate::config::{Convention, WindowConfig};
@@ -191,6 +192,9 @@ pub struct EngineOptions {
     /// Run stage B in tract (row bands) even when the sparse Winograd tail
     /// ([`tail`]) could run it. For comparisons and tests.
     pub tract_stage_b: bool,
+    /// Run a quantized stage B that the integer tail could take (symmetric int8) in float
+    /// arithmetic emulating the quantization instead. For comparisons and tests.
+    pub emulate_int8_stage_b: bool,
 }
 
 /// Default rows per stage-B band.
@@ -285,8 +289,8 @@ pub struct Engine {
     bands: Vec<Band>,
     stage_b_models: Vec<Arc<TypedRunnableModel>>,
     constant_field: Vec<f32>,
-    /// Stage B as the sparse Winograd tail, when the graph is a plain convolution chain.
-    tail: Option<tail::Tail>,
+    /// Stage B as a sparse tail, when the graph is a plain convolution chain.
+    tail: Option<Sparse>,
     /// The BM layer's projection `Z = yᵀ · Wz`, one tract product per block of channels.
     projection: Projector,
     /// Worker threads for the projection and the sparse tail.
@@ -504,7 +508,18 @@ impl Engine {
         let convs =
             if options.tract_stage_b { None } else { tail::recognise(&stage_b, &a.site.h, &a.site.outputs[0], o) };
         let tail = match convs {
-            Some(convs) => Some(tail::Tail::new(convs, a.plan.cells().to_vec(), t, d, &bias, tail::TILE_CHUNK)?),
+            Some(convs) => {
+                let cells = a.plan.cells().to_vec();
+                let int8 = if options.emulate_int8_stage_b {
+                    None
+                } else {
+                    qtail::QTail::new(&convs, cells.clone(), t, d, &bias)
+                };
+                Some(match int8 {
+                    Some(q) => Sparse::Int8(q?),
+                    None => Sparse::Float(tail::Tail::new(convs, cells, t, d, &bias, tail::TILE_CHUNK)?),
+                })
+            }
             None => None,
         };
         let (band_input, bands, widths) = if tail.is_some() {
@@ -612,7 +627,7 @@ impl Engine {
             // Z is no longer needed: release it before the rest of stage B.
             drop(z);
             if let Some(tail) = self.tail.as_mut() {
-                tail.run_rest(&self.workers, &mut confidence, false)?;
+                tail.run_rest(&self.workers, &mut confidence)?;
             }
             times.stage_b = t1.elapsed().saturating_sub(times.bm);
         } else {
@@ -646,7 +661,8 @@ impl Engine {
         let inner = if bands.len() == 1 { self.threads } else { 1 };
         let mut order: Vec<usize> = (0..bands.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(bands[i].cols));
-        let job = |k: usize, h: &mut Vec<f32>| -> Result<(Vec<f32>, Duration, Duration), EngineError> {
+        let job = |k: usize, s: &mut tail::Scratch| -> Result<(Vec<f32>, Duration, Duration), EngineError> {
+            let h = &mut s.f;
             let band = &bands[order[k]];
             let t0 = Instant::now();
             h.clear();
@@ -667,8 +683,8 @@ impl Engine {
             Ok(())
         };
         if bands.len() == 1 {
-            let mut h = Vec::new();
-            place(0, job(0, &mut h)?)?;
+            let mut scratch = tail::Scratch::default();
+            place(0, job(0, &mut scratch)?)?;
         } else {
             self.workers.run(bands.len(), job, &mut place)?;
         }
@@ -705,7 +721,7 @@ impl Engine {
             };
             let mut confidence = Vec::new();
             tail.run_first(&fill, workers)?;
-            tail.run_rest(workers, &mut confidence, false)?;
+            tail.run_rest(workers, &mut confidence)?;
             return Ok(confidence);
         }
         let hb = self.band_input;
@@ -747,12 +763,13 @@ impl Engine {
         }
     }
 
-    /// How stage B runs: `sparse-winograd` (the [`tail`] module) or `tract-bands`.
+    /// How stage B runs: `sparse-winograd` (the [`tail`] module), `sparse-int8` (integer
+    /// products, for symmetric int8 models) or `tract-bands`.
     pub fn stage_b_form(&self) -> &'static str {
-        if self.tail.is_some() {
-            "sparse-winograd"
-        } else {
-            "tract-bands"
+        match self.tail {
+            Some(Sparse::Float(_)) => "sparse-winograd",
+            Some(Sparse::Int8(_)) => "sparse-int8",
+            None => "tract-bands",
         }
     }
 
@@ -769,6 +786,35 @@ impl Engine {
     /// The BM kernel.
     pub fn kernel(&self) -> &BmKernel {
         &self.kernel
+    }
+}
+
+/// Stage B as a sparse tail: float (Winograd 3×3s; quantized models emulated) or integer.
+enum Sparse {
+    Float(tail::Tail),
+    Int8(qtail::QTail),
+}
+
+impl Sparse {
+    fn cells(&self) -> &[(u16, u16)] {
+        match self {
+            Sparse::Float(t) => t.cells(),
+            Sparse::Int8(t) => t.cells(),
+        }
+    }
+
+    fn run_first(&mut self, fill: &tail::Fill<'_>, workers: &tail::Workers) -> Result<Duration, EngineError> {
+        match self {
+            Sparse::Float(t) => t.run_first(fill, workers),
+            Sparse::Int8(t) => t.run_first(fill, workers),
+        }
+    }
+
+    fn run_rest(&mut self, workers: &tail::Workers, out: &mut Vec<f32>) -> Result<(), EngineError> {
+        match self {
+            Sparse::Float(t) => t.run_rest(workers, out, false),
+            Sparse::Int8(t) => t.run_rest(workers, out),
+        }
     }
 }
 
@@ -847,7 +893,7 @@ impl Projector {
         let input = input.into_arc_tensor();
         let per = kernel::CHUNK * self.cols;
         let mut z = vec![0.0f32; self.models.len() * t * per];
-        let job = |c: usize, _: &mut Vec<f32>| {
+        let job = |c: usize, _: &mut tail::Scratch| {
             let out = self.models[c].run(tvec!(TValue::from_const(input.clone()))).map_err(tract)?;
             out.into_iter()
                 .next()

@@ -41,7 +41,7 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::model::TypedRunnableModel;
 
 /// Cells per first-layer chunk.
-const CELL_CHUNK: usize = 128;
+pub(crate) const CELL_CHUNK: usize = 128;
 /// Tiles per Winograd chunk.
 pub(crate) const TILE_CHUNK: usize = 64;
 
@@ -77,18 +77,56 @@ pub(crate) struct Quant {
 impl Quant {
     #[inline]
     fn apply(self, x: f32) -> f32 {
+        self.level(x) * self.scale
+    }
+
+    /// The quantized value minus the zero point (an integer, as a float).
+    #[inline]
+    pub(crate) fn level(self, x: f32) -> f32 {
         // Clamping before rounding gives the same (the bounds are integers); rounding half to
         // even by adding and removing 1.5·2²³ (exact below 2²², inlined and vectorised where
         // `round_ties_even` would be a library call on the SSE2 baseline).
         const MAGIC: f32 = 12_582_912.0;
         let v = (x / self.scale).clamp(self.lo - self.zp, self.hi - self.zp);
-        ((v + MAGIC) - MAGIC) * self.scale
+        (v + MAGIC) - MAGIC
     }
+
+    /// Symmetric int8 with `scale`.
+    #[cfg(test)]
+    pub(crate) fn symmetric_s8(scale: f32) -> Quant {
+        Quant { scale, zp: 0.0, lo: -128.0, hi: 127.0 }
+    }
+
+    /// This scale with another zero point and range.
+    #[cfg(test)]
+    pub(crate) fn with_zero_point(self, zp: f32, lo: f32, hi: f32) -> Quant {
+        Quant { zp, lo, hi, ..self }
+    }
+
+    /// Symmetric int8 (zero point 0, levels −128..=127): levels are `i8`s.
+    pub(crate) fn is_symmetric_s8(self) -> bool {
+        self.zp == 0.0 && self.lo == -128.0 && self.hi == 127.0
+    }
+
+    /// The scale.
+    pub(crate) fn scale(self) -> f32 {
+        self.scale
+    }
+}
+
+/// `act(out_q(acc))` as a level of the next layer's input quantization `next`.
+#[inline]
+pub(crate) fn finish_level(spec: &ConvSpec, next: Quant, acc: f32) -> f32 {
+    let v = match spec.out_q {
+        Some(q) => q.apply(acc),
+        None => acc,
+    };
+    next.level(spec.act.apply(v))
 }
 
 /// `act(out_q(acc))`, then the next layer's input quantization.
 #[inline]
-fn finish(spec: &ConvSpec, next_in: Option<Quant>, acc: f32) -> f32 {
+pub(crate) fn finish(spec: &ConvSpec, next_in: Option<Quant>, acc: f32) -> f32 {
     let v = match spec.out_q {
         Some(q) => q.apply(acc),
         None => acc,
@@ -116,6 +154,17 @@ pub(crate) struct ConvSpec {
     pub in_q: Option<Quant>,
     /// Quantization of the output before the activation (`y_scale`, `y_zero_point`).
     pub out_q: Option<Quant>,
+    /// The integer weights of a quantized convolution whose weight zero points are 0.
+    pub int_w: Option<IntWeights>,
+}
+
+/// A quantized convolution's weights as integers: `weight = q · scale[cout]`.
+#[derive(Debug, Clone)]
+pub(crate) struct IntWeights {
+    /// `[cout][cin][k][k]`.
+    pub q: Vec<i8>,
+    /// Per output channel.
+    pub scale: Vec<f32>,
 }
 
 fn attr_ints(node: &pb::NodeProto, name: &str) -> Option<Vec<i64>> {
@@ -230,6 +279,10 @@ pub(crate) fn recognise(stage_b: &pb::ModelProto, h: &str, output: &str, o: usiz
                     }
                     None => vec![0.0; cout],
                 };
+                let int_w = (w.data_type == 3 && wz.iter().all(|&z| z == 0)).then(|| IntWeights {
+                    q: wq.iter().map(|&q| q as i8).collect(),
+                    scale: (0..cout).map(|c| ws[pick(ws.len(), c)]).collect(),
+                });
                 let spec = ConvSpec {
                     cout,
                     cin,
@@ -239,6 +292,7 @@ pub(crate) fn recognise(stage_b: &pb::ModelProto, h: &str, output: &str, o: usiz
                     act: Act::None,
                     in_q: Some(in_q),
                     out_q: Some(out_q),
+                    int_w,
                 };
                 if !conv_shape_ok(node, &spec, convs.last().map_or(o, |c| c.cout), convs.is_empty(), dims[3]) {
                     return None;
@@ -274,7 +328,17 @@ pub(crate) fn recognise(stage_b: &pb::ModelProto, h: &str, output: &str, o: usiz
                 if weight.len() != cout * cin * k * k || bias.len() != cout {
                     return None;
                 }
-                let spec = ConvSpec { cout, cin, kernel: k, weight, bias, act: Act::None, in_q: None, out_q: None };
+                let spec = ConvSpec {
+                    cout,
+                    cin,
+                    kernel: k,
+                    weight,
+                    bias,
+                    act: Act::None,
+                    in_q: None,
+                    out_q: None,
+                    int_w: None,
+                };
                 if !conv_shape_ok(node, &spec, convs.last().map_or(o, |c| c.cout), convs.is_empty(), dims[3]) {
                     return None;
                 }
@@ -317,7 +381,7 @@ fn conv_shape_ok(node: &pb::NodeProto, spec: &ConvSpec, expect_cin: usize, first
 /// A one-node tract model: `op(a, b)` where one operand is the input `x` (`x_dims`, `None`
 /// for a symbolic `n`; element type `elem`) and the other the constant `w` (`w_dims`, raw
 /// little-endian bytes of the same type); `x_left` puts the input first.
-fn product_model(
+pub(crate) fn product_model(
     op: &str,
     elem: i32,
     w: Vec<u8>,
@@ -526,15 +590,15 @@ pub(crate) struct Tail {
 
 /// A run of tiles in one tile row: tile row, first tile column, tiles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Segment {
-    ti: u16,
-    tj: u16,
-    w: u16,
+pub(crate) struct Segment {
+    pub ti: u16,
+    pub tj: u16,
+    pub w: u16,
 }
 
 /// Cuts tile rows (`widths[ti]` tiles each, from column 0) into chunks of `chunk`
 /// tiles (the last one shorter), each a list of segments.
-fn tile_chunks(widths: &[usize], chunk: usize) -> Vec<Vec<Segment>> {
+pub(crate) fn tile_chunks(widths: &[usize], chunk: usize) -> Vec<Vec<Segment>> {
     let mut chunks: Vec<Vec<Segment>> = Vec::new();
     let mut cur: Vec<Segment> = Vec::new();
     let mut size = 0;
@@ -555,6 +619,28 @@ fn tile_chunks(widths: &[usize], chunk: usize) -> Vec<Vec<Segment>> {
         chunks.push(cur);
     }
     chunks
+}
+
+/// Needed output columns per row of each layer after the first (`kernels`: their kernel
+/// sizes): `extents[k][r]` = columns `0..extents[k][r]` of row `r`. Worked from the last
+/// layer backwards: its output is needed where its receptive field (radius: the sum of the
+/// later layers' radii) can reach a valid cell (`s + r < t`); each earlier layer's wherever
+/// a needed output of the next one reads it.
+pub(crate) fn needed_extents(kernels: &[usize], t: usize, d: usize) -> Vec<Vec<usize>> {
+    let radius: usize = kernels.iter().map(|k| k / 2).sum();
+    let last: Vec<usize> = (0..d).map(|r| (t + 2 * radius).saturating_sub(r).min(t)).collect();
+    let mut extents = vec![last];
+    for k in kernels.iter().rev() {
+        let next = extents.last().cloned().unwrap_or_default();
+        let r = k / 2;
+        let e: Vec<usize> = (0..d).map(|row| (max_radius_extent(&next, row, r) + r).min(t)).collect();
+        extents.push(e);
+    }
+    // extents[k] is the output extent of layer k: reverse and drop the last entry (the
+    // first layer's extent, which is everything).
+    extents.pop();
+    extents.reverse();
+    extents
 }
 
 fn max_radius_extent(e: &[usize], d: usize, r: usize) -> usize {
@@ -592,22 +678,7 @@ impl Tail {
             .collect();
         let mut first = first;
         let first_gemm = matmul_model(std::mem::take(&mut first.weight), 1, first.cout, o, Some(CELL_CHUNK))?;
-        // Needed columns per row, from the last layer backwards. The last layer's output is
-        // needed where its receptive field (radius: the sum of the 3×3 layers' radii) can
-        // reach a valid cell.
-        let radius: usize = rest.iter().map(|c| c.kernel / 2).sum();
-        let last: Vec<usize> = (0..d).map(|r| (t + 2 * radius).saturating_sub(r).min(t)).collect();
-        let mut extents = vec![last];
-        for spec in rest.iter().rev() {
-            let next = extents.last().cloned().unwrap_or_default();
-            let r = spec.kernel / 2;
-            let e: Vec<usize> = (0..d).map(|row| (max_radius_extent(&next, row, r) + r).min(t)).collect();
-            extents.push(e);
-        }
-        // extents[k] is the output extent of rest[k]: reverse and drop the last entry (the
-        // first layer's extent, which is everything).
-        extents.pop();
-        extents.reverse();
+        let extents = needed_extents(&rest.iter().map(|c| c.kernel).collect::<Vec<_>>(), t, d);
         let mut layers = Vec::with_capacity(rest.len());
         for (spec, e) in rest.into_iter().zip(&extents) {
             if spec.kernel == 3 {
@@ -771,7 +842,8 @@ impl Tail {
         let next_in = self.layers.first().and_then(|l| l.spec().in_q);
         let fill_time = AtomicDuration::default();
         let gemm_time = AtomicDuration::default();
-        let job = |k: usize, h: &mut Vec<f32>| {
+        let job = |k: usize, s: &mut Scratch| {
+            let h = &mut s.f;
             let range = k * CELL_CHUNK..((k + 1) * CELL_CHUNK).min(n);
             let t0 = Instant::now();
             h.clear();
@@ -825,8 +897,8 @@ impl Tail {
             match layer {
                 Layer::Winograd { spec, tiles, gemm } => {
                     let cout = spec.cout;
-                    let job = |k: usize, v: &mut Vec<f32>| {
-                        winograd_chunk(spec, gemm, &tiles[k], input, plane, row_off, gc, next_in, v)
+                    let job = |k: usize, s: &mut Scratch| {
+                        winograd_chunk(spec, gemm, &tiles[k], input, plane, row_off, gc, next_in, &mut s.f)
                     };
                     let place = |k: usize, y: Vec<f32>| {
                         let mut at = 0;
@@ -1032,15 +1104,22 @@ pub(crate) type Fill<'a> = dyn Fn(Range<usize>, &mut [f32]) -> Result<(), Engine
 
 /// A duration several threads add to.
 #[derive(Default)]
-struct AtomicDuration(AtomicUsize);
+pub(crate) struct AtomicDuration(AtomicUsize);
 
 impl AtomicDuration {
-    fn add(&self, d: Duration) {
+    pub(crate) fn add(&self, d: Duration) {
         self.0.fetch_add(d.as_nanos() as usize, Ordering::Relaxed);
     }
-    fn get(&self) -> Duration {
+    pub(crate) fn get(&self) -> Duration {
         Duration::from_nanos(self.0.load(Ordering::Relaxed) as u64)
     }
+}
+
+/// A worker's reusable buffers.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    pub f: Vec<f32>,
+    pub q: Vec<i8>,
 }
 
 /// The engine's worker threads: a pool built once per engine (so each thread keeps its
@@ -1078,11 +1157,11 @@ impl Workers {
     pub(crate) fn run<T: Send>(
         &self,
         n: usize,
-        job: impl Fn(usize, &mut Vec<f32>) -> Result<T, EngineError> + Sync,
+        job: impl Fn(usize, &mut Scratch) -> Result<T, EngineError> + Sync,
         mut sink: impl FnMut(usize, T) -> Result<(), EngineError>,
     ) -> Result<(), EngineError> {
         let Some(pool) = &self.pool else {
-            let mut scratch = Vec::new();
+            let mut scratch = Scratch::default();
             for k in 0..n {
                 sink(k, job(k, &mut scratch)?)?;
             }
@@ -1090,7 +1169,8 @@ impl Workers {
         };
         use tract_onnx::prelude::tract_linalg::multithread::{multithread_tract_scope, Executor};
         thread_local! {
-            static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+            static SCRATCH: std::cell::RefCell<Scratch> =
+                const { std::cell::RefCell::new(Scratch { f: Vec::new(), q: Vec::new() }) };
         }
         let stop = std::sync::atomic::AtomicBool::new(false);
         let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Result<T, EngineError>)>(2 * pool.current_num_threads());
@@ -1176,6 +1256,7 @@ mod tests {
             act,
             in_q: None,
             out_q: None,
+            int_w: None,
         }
     }
 

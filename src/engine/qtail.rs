@@ -1,0 +1,474 @@
+//! Stage B in integers, for int8 models in the fast form (every convolution a `QLinearConv`
+//! with symmetric int8 activations and weights, zero points 0).
+//!
+//! The same sparse plan as the float [`tail`](super::tail) — the first 1×1 layer over the
+//! valid cells only, fused in chunks with the BM kernel; each later layer only where a
+//! needed cell of the final map depends on it; the rest of the map from a constant field
+//! computed at load — but every layer is an integer matrix product in tract
+//! (`MatMulInteger`, int8 × int8 → int32: VNNI / dot-product kernels where the CPU has them,
+//! about twice the multiply-adds per second of float), as onnxruntime's `QLinearConv`
+//! computes it:
+//!
+//! * activations are kept as int8 levels (`round_half_even(x / x_scale)`, saturated);
+//! * the 3×3 layers run directly (im2col over the needed output cells, `K = 9·cin`): with
+//!   integer products twice as fast, the direct form costs about what float Winograd
+//!   F(2×2, 3×3) costs in products alone, without its transforms;
+//! * each product is scaled back (`acc · x_scale · w_scale[c] + bias[c]`), quantized to the
+//!   output scale, activated, and quantized to the next layer's input levels
+//!   ([`finish_level`]), exactly the float tail's emulation of onnxruntime but with exact
+//!   integer sums.
+//!
+//! Activations live in two ping-pong grids of int8 levels, one cell of zero padding around
+//! the `D × T` map (level 0 is the value 0: zero points are 0).
+
+use super::tail::{
+    finish, finish_level, needed_extents, product_model, tile_chunks, AtomicDuration, ConvSpec, Fill, Quant, Scratch,
+    Segment, Workers, CELL_CHUNK,
+};
+use super::{EngineError, EngineErrorKind};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::model::TypedRunnableModel;
+
+/// Output cells per chunk of a later layer (the im2col block is `9·cin × COLS` bytes).
+const COLS: usize = 256;
+
+/// One convolution in integers.
+struct QConv {
+    /// Geometry, activation and quantization (the float weights dropped).
+    spec: ConvSpec,
+    /// The input quantization (symmetric int8).
+    in_q: Quant,
+    /// Per output channel: `x_scale · w_scale[c]`, the value of one unit of the product.
+    unit: Vec<f32>,
+    /// `W_q · X` (`[cout][cin·k²] · [cin·k²][n]`, int32).
+    gemm: Arc<TypedRunnableModel>,
+}
+
+impl QConv {
+    fn new(spec: &ConvSpec, n: Option<usize>) -> Option<Result<QConv, EngineError>> {
+        let (in_q, int_w) = (spec.in_q?, spec.int_w.as_ref()?);
+        if !in_q.is_symmetric_s8() || spec.out_q.is_none() {
+            return None;
+        }
+        let kdim = spec.cin * spec.kernel * spec.kernel;
+        let unit = int_w.scale.iter().map(|s| s * in_q.scale()).collect();
+        let raw: Vec<u8> = int_w.q.iter().map(|&v| v as u8).collect();
+        let gemm =
+            product_model("MatMulInteger", 3, raw, &[spec.cout, kdim], &[Some(kdim), n], false, "stage B (int8)");
+        let spec = ConvSpec { weight: Vec::new(), int_w: None, ..spec.clone() };
+        Some(gemm.map(|gemm| QConv { spec, in_q, unit, gemm }))
+    }
+
+    /// The float value of output channel `c`'s accumulator `acc` (bias included).
+    #[inline]
+    fn value(&self, c: usize, acc: i32) -> f32 {
+        acc as f32 * self.unit[c] + self.spec.bias[c]
+    }
+}
+
+/// The later layers' work: needed columns per row and their chunks.
+struct Plan {
+    extents: Vec<Vec<usize>>,
+    chunks: Vec<Vec<Vec<Segment>>>,
+}
+
+impl Plan {
+    fn new(extents: Vec<Vec<usize>>) -> Plan {
+        let chunks = extents.iter().map(|e| tile_chunks(e, COLS)).collect();
+        Plan { extents, chunks }
+    }
+}
+
+/// The planned integer tail for one `(T, D)`.
+pub(crate) struct QTail {
+    t: usize,
+    d: usize,
+    o: usize,
+    first: QConv,
+    /// The first layer's output levels on an invalid cell.
+    first_const: Vec<i8>,
+    cells: Vec<(u16, u16)>,
+    layers: Vec<QConv>,
+    plan: Plan,
+    /// The final output where no needed cell is: `[cout][D][T]`.
+    constant: Vec<f32>,
+    /// Ping-pong grids of levels, `[channels][D + 2][T + 2]`.
+    grids: [Vec<i8>; 2],
+}
+
+impl QTail {
+    /// Plans the integer tail, or `None` when `convs` are not all quantized convolutions
+    /// with symmetric int8 inputs and int8 weights of zero point 0 (or fewer than two).
+    pub(crate) fn new(
+        convs: &[ConvSpec],
+        cells: Vec<(u16, u16)>,
+        t: usize,
+        d: usize,
+        bm_bias: &[f32],
+    ) -> Option<Result<QTail, EngineError>> {
+        let (first_spec, rest) = convs.split_first()?;
+        if rest.is_empty() {
+            return None;
+        }
+        let first = match QConv::new(first_spec, Some(CELL_CHUNK))? {
+            Ok(c) => c,
+            Err(e) => return Some(Err(e)),
+        };
+        let mut layers = Vec::with_capacity(rest.len());
+        for spec in rest {
+            match QConv::new(spec, None)? {
+                Ok(c) => layers.push(c),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        Some(Self::build(first_spec, first, layers, cells, t, d, bm_bias))
+    }
+
+    fn build(
+        first_spec: &ConvSpec,
+        first: QConv,
+        layers: Vec<QConv>,
+        cells: Vec<(u16, u16)>,
+        t: usize,
+        d: usize,
+        bm_bias: &[f32],
+    ) -> Result<QTail, EngineError> {
+        let o = first.spec.cin;
+        if bm_bias.len() != o {
+            return Err(EngineError::new(EngineErrorKind::Runtime, "stage B: BM width and first layer disagree"));
+        }
+        // H on an invalid cell is relu(bias), as the first layer's input levels.
+        let h: Vec<i32> = bm_bias.iter().map(|b| first.in_q.level(b.max(0.0)) as i32).collect();
+        let next = layers[0].in_q;
+        let wq = first_spec.int_w.as_ref().map(|w| &w.q[..]).unwrap_or(&[]);
+        let first_const = (0..first.spec.cout)
+            .map(|c| {
+                let acc: i32 = wq[c * o..(c + 1) * o].iter().zip(&h).map(|(&w, &x)| i32::from(w) * x).sum();
+                finish_level(&first.spec, next, first.value(c, acc)) as i8
+            })
+            .collect();
+        let kernels: Vec<usize> = layers.iter().map(|l| l.spec.kernel).collect();
+        let maxc = layers.iter().map(|l| l.spec.cout).chain([first.spec.cout]).max().unwrap_or(0);
+        let plane = (d + 2) * (t + 2);
+        let mut tail = QTail {
+            t,
+            d,
+            o,
+            first,
+            first_const,
+            cells: Vec::new(),
+            layers,
+            plan: Plan::new(kernels.iter().map(|_| vec![t; d]).collect()),
+            constant: Vec::new(),
+            grids: [vec![0; maxc * plane], vec![0; maxc * plane]],
+        };
+        // The constant field: the tail on a map with no valid cell, everywhere.
+        let one = Workers::new(1)?;
+        let mut constant = Vec::new();
+        tail.run_first(&|_, _| Ok(()), &one)?;
+        tail.run_rest(&one, &mut constant)?;
+        tail.constant = constant;
+        tail.cells = cells;
+        tail.plan = Plan::new(needed_extents(&kernels, t, d));
+        Ok(tail)
+    }
+
+    /// Valid cells (the order `fill` is asked for).
+    pub(crate) fn cells(&self) -> &[(u16, u16)] {
+        &self.cells
+    }
+
+    fn plane(&self) -> usize {
+        (self.d + 2) * (self.t + 2)
+    }
+
+    /// The first layer: `fill(cells, h)` writes `H` for the valid cells `cells` as
+    /// `[O][CELL_CHUNK]`. Returns the share of the time spent in `fill`. Then
+    /// [`Self::run_rest`]; whatever `fill` reads (Z) can be dropped in between.
+    pub(crate) fn run_first(&mut self, fill: &Fill<'_>, workers: &Workers) -> Result<Duration, EngineError> {
+        let (t, d, o) = (self.t, self.d, self.o);
+        let (plane, gw) = (self.plane(), t + 2);
+        let start = Instant::now();
+        let g = &mut self.grids[0];
+        for (c, &v) in self.first_const.iter().enumerate() {
+            for r in 0..d {
+                let at = c * plane + (r + 1) * gw + 1;
+                g[at..at + t].fill(v);
+            }
+        }
+        let (first, cells) = (&self.first, &self.cells);
+        let next = self.layers[0].in_q;
+        let n = cells.len();
+        let (fill_time, gemm_time) = (AtomicDuration::default(), AtomicDuration::default());
+        let job = |k: usize, s: &mut Scratch| {
+            let range = k * CELL_CHUNK..((k + 1) * CELL_CHUNK).min(n);
+            let t0 = Instant::now();
+            s.f.clear();
+            s.f.resize(o * CELL_CHUNK, 0.0);
+            fill(range, &mut s.f)?;
+            s.q.clear();
+            s.q.extend(s.f.iter().map(|&v| first.in_q.level(v) as i8));
+            fill_time.add(t0.elapsed());
+            let t1 = Instant::now();
+            let y = run_i8(&first.gemm, &s.q, &[o, CELL_CHUNK]);
+            gemm_time.add(t1.elapsed());
+            y
+        };
+        let place = |k: usize, y: Tensor| {
+            let y = plain_i32(&y)?;
+            let cells = &cells[k * CELL_CHUNK..((k + 1) * CELL_CHUNK).min(n)];
+            for c in 0..first.spec.cout {
+                let p = &mut g[c * plane..(c + 1) * plane];
+                for (&(r, s), &acc) in cells.iter().zip(&y[c * CELL_CHUNK..]) {
+                    p[(r as usize + 1) * gw + s as usize + 1] =
+                        finish_level(&first.spec, next, first.value(c, acc)) as i8;
+                }
+            }
+            Ok(())
+        };
+        workers.run(n.div_ceil(CELL_CHUNK), job, place)?;
+        let (f, gt) = (fill_time.get().as_secs_f64(), gemm_time.get().as_secs_f64());
+        Ok(start.elapsed().mul_f64(if f + gt > 0.0 { f / (f + gt) } else { 0.0 }))
+    }
+
+    /// The layers after the first; `out` receives `[cout][D][T]`.
+    pub(crate) fn run_rest(&mut self, workers: &Workers, out: &mut Vec<f32>) -> Result<(), EngineError> {
+        let (t, d) = (self.t, self.d);
+        let (plane, gw) = (self.plane(), t + 2);
+        let nl = self.layers.len();
+        let cout_last = self.layers[nl - 1].spec.cout;
+        // The map: the constant field first, overwritten where the last layer computes.
+        out.clear();
+        out.resize(cout_last * d * t, 0.0);
+        let last_e = &self.plan.extents[nl - 1];
+        if !self.constant.is_empty() {
+            for c in 0..cout_last {
+                for (r, &w) in last_e.iter().enumerate() {
+                    let at = (c * d + r) * t;
+                    out[at + w..at + t].copy_from_slice(&self.constant[at + w..at + t]);
+                }
+            }
+        }
+        let mut src = 0usize;
+        for (li, layer) in self.layers.iter().enumerate() {
+            let chunks = &self.plan.chunks[li];
+            let next = self.layers.get(li + 1).map(|l| l.in_q);
+            let (a, b) = self.grids.split_at_mut(1);
+            let (input, output) = if src == 0 { (&a[0], &mut b[0]) } else { (&b[0], &mut a[0]) };
+            let (cin, k) = (layer.spec.cin, layer.spec.kernel);
+            let (kdim, rad) = (cin * k * k, k / 2);
+            let input = &input[..];
+            let job = |j: usize, s: &mut Scratch| {
+                let n: usize = chunks[j].iter().map(|g| g.w as usize).sum();
+                s.q.clear();
+                s.q.resize(kdim * n, 0);
+                let mut off = 0;
+                for seg in &chunks[j] {
+                    let (r, c0, w) = (seg.ti as usize, seg.tj as usize, seg.w as usize);
+                    // Output (r, c) reads grid rows r + ky and columns c + kx (padding 1).
+                    for ci in 0..cin {
+                        for ky in 0..k {
+                            let row = ci * plane + (r + ky + 1 - rad) * gw + c0 + 1 - rad;
+                            for kx in 0..k {
+                                let dst = ((ci * k + ky) * k + kx) * n + off;
+                                s.q[dst..dst + w].copy_from_slice(&input[row + kx..row + kx + w]);
+                            }
+                        }
+                    }
+                    off += w;
+                }
+                run_i8(&layer.gemm, &s.q, &[kdim, n])
+            };
+            let place = |j: usize, y: Tensor| {
+                let y = plain_i32(&y)?;
+                let n: usize = chunks[j].iter().map(|g| g.w as usize).sum();
+                for c in 0..layer.spec.cout {
+                    let mut off = c * n;
+                    for seg in &chunks[j] {
+                        let (r, c0, w) = (seg.ti as usize, seg.tj as usize, seg.w as usize);
+                        let acc = &y[off..off + w];
+                        match next {
+                            Some(q) => {
+                                let at = c * plane + (r + 1) * gw + c0 + 1;
+                                for (o, &a) in output[at..at + w].iter_mut().zip(acc) {
+                                    *o = finish_level(&layer.spec, q, layer.value(c, a)) as i8;
+                                }
+                            }
+                            None => {
+                                let at = (c * d + r) * t + c0;
+                                for (o, &a) in out[at..at + w].iter_mut().zip(acc) {
+                                    *o = finish(&layer.spec, None, layer.value(c, a));
+                                }
+                            }
+                        }
+                        off += w;
+                    }
+                }
+                Ok(())
+            };
+            workers.run(chunks.len(), job, place)?;
+            src = 1 - src;
+        }
+        Ok(())
+    }
+}
+
+/// Runs an integer product on `x` (`shape`).
+fn run_i8(model: &Arc<TypedRunnableModel>, x: &[i8], shape: &[usize]) -> Result<Tensor, EngineError> {
+    let tract = |e: TractError| EngineError::tract("stage B integer product", e);
+    let input = Tensor::from_shape(shape, x).map_err(tract)?;
+    let mut out = model.run(tvec!(input.into_tvalue())).map_err(tract)?;
+    let y =
+        out.pop().ok_or_else(|| EngineError::new(EngineErrorKind::Runtime, "stage B integer product: no output"))?;
+    Ok(y.into_tensor())
+}
+
+fn plain_i32(t: &Tensor) -> Result<&[i32], EngineError> {
+    t.try_as_plain_ram().and_then(|p| p.as_slice::<i32>()).map_err(|e| EngineError::tract("stage B integer product", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tail::{Act, IntWeights};
+    use super::*;
+    use std::ops::Range;
+
+    fn rand(seed: &mut u64) -> f32 {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        (*seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    }
+
+    fn q(scale: f32) -> Option<Quant> {
+        Some(Quant::symmetric_s8(scale))
+    }
+
+    /// A quantized convolution with random int8 weights (per-channel scales).
+    fn spec(seed: &mut u64, cout: usize, cin: usize, k: usize, act: Act, in_scale: f32) -> ConvSpec {
+        let wq: Vec<i8> = (0..cout * cin * k * k).map(|_| (rand(seed) * 254.0) as i8).collect();
+        let ws: Vec<f32> = (0..cout).map(|_| (0.5 + rand(seed)) * 0.02 / ((cin * k * k) as f32).sqrt()).collect();
+        let per = cin * k * k;
+        ConvSpec {
+            cout,
+            cin,
+            kernel: k,
+            weight: wq.iter().enumerate().map(|(j, &w)| w as f32 * ws[j / per]).collect(),
+            bias: (0..cout).map(|_| rand(seed) * 0.2).collect(),
+            act,
+            in_q: q(in_scale),
+            out_q: q(0.03),
+            int_w: Some(IntWeights { q: wq, scale: ws }),
+        }
+    }
+
+    /// The quantized tail computed densely in integers over the whole `d × t` map (zero
+    /// padding), each layer's sums exact, then scaled, quantized and activated.
+    fn dense(convs: &[ConvSpec], h: &[f32], d: usize, t: usize) -> Vec<f32> {
+        let in_q = |c: &ConvSpec| c.in_q.unwrap();
+        let mut x: Vec<i64> = h.iter().map(|&v| in_q(&convs[0]).level(v) as i64).collect();
+        let mut out = Vec::new();
+        for (li, c) in convs.iter().enumerate() {
+            let w = &c.int_w.as_ref().unwrap().q;
+            let unit: Vec<f32> = c.int_w.as_ref().unwrap().scale.iter().map(|s| s * in_q(c).scale()).collect();
+            let (k, rad) = (c.kernel, (c.kernel / 2) as i64);
+            let mut y = vec![0i64; c.cout * d * t];
+            let mut yf = vec![0.0f32; c.cout * d * t];
+            for co in 0..c.cout {
+                for r in 0..d {
+                    for s in 0..t {
+                        let mut acc = 0i64;
+                        for ci in 0..c.cin {
+                            for u in 0..k {
+                                for v in 0..k {
+                                    let (rr, ss) = (r as i64 + u as i64 - rad, s as i64 + v as i64 - rad);
+                                    if rr >= 0 && ss >= 0 && (rr as usize) < d && (ss as usize) < t {
+                                        acc += i64::from(w[((co * c.cin + ci) * k + u) * k + v])
+                                            * x[(ci * d + rr as usize) * t + ss as usize];
+                                    }
+                                }
+                            }
+                        }
+                        let value = acc as i32 as f32 * unit[co] + c.bias[co];
+                        let at = (co * d + r) * t + s;
+                        match convs.get(li + 1) {
+                            Some(next) => y[at] = finish_level(c, in_q(next), value) as i64,
+                            None => yf[at] = finish(c, None, value),
+                        }
+                    }
+                }
+            }
+            x = y;
+            out = yf;
+        }
+        out
+    }
+
+    #[test]
+    fn integer_tail_equals_dense_integer_computation() {
+        let mut seed = 0x0bad_cafe_1234_5678u64;
+        for (d, t) in [(9usize, 13usize), (8, 8), (13, 13), (5, 16), (1, 3)] {
+            let o = 12;
+            let convs = vec![
+                spec(&mut seed, 8, o, 1, Act::Relu, 0.02),
+                spec(&mut seed, 8, 8, 3, Act::Relu, 0.03),
+                spec(&mut seed, 6, 8, 3, Act::Relu, 0.025),
+                spec(&mut seed, 5, 6, 1, Act::None, 0.03),
+                spec(&mut seed, 2, 5, 1, Act::Sigmoid, 0.02),
+            ];
+            let bm_bias: Vec<f32> = (0..o).map(|_| rand(&mut seed)).collect();
+            let cells: Vec<(u16, u16)> =
+                (0..d).flat_map(|r| (0..t).filter(move |s| s + r < t).map(move |s| (r as u16, s as u16))).collect();
+            let mut h = vec![0.0f32; o * d * t];
+            for oo in 0..o {
+                for r in 0..d {
+                    for s in 0..t {
+                        h[(oo * d + r) * t + s] =
+                            if s + r < t { (rand(&mut seed) * 4.0).max(0.0) } else { bm_bias[oo].max(0.0) };
+                    }
+                }
+            }
+            let want = dense(&convs, &h, d, t);
+            let mut tail = QTail::new(&convs, cells.clone(), t, d, &bm_bias).unwrap().unwrap();
+            for workers in [1usize, 2, 3] {
+                let workers = &Workers::new(workers).unwrap();
+                let fill = |range: Range<usize>, hc: &mut [f32]| {
+                    for (i, &(r, s)) in cells[range].iter().enumerate() {
+                        for oo in 0..o {
+                            hc[oo * CELL_CHUNK + i] = h[(oo * d + r as usize) * t + s as usize];
+                        }
+                    }
+                    Ok(())
+                };
+                // Twice: stale buffers from a previous run must not leak into the next.
+                for _ in 0..2 {
+                    let mut got = Vec::new();
+                    tail.run_first(&fill, workers).unwrap();
+                    tail.run_rest(workers, &mut got).unwrap();
+                    assert_eq!(got.len(), want.len());
+                    let err = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+                    assert!(err == 0.0, "d {d} t {t} workers {}: max |Δ| {err}", workers.count());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn only_symmetric_int8_chains_take_the_integer_tail() {
+        let mut seed = 99u64;
+        let convs = vec![spec(&mut seed, 4, 6, 1, Act::Relu, 0.02), spec(&mut seed, 2, 4, 3, Act::Sigmoid, 0.02)];
+        let cells = vec![(0u16, 0u16)];
+        let bias = vec![0.1f32; 6];
+        assert!(QTail::new(&convs, cells.clone(), 4, 4, &bias).is_some());
+        // An asymmetric (uint8) input, float weights, a single layer: the float tail's.
+        let mut u8_input = convs.clone();
+        u8_input[1].in_q = Some(Quant::symmetric_s8(0.02).with_zero_point(128.0, 0.0, 255.0));
+        let mut float_w = convs.clone();
+        float_w[0].int_w = None;
+        for c in [u8_input, float_w, convs[..1].to_vec()] {
+            assert!(QTail::new(&c, cells.clone(), 4, 4, &bias).is_none());
+        }
+    }
+}
