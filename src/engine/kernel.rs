@@ -350,6 +350,32 @@ impl BmKernel {
         stride: usize,
         threads: usize,
     ) -> Result<(), EngineError> {
+        self.run_cells_with(z, h, cells, stride, threads, |v| v)
+    }
+
+    /// [`run_cells`](Self::run_cells) writing `level(H)` as int8 (`level` returns integers in
+    /// −128..=127: an int8 quantization's levels), for an integer stage B.
+    pub fn run_cells_i8(
+        &self,
+        z: &[f32],
+        h: &mut [i8],
+        cells: std::ops::Range<usize>,
+        stride: usize,
+        threads: usize,
+        level: impl Fn(f32) -> f32 + Sync,
+    ) -> Result<(), EngineError> {
+        self.run_cells_with(z, h, cells, stride, threads, |v| level(v) as i8)
+    }
+
+    fn run_cells_with<T: Copy + Send>(
+        &self,
+        z: &[f32],
+        h: &mut [T],
+        cells: std::ops::Range<usize>,
+        stride: usize,
+        threads: usize,
+        store: impl Fn(f32) -> T + Sync,
+    ) -> Result<(), EngineError> {
         if z.len() != self.z_len()
             || h.len() != self.out * stride
             || cells.end > self.plan.cells.len()
@@ -367,22 +393,24 @@ impl BmKernel {
                 ),
             ));
         }
-        self.for_blocks(z, h, CHUNK * stride, threads, |c, zc, hc| self.cells_block(c, zc, hc, cells.clone(), stride));
+        self.for_blocks(z, h, CHUNK * stride, threads, |c, zc, hc| {
+            self.cells_block(c, zc, hc, cells.clone(), stride, &store)
+        });
         Ok(())
     }
 
     /// Runs `f(block, z block, h block)` for every block of 32 channels (`h` in blocks of
     /// `h_block` values), the blocks split over `threads` scoped threads.
-    fn for_blocks(
+    fn for_blocks<T: Send>(
         &self,
         z: &[f32],
-        h: &mut [f32],
+        h: &mut [T],
         h_block: usize,
         threads: usize,
-        f: impl Fn(usize, &[f32], &mut [f32]) + Sync,
+        f: impl Fn(usize, &[f32], &mut [T]) + Sync,
     ) {
         let zblock = self.plan.cfg.tscale() * self.plan.cfg.num_sample() * CHUNK;
-        let mut work: Vec<(usize, &[f32], &mut [f32])> =
+        let mut work: Vec<(usize, &[f32], &mut [T])> =
             z.chunks_exact(zblock).zip(h.chunks_mut(h_block)).enumerate().map(|(c, (zc, hc))| (c, zc, hc)).collect();
         let threads = threads.clamp(1, work.len().max(1));
         let per = work.len().div_ceil(threads);
@@ -403,17 +431,24 @@ impl BmKernel {
         });
     }
 
-    /// [`Self::run_cells`] for one block, with the instruction set in [`Self::simd`].
-    fn cells_block(&self, block: usize, zc: &[f32], hc: &mut [f32], cells: std::ops::Range<usize>, stride: usize) {
-        let write = |hc: &mut [f32], i: usize, acc: &[f32; CHUNK]| {
-            let valid_o = hc.len() / stride;
-            for (j, a) in acc.iter().enumerate().take(valid_o) {
-                hc[j * stride + i] = a.max(0.0);
-            }
-        };
+    /// [`Self::run_cells`] for one block, with the instruction set in [`Self::simd`]:
+    /// `store(relu(acc))` for each channel.
+    fn cells_block<T: Copy>(
+        &self,
+        block: usize,
+        zc: &[f32],
+        hc: &mut [T],
+        cells: std::ops::Range<usize>,
+        stride: usize,
+        store: &impl Fn(f32) -> T,
+    ) {
+        let valid_o = hc.len() / stride;
         for (i, ci) in cells.enumerate() {
-            let acc = self.cell_acc(ci, zc, block);
-            write(hc, i, &acc);
+            // All 32 channels at once (vectorised), then scattered to their rows.
+            let out = self.cell_acc(ci, zc, block).map(|a| store(a.max(0.0)));
+            for (j, v) in out.iter().enumerate().take(valid_o) {
+                hc[j * stride + i] = *v;
+            }
         }
     }
 

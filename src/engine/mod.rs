@@ -640,12 +640,23 @@ impl Engine {
     /// The tail's first phase (BM kernel and first 1×1 layer) on Z; returns the BM
     /// kernel's share of its time.
     fn tail_first(&mut self, z: &[f32]) -> Result<Duration, EngineError> {
-        let Some(tail) = self.tail.as_mut() else { return Ok(Duration::ZERO) };
         let kernel = &self.kernel;
         let inner = if self.threads > 1 { 1 } else { self.threads };
-        let stride = tail::Tail::CELL_CHUNK;
-        let fill = |cells: std::ops::Range<usize>, h: &mut [f32]| kernel.run_cells(z, h, cells, stride, inner);
-        tail.run_first(&fill, &self.workers)
+        let stride = tail::CELL_CHUNK;
+        match self.tail.as_mut() {
+            None => Ok(Duration::ZERO),
+            Some(Sparse::Float(tail)) => {
+                let fill = |cells: std::ops::Range<usize>, h: &mut [f32]| kernel.run_cells(z, h, cells, stride, inner);
+                tail.run_first(&fill, &self.workers)
+            }
+            Some(Sparse::Int8(tail)) => {
+                let q = tail.input_quant();
+                let fill = |cells: std::ops::Range<usize>, h: &mut [i8]| {
+                    kernel.run_cells_i8(z, h, cells, stride, inner, |v| q.level(v))
+                };
+                tail.run_first(&fill, &self.workers)
+            }
+        }
     }
 
     /// The BM kernel and stage B in tract's row bands. With one band, it runs here with
@@ -710,17 +721,34 @@ impl Engine {
         let workers = &self.workers;
         if let Some(tail) = self.tail.as_mut() {
             let cells = tail.cells().to_vec();
-            let stride = tail::Tail::CELL_CHUNK;
-            let fill = |range: std::ops::Range<usize>, hc: &mut [f32]| {
-                for (i, &(r, s)) in cells[range].iter().enumerate() {
-                    for oo in 0..o {
-                        hc[oo * stride + i] = h[(oo * d + r as usize) * t + s as usize];
-                    }
+            let stride = tail::CELL_CHUNK;
+            let at = |oo: usize, r: u16, s: u16| h[(oo * d + r as usize) * t + s as usize];
+            match tail {
+                Sparse::Float(tail) => {
+                    let fill = |range: std::ops::Range<usize>, hc: &mut [f32]| {
+                        for (i, &(r, s)) in cells[range].iter().enumerate() {
+                            for oo in 0..o {
+                                hc[oo * stride + i] = at(oo, r, s);
+                            }
+                        }
+                        Ok(())
+                    };
+                    tail.run_first(&fill, workers)?;
                 }
-                Ok(())
-            };
+                Sparse::Int8(tail) => {
+                    let q = tail.input_quant();
+                    let fill = |range: std::ops::Range<usize>, hc: &mut [i8]| {
+                        for (i, &(r, s)) in cells[range].iter().enumerate() {
+                            for oo in 0..o {
+                                hc[oo * stride + i] = q.level(at(oo, r, s)) as i8;
+                            }
+                        }
+                        Ok(())
+                    };
+                    tail.run_first(&fill, workers)?;
+                }
+            }
             let mut confidence = Vec::new();
-            tail.run_first(&fill, workers)?;
             tail.run_rest(workers, &mut confidence)?;
             return Ok(confidence);
         }
@@ -800,13 +828,6 @@ impl Sparse {
         match self {
             Sparse::Float(t) => t.cells(),
             Sparse::Int8(t) => t.cells(),
-        }
-    }
-
-    fn run_first(&mut self, fill: &tail::Fill<'_>, workers: &tail::Workers) -> Result<Duration, EngineError> {
-        match self {
-            Sparse::Float(t) => t.run_first(fill, workers),
-            Sparse::Int8(t) => t.run_first(fill, workers),
         }
     }
 

@@ -21,15 +21,22 @@
 //! Activations live in two ping-pong grids of int8 levels, one cell of zero padding around
 //! the `D × T` map (level 0 is the value 0: zero points are 0).
 
+#[cfg(test)]
+use super::tail::{finish, finish_level};
 use super::tail::{
-    finish, finish_level, needed_extents, product_model, tile_chunks, AtomicDuration, ConvSpec, Fill, Quant, Scratch,
-    Segment, Workers, CELL_CHUNK,
+    needed_extents, product_model, tile_chunks, Act, AtomicDuration, ConvSpec, Quant, Scratch, Segment, Workers,
+    CELL_CHUNK,
 };
 use super::{EngineError, EngineErrorKind};
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::model::TypedRunnableModel;
+
+/// Writes the first layer's input levels (`H` quantized with [`QTail::input_quant`]) for a
+/// range of valid cells into a `[O][CELL_CHUNK]` buffer.
+pub(crate) type FillQ<'a> = dyn Fn(Range<usize>, &mut [i8]) -> Result<(), EngineError> + Sync + 'a;
 
 /// Output cells per chunk of a later layer (the im2col block is `9·cin × COLS` bytes).
 const COLS: usize = 256;
@@ -40,6 +47,8 @@ struct QConv {
     spec: ConvSpec,
     /// The input quantization (symmetric int8).
     in_q: Quant,
+    /// The output quantization (before the activation).
+    out_q: Quant,
     /// Per output channel: `x_scale · w_scale[c]`, the value of one unit of the product.
     unit: Vec<f32>,
     /// `W_q · X` (`[cout][cin·k²] · [cin·k²][n]`, int32).
@@ -48,8 +57,8 @@ struct QConv {
 
 impl QConv {
     fn new(spec: &ConvSpec, n: Option<usize>) -> Option<Result<QConv, EngineError>> {
-        let (in_q, int_w) = (spec.in_q?, spec.int_w.as_ref()?);
-        if !in_q.is_symmetric_s8() || spec.out_q.is_none() {
+        let (in_q, out_q, int_w) = (spec.in_q?, spec.out_q?, spec.int_w.as_ref()?);
+        if !in_q.is_symmetric_s8() {
             return None;
         }
         let kdim = spec.cin * spec.kernel * spec.kernel;
@@ -58,13 +67,26 @@ impl QConv {
         let gemm =
             product_model("MatMulInteger", 3, raw, &[spec.cout, kdim], &[Some(kdim), n], false, "stage B (int8)");
         let spec = ConvSpec { weight: Vec::new(), int_w: None, ..spec.clone() };
-        Some(gemm.map(|gemm| QConv { spec, in_q, unit, gemm }))
+        Some(gemm.map(|gemm| QConv { spec, in_q, out_q, unit, gemm }))
     }
 
-    /// The float value of output channel `c`'s accumulator `acc` (bias included).
+    /// `act(out_q(acc · unit + bias))` of output channel `c` for a row of accumulators.
+    /// The activation is matched once per row so that the loop vectorises.
     #[inline]
-    fn value(&self, c: usize, acc: i32) -> f32 {
-        acc as f32 * self.unit[c] + self.spec.bias[c]
+    fn finish_row(&self, c: usize, acc: &[i32], mut store: impl FnMut(usize, f32)) {
+        let (unit, bias, out_q) = (self.unit[c], self.spec.bias[c], self.out_q);
+        let value = |a: i32| out_q.apply(a as f32 * unit + bias);
+        match self.spec.act {
+            Act::Relu => acc.iter().enumerate().for_each(|(i, &a)| store(i, value(a).max(0.0))),
+            Act::None => acc.iter().enumerate().for_each(|(i, &a)| store(i, value(a))),
+            Act::Sigmoid => acc.iter().enumerate().for_each(|(i, &a)| store(i, Act::Sigmoid.apply(value(a)))),
+        }
+    }
+
+    /// [`Self::finish_row`] as levels of `next`.
+    #[inline]
+    fn levels_row(&self, c: usize, next: Quant, acc: &[i32], out: &mut [i8]) {
+        self.finish_row(c, acc, |i, v| out[i] = next.level(v) as i8);
     }
 }
 
@@ -146,7 +168,9 @@ impl QTail {
         let first_const = (0..first.spec.cout)
             .map(|c| {
                 let acc: i32 = wq[c * o..(c + 1) * o].iter().zip(&h).map(|(&w, &x)| i32::from(w) * x).sum();
-                finish_level(&first.spec, next, first.value(c, acc)) as i8
+                let mut level = [0i8];
+                first.levels_row(c, next, &[acc], &mut level);
+                level[0]
             })
             .collect();
         let kernels: Vec<usize> = layers.iter().map(|l| l.spec.kernel).collect();
@@ -180,14 +204,19 @@ impl QTail {
         &self.cells
     }
 
+    /// The quantization of the first layer's input: `fill` writes `H`'s levels.
+    pub(crate) fn input_quant(&self) -> Quant {
+        self.first.in_q
+    }
+
     fn plane(&self) -> usize {
         (self.d + 2) * (self.t + 2)
     }
 
-    /// The first layer: `fill(cells, h)` writes `H` for the valid cells `cells` as
+    /// The first layer: `fill(cells, h)` writes `H`'s levels for the valid cells `cells` as
     /// `[O][CELL_CHUNK]`. Returns the share of the time spent in `fill`. Then
     /// [`Self::run_rest`]; whatever `fill` reads (Z) can be dropped in between.
-    pub(crate) fn run_first(&mut self, fill: &Fill<'_>, workers: &Workers) -> Result<Duration, EngineError> {
+    pub(crate) fn run_first(&mut self, fill: &FillQ<'_>, workers: &Workers) -> Result<Duration, EngineError> {
         let (t, d, o) = (self.t, self.d, self.o);
         let (plane, gw) = (self.plane(), t + 2);
         let start = Instant::now();
@@ -205,11 +234,9 @@ impl QTail {
         let job = |k: usize, s: &mut Scratch| {
             let range = k * CELL_CHUNK..((k + 1) * CELL_CHUNK).min(n);
             let t0 = Instant::now();
-            s.f.clear();
-            s.f.resize(o * CELL_CHUNK, 0.0);
-            fill(range, &mut s.f)?;
             s.q.clear();
-            s.q.extend(s.f.iter().map(|&v| first.in_q.level(v) as i8));
+            s.q.resize(o * CELL_CHUNK, 0);
+            fill(range, &mut s.q)?;
             fill_time.add(t0.elapsed());
             let t1 = Instant::now();
             let y = run_i8(&first.gemm, &s.q, &[o, CELL_CHUNK]);
@@ -219,12 +246,20 @@ impl QTail {
         let place = |k: usize, y: Tensor| {
             let y = plain_i32(&y)?;
             let cells = &cells[k * CELL_CHUNK..((k + 1) * CELL_CHUNK).min(n)];
-            for c in 0..first.spec.cout {
-                let p = &mut g[c * plane..(c + 1) * plane];
-                for (&(r, s), &acc) in cells.iter().zip(&y[c * CELL_CHUNK..]) {
-                    p[(r as usize + 1) * gw + s as usize + 1] =
-                        finish_level(&first.spec, next, first.value(c, acc)) as i8;
+            // Runs of consecutive cells of one row are contiguous in the grid.
+            let mut i = 0;
+            while i < cells.len() {
+                let (r, s0) = cells[i];
+                let mut j = i + 1;
+                while j < cells.len() && cells[j] == (r, s0 + (j - i) as u16) {
+                    j += 1;
                 }
+                let at = (r as usize + 1) * gw + s0 as usize + 1;
+                for c in 0..first.spec.cout {
+                    let dst = &mut g[c * plane + at..c * plane + at + (j - i)];
+                    first.levels_row(c, next, &y[c * CELL_CHUNK + i..c * CELL_CHUNK + j], dst);
+                }
+                i = j;
             }
             Ok(())
         };
@@ -292,15 +327,11 @@ impl QTail {
                         match next {
                             Some(q) => {
                                 let at = c * plane + (r + 1) * gw + c0 + 1;
-                                for (o, &a) in output[at..at + w].iter_mut().zip(acc) {
-                                    *o = finish_level(&layer.spec, q, layer.value(c, a)) as i8;
-                                }
+                                layer.levels_row(c, q, acc, &mut output[at..at + w]);
                             }
                             None => {
-                                let at = (c * d + r) * t + c0;
-                                for (o, &a) in out[at..at + w].iter_mut().zip(acc) {
-                                    *o = finish(&layer.spec, None, layer.value(c, a));
-                                }
+                                let dst = &mut out[(c * d + r) * t + c0..(c * d + r) * t + c0 + w];
+                                layer.finish_row(c, acc, |i, v| dst[i] = v);
                             }
                         }
                         off += w;
@@ -331,9 +362,8 @@ fn plain_i32(t: &Tensor) -> Result<&[i32], EngineError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tail::{Act, IntWeights};
+    use super::super::tail::IntWeights;
     use super::*;
-    use std::ops::Range;
 
     fn rand(seed: &mut u64) -> f32 {
         *seed ^= *seed << 13;
@@ -434,10 +464,11 @@ mod tests {
             let mut tail = QTail::new(&convs, cells.clone(), t, d, &bm_bias).unwrap().unwrap();
             for workers in [1usize, 2, 3] {
                 let workers = &Workers::new(workers).unwrap();
-                let fill = |range: Range<usize>, hc: &mut [f32]| {
+                let q = tail.input_quant();
+                let fill = |range: Range<usize>, hc: &mut [i8]| {
                     for (i, &(r, s)) in cells[range].iter().enumerate() {
                         for oo in 0..o {
-                            hc[oo * CELL_CHUNK + i] = h[(oo * d + r as usize) * t + s as usize];
+                            hc[oo * CELL_CHUNK + i] = q.level(h[(oo * d + r as usize) * t + s as usize]) as i8;
                         }
                     }
                     Ok(())

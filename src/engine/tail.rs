@@ -55,7 +55,7 @@ pub(crate) enum Act {
 
 impl Act {
     #[inline]
-    fn apply(self, x: f32) -> f32 {
+    pub(crate) fn apply(self, x: f32) -> f32 {
         match self {
             Act::None => x,
             Act::Relu => x.max(0.0),
@@ -75,8 +75,9 @@ pub(crate) struct Quant {
 }
 
 impl Quant {
+    /// `x` quantized and dequantized.
     #[inline]
-    fn apply(self, x: f32) -> f32 {
+    pub(crate) fn apply(self, x: f32) -> f32 {
         self.level(x) * self.scale
     }
 
@@ -114,8 +115,9 @@ impl Quant {
     }
 }
 
-/// `act(out_q(acc))` as a level of the next layer's input quantization `next`.
-#[inline]
+/// `act(out_q(acc))` as a level of the next layer's input quantization `next` (the
+/// integer tail's `levels_row` computes this row-wise; tests check one against the other).
+#[cfg(test)]
 pub(crate) fn finish_level(spec: &ConvSpec, next: Quant, acc: f32) -> f32 {
     let v = match spec.out_q {
         Some(q) => q.apply(acc),
@@ -814,9 +816,6 @@ impl Tail {
         &self.cells
     }
 
-    /// Cells per chunk `fill` is asked for.
-    pub(crate) const CELL_CHUNK: usize = CELL_CHUNK;
-
     /// The first layer: `fill(cells, h)` writes `H` for the valid cells `cells` (indices
     /// into [`Self::cells`]) as `[O][CELL_CHUNK]` (columns past the range are ignored).
     /// Returns the share of the time spent in `fill`. Then [`Self::run_rest`]; whatever
@@ -1341,7 +1340,7 @@ mod tests {
                     let fill = |range: Range<usize>, hc: &mut [f32]| {
                         for (i, &(r, s)) in cells[range].iter().enumerate() {
                             for oo in 0..o {
-                                hc[oo * Tail::CELL_CHUNK + i] = h[(oo * d + r as usize) * t + s as usize];
+                                hc[oo * CELL_CHUNK + i] = h[(oo * d + r as usize) * t + s as usize];
                             }
                         }
                         Ok(())
