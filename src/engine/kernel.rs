@@ -353,8 +353,8 @@ impl BmKernel {
         self.run_cells_with(z, h, cells, stride, threads, |v| v)
     }
 
-    /// [`run_cells`](Self::run_cells) writing `level(H)` as int8 (`level` returns integers in
-    /// −128..=127: an int8 quantization's levels), for an integer stage B.
+    /// [`run_cells`](Self::run_cells) writing `level(H)` (an int8 quantization's levels), for
+    /// an integer stage B.
     pub fn run_cells_i8(
         &self,
         z: &[f32],
@@ -362,12 +362,12 @@ impl BmKernel {
         cells: std::ops::Range<usize>,
         stride: usize,
         threads: usize,
-        level: impl Fn(f32) -> f32 + Sync,
+        level: impl Fn(f32) -> i8 + Sync,
     ) -> Result<(), EngineError> {
-        self.run_cells_with(z, h, cells, stride, threads, |v| level(v) as i8)
+        self.run_cells_with(z, h, cells, stride, threads, level)
     }
 
-    fn run_cells_with<T: Copy + Send>(
+    fn run_cells_with<T: Copy + Default + Send>(
         &self,
         z: &[f32],
         h: &mut [T],
@@ -433,7 +433,7 @@ impl BmKernel {
 
     /// [`Self::run_cells`] for one block, with the instruction set in [`Self::simd`]:
     /// `store(relu(acc))` for each channel.
-    fn cells_block<T: Copy>(
+    fn cells_block<T: Copy + Default>(
         &self,
         block: usize,
         zc: &[f32],
@@ -445,7 +445,11 @@ impl BmKernel {
         let valid_o = hc.len() / stride;
         for (i, ci) in cells.enumerate() {
             // All 32 channels at once (vectorised), then scattered to their rows.
-            let out = self.cell_acc(ci, zc, block).map(|a| store(a.max(0.0)));
+            let acc = self.cell_acc(ci, zc, block);
+            let mut out = [T::default(); CHUNK];
+            for (o, a) in out.iter_mut().zip(&acc) {
+                *o = store(a.max(0.0));
+            }
             for (j, v) in out.iter().enumerate().take(valid_o) {
                 hc[j * stride + i] = *v;
             }

@@ -652,7 +652,7 @@ impl Engine {
             Some(Sparse::Int8(tail)) => {
                 let q = tail.input_quant();
                 let fill = |cells: std::ops::Range<usize>, h: &mut [i8]| {
-                    kernel.run_cells_i8(z, h, cells, stride, inner, |v| q.level(v))
+                    kernel.run_cells_i8(z, h, cells, stride, inner, |v| q.level_i8(v))
                 };
                 tail.run_first(&fill, &self.workers)
             }

@@ -70,23 +70,25 @@ impl QConv {
         Some(gemm.map(|gemm| QConv { spec, in_q, out_q, unit, gemm }))
     }
 
-    /// `act(out_q(acc · unit + bias))` of output channel `c` for a row of accumulators.
-    /// The activation is matched once per row so that the loop vectorises.
+    /// `store(act(out_q(acc · unit + bias)))` of output channel `c` for a row of
+    /// accumulators into `out`. The activation is matched once per row and the loop runs
+    /// over zipped slices, so that it vectorises.
     #[inline]
-    fn finish_row(&self, c: usize, acc: &[i32], mut store: impl FnMut(usize, f32)) {
+    fn finish_row<T>(&self, c: usize, acc: &[i32], out: &mut [T], store: impl Fn(f32) -> T) {
         let (unit, bias, out_q) = (self.unit[c], self.spec.bias[c], self.out_q);
         let value = |a: i32| out_q.apply(a as f32 * unit + bias);
+        let pairs = out.iter_mut().zip(acc);
         match self.spec.act {
-            Act::Relu => acc.iter().enumerate().for_each(|(i, &a)| store(i, value(a).max(0.0))),
-            Act::None => acc.iter().enumerate().for_each(|(i, &a)| store(i, value(a))),
-            Act::Sigmoid => acc.iter().enumerate().for_each(|(i, &a)| store(i, Act::Sigmoid.apply(value(a)))),
+            Act::Relu => pairs.for_each(|(o, &a)| *o = store(value(a).max(0.0))),
+            Act::None => pairs.for_each(|(o, &a)| *o = store(value(a))),
+            Act::Sigmoid => pairs.for_each(|(o, &a)| *o = store(Act::Sigmoid.apply(value(a)))),
         }
     }
 
     /// [`Self::finish_row`] as levels of `next`.
     #[inline]
     fn levels_row(&self, c: usize, next: Quant, acc: &[i32], out: &mut [i8]) {
-        self.finish_row(c, acc, |i, v| out[i] = next.level(v) as i8);
+        self.finish_row(c, acc, out, |v| next.level_i8(v));
     }
 }
 
@@ -331,7 +333,7 @@ impl QTail {
                             }
                             None => {
                                 let dst = &mut out[(c * d + r) * t + c0..(c * d + r) * t + c0 + w];
-                                layer.finish_row(c, acc, |i, v| dst[i] = v);
+                                layer.finish_row(c, acc, dst, |v| v);
                             }
                         }
                         off += w;
