@@ -623,7 +623,7 @@ impl Engine {
         times.stage_a = t0.elapsed();
         if self.tail.is_some() {
             let t1 = Instant::now();
-            times.bm = self.tail_first(&z)?;
+            times.bm = self.tail_first(z.as_slice())?;
             // Z is no longer needed: release it before the rest of stage B.
             drop(z);
             if let Some(tail) = self.tail.as_mut() {
@@ -631,7 +631,7 @@ impl Engine {
             }
             times.stage_b = t1.elapsed().saturating_sub(times.bm);
         } else {
-            self.bands_stage_b(&z, &mut confidence, &mut times)?;
+            self.bands_stage_b(z.as_slice(), &mut confidence, &mut times)?;
         }
         trace_rss("window");
         Ok((WindowOutputs { start, end, confidence }, times))
@@ -888,7 +888,7 @@ impl Projector {
     }
 
     /// `yt` is `yᵀ` `[T][P]`; returns Z.
-    fn run(&self, yt: &[f32], workers: &tail::Workers) -> Result<Vec<f32>, EngineError> {
+    fn run(&self, yt: &[f32], workers: &tail::Workers) -> Result<kernel::ZBuf, EngineError> {
         let (t, p) = (self.t, self.p);
         if yt.len() != t * p {
             return Err(EngineError::new(
@@ -913,7 +913,8 @@ impl Projector {
         };
         let input = input.into_arc_tensor();
         let per = kernel::CHUNK * self.cols;
-        let mut z = vec![0.0f32; self.models.len() * t * per];
+        let mut zbuf = kernel::ZBuf::zeros(self.models.len() * t * per);
+        let z = zbuf.as_mut_slice();
         let job = |c: usize, _: &mut tail::Scratch| {
             let out = self.models[c].run(tvec!(TValue::from_const(input.clone()))).map_err(tract)?;
             out.into_iter()
@@ -958,7 +959,7 @@ impl Projector {
             Ok(())
         };
         workers.run(self.models.len(), job, place)?;
-        Ok(z)
+        Ok(zbuf)
     }
 }
 
@@ -1042,6 +1043,7 @@ mod tests {
         )
         .unwrap();
         let z = proj.run(&yt, &workers).unwrap();
+        let z = z.as_slice();
         let yq = |tt: usize, k: usize| (yt[tt * p + k] / x_scale).round_ties_even().clamp(-128.0, 127.0);
         let want = direct(
             &|b, k, col| {
@@ -1056,6 +1058,7 @@ mod tests {
         let wf: Vec<Vec<f32>> = wq.iter().map(|b| b.iter().map(|&v| v as f32 * 0.01).collect()).collect();
         let proj = Projector::new(graph::Projection::Float { blocks: wf.clone() }, t, p, n).unwrap();
         let z = proj.run(&yt, &workers).unwrap();
+        let z = z.as_slice();
         let want = direct(&|b, k, col| wf[b][k * cols + col], &|tt, k| yt[tt * p + k]);
         let err = z.iter().zip(&want).map(|(a, b)| (a - b).abs() / (1.0 + b.abs())).fold(0.0f32, f32::max);
         assert!(err < 1e-5, "float projection: relative error {err}");
