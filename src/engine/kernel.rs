@@ -207,7 +207,7 @@ pub fn identify_mask(mask: &MaskData<'_>, t: usize, d: usize, n: usize) -> Resul
 
 /// Storage for Z whose first value sits on a 64-byte boundary, so that each 32-float row of
 /// a block is two cache lines, not three (~12 % faster kernel here).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ZBuf {
     buf: Vec<f32>,
     off: usize,
@@ -215,11 +215,25 @@ pub struct ZBuf {
 }
 
 impl ZBuf {
+    /// Empty (allocates nothing).
+    pub const fn new() -> ZBuf {
+        ZBuf { buf: Vec::new(), off: 0, len: 0 }
+    }
+
     /// `len` zeros.
     pub fn zeros(len: usize) -> ZBuf {
         let buf = vec![0.0f32; len + 15];
         let off = (64 - buf.as_ptr() as usize % 64) % 64 / 4;
         ZBuf { buf, off, len }
+    }
+
+    /// Makes it `len` values long (contents unspecified), reusing the storage when it is
+    /// large enough.
+    pub fn resize(&mut self, len: usize) {
+        if self.off + len > self.buf.len() {
+            *self = ZBuf::zeros(len);
+        }
+        self.len = len;
     }
 
     /// The values.
@@ -381,18 +395,41 @@ impl BmKernel {
         self.run_cells_with(z, h, cells, stride, threads, |v| v)
     }
 
-    /// [`run_cells`](Self::run_cells) writing `level(H)` (an int8 quantization's levels), for
-    /// an integer stage B.
-    pub fn run_cells_i8(
+    /// One block of 32 output channels from that block of Z alone (`zc`, `[T][N][32]`):
+    /// `level(H)` for the valid cells `cells` into `h` (`[rows][stride]`, `rows` the
+    /// block's channels: 32, fewer in a last partial block). Lets a caller project and
+    /// sample block by block, so that Z never exists whole.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_block_cells_i8(
         &self,
-        z: &[f32],
+        block: usize,
+        zc: &[f32],
         h: &mut [i8],
         cells: std::ops::Range<usize>,
         stride: usize,
-        threads: usize,
-        level: impl Fn(f32) -> i8 + Sync,
+        level: impl Fn(f32) -> i8,
     ) -> Result<(), EngineError> {
-        self.run_cells_with(z, h, cells, stride, threads, level)
+        let zblock = self.plan.cfg.tscale() * self.plan.cfg.num_sample() * CHUNK;
+        let rows = self.out.saturating_sub(block * CHUNK).min(CHUNK);
+        if zc.len() != zblock
+            || rows == 0
+            || h.len() != rows * stride
+            || cells.end > self.plan.cells.len()
+            || cells.len() > stride
+        {
+            return Err(EngineError::new(
+                EngineErrorKind::Runtime,
+                format!(
+                    "BM kernel block {block}: Z block has {} values (expected {zblock}), H {} (expected {}), cells {cells:?} of {}",
+                    zc.len(),
+                    h.len(),
+                    rows * stride,
+                    self.plan.cells.len()
+                ),
+            ));
+        }
+        self.cells_block(block, zc, h, cells, stride, &level);
+        Ok(())
     }
 
     fn run_cells_with<T: Copy + Default + Send>(
@@ -653,6 +690,24 @@ mod tests {
                     let w = want[(oo * 9 + dd as usize) * t + ss as usize];
                     assert!((hc[oo * stride + i] - w).abs() < 1e-5, "{simd:?} cell {ci} channel {oo}");
                 }
+            }
+            // Block by block from each block of Z alone, as int8 levels of H.
+            let zblock = t * n * CHUNK;
+            let level = |v: f32| (v / 0.01).round().clamp(-128.0, 127.0) as i8;
+            let ncells = kernel.plan().cells().len();
+            for block in 0..o.div_ceil(CHUNK) {
+                let rows = (o - block * CHUNK).min(CHUNK);
+                let mut hq = vec![0i8; rows * ncells];
+                let zc = &z[block * zblock..(block + 1) * zblock];
+                kernel.run_block_cells_i8(block, zc, &mut hq, 0..ncells, ncells, level).unwrap();
+                for (ci, &(dd, ss)) in kernel.plan().cells().iter().enumerate() {
+                    for j in 0..rows {
+                        let w = level(want[((block * CHUNK + j) * 9 + dd as usize) * t + ss as usize]);
+                        assert!((hq[j * ncells + ci] as i32 - w as i32).abs() <= 1, "{simd:?} block {block} cell {ci}");
+                    }
+                }
+                let mut short = vec![0i8; rows * ncells - 1];
+                assert!(kernel.run_block_cells_i8(block, zc, &mut short, 0..ncells, ncells, level).is_err());
             }
             // A band of rows 3..7 equals those rows of the whole map.
             let mut band = vec![f32::NAN; o * 4 * t];

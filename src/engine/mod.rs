@@ -618,17 +618,48 @@ impl Engine {
             .try_as_plain_ram()
             .and_then(|v| v.as_slice::<f32>())
             .map_err(|e| EngineError::tract("stage A output y", e))?;
+        if let Some(Sparse::Int8(tail)) = &self.tail {
+            // The integer tail: projection and sampling block by block (Z never whole).
+            let a = t0.elapsed();
+            let t1 = Instant::now();
+            let (q, ncells) = (tail.input_quant(), tail.cells().len());
+            let (hq, projection, bm) = self.project_and_sample_i8(yt, q, ncells)?;
+            drop(out_a);
+            let wall = t1.elapsed();
+            let share = projection.as_secs_f64() / (projection + bm).as_secs_f64().max(1e-9);
+            times.stage_a = a + wall.mul_f64(share);
+            times.bm = wall - wall.mul_f64(share);
+            let t2 = Instant::now();
+            let o = self.info.bm_width;
+            let fill = |cells: std::ops::Range<usize>, h: &mut [i8]| {
+                for oo in 0..o {
+                    h[oo * tail::CELL_CHUNK..oo * tail::CELL_CHUNK + cells.len()]
+                        .copy_from_slice(&hq[oo * ncells + cells.start..oo * ncells + cells.end]);
+                }
+                Ok(())
+            };
+            if let Some(Sparse::Int8(tail)) = self.tail.as_mut() {
+                tail.run_first(&fill, &self.workers)?;
+                drop(hq);
+                tail.run_rest(&self.workers, &mut confidence)?;
+            }
+            times.stage_b = t2.elapsed();
+            trace_rss("window");
+            return Ok((WindowOutputs { start, end, confidence }, times));
+        }
         let z = self.projection.run(yt, &self.workers)?;
         drop(out_a);
         times.stage_a = t0.elapsed();
-        if self.tail.is_some() {
+        if let Some(Sparse::Float(tail)) = self.tail.as_mut() {
             let t1 = Instant::now();
-            times.bm = self.tail_first(z.as_slice())?;
+            let (kernel, zs) = (&self.kernel, z.as_slice());
+            let inner = if self.threads > 1 { 1 } else { self.threads };
+            let fill =
+                |cells: std::ops::Range<usize>, h: &mut [f32]| kernel.run_cells(zs, h, cells, tail::CELL_CHUNK, inner);
+            times.bm = tail.run_first(&fill, &self.workers)?;
             // Z is no longer needed: release it before the rest of stage B.
             drop(z);
-            if let Some(tail) = self.tail.as_mut() {
-                tail.run_rest(&self.workers, &mut confidence)?;
-            }
+            tail.run_rest(&self.workers, &mut confidence, false)?;
             times.stage_b = t1.elapsed().saturating_sub(times.bm);
         } else {
             self.bands_stage_b(z.as_slice(), &mut confidence, &mut times)?;
@@ -637,26 +668,42 @@ impl Engine {
         Ok((WindowOutputs { start, end, confidence }, times))
     }
 
-    /// The tail's first phase (BM kernel and first 1×1 layer) on Z; returns the BM
-    /// kernel's share of its time.
-    fn tail_first(&mut self, z: &[f32]) -> Result<Duration, EngineError> {
-        let kernel = &self.kernel;
-        let inner = if self.threads > 1 { 1 } else { self.threads };
-        let stride = tail::CELL_CHUNK;
-        match self.tail.as_mut() {
-            None => Ok(Duration::ZERO),
-            Some(Sparse::Float(tail)) => {
-                let fill = |cells: std::ops::Range<usize>, h: &mut [f32]| kernel.run_cells(z, h, cells, stride, inner);
-                tail.run_first(&fill, &self.workers)
-            }
-            Some(Sparse::Int8(tail)) => {
-                let q = tail.input_quant();
-                let fill = |cells: std::ops::Range<usize>, h: &mut [i8]| {
-                    kernel.run_cells_i8(z, h, cells, stride, inner, |v| q.level_i8(v))
-                };
-                tail.run_first(&fill, &self.workers)
-            }
-        }
+    /// For the integer tail: per block of 32 channels, on the workers, the projection's
+    /// product, its Z block (in the worker's scratch) and the BM kernel over every valid cell
+    /// as the first layer's input levels: `H_q` `[O][cells]` (2.6 MB at the paper
+    /// configuration where Z is 6.5 MB). Returns `H_q` and the time spent projecting and
+    /// sampling.
+    fn project_and_sample_i8(
+        &self,
+        yt: &[f32],
+        q: tail::Quant,
+        ncells: usize,
+    ) -> Result<(Vec<i8>, Duration, Duration), EngineError> {
+        let input = self.projection.input(yt)?;
+        let o = self.info.bm_width;
+        let mut hq = vec![0i8; o * ncells];
+        let (proj_time, bm_time) = (tail::AtomicDuration::default(), tail::AtomicDuration::default());
+        let job = |c: usize, s: &mut tail::Scratch| {
+            let t0 = Instant::now();
+            let y = self.projection.product(c, &input)?;
+            s.z.resize(self.projection.block_len());
+            self.projection.place(c, &y, s.z.as_mut_slice())?;
+            drop(y);
+            proj_time.add(t0.elapsed());
+            let t1 = Instant::now();
+            let rows = o.saturating_sub(c * kernel::CHUNK).min(kernel::CHUNK);
+            let mut h = vec![0i8; rows * ncells];
+            self.kernel.run_block_cells_i8(c, s.z.as_slice(), &mut h, 0..ncells, ncells, |v| q.level_i8(v))?;
+            bm_time.add(t1.elapsed());
+            Ok(h)
+        };
+        let place = |c: usize, h: Vec<i8>| {
+            let at = c * kernel::CHUNK * ncells;
+            hq[at..at + h.len()].copy_from_slice(&h);
+            Ok(())
+        };
+        self.workers.run(self.projection.blocks(), job, place)?;
+        Ok((hq, proj_time.get(), bm_time.get()))
     }
 
     /// The BM kernel and stage B in tract's row bands. With one band, it runs here with
@@ -887,8 +934,19 @@ impl Projector {
         Ok(Projector { models, int8, t, p, cols: n })
     }
 
-    /// `yt` is `yᵀ` `[T][P]`; returns Z.
-    fn run(&self, yt: &[f32], workers: &tail::Workers) -> Result<kernel::ZBuf, EngineError> {
+    /// Values per block of Z (`T · N · 32`).
+    fn block_len(&self) -> usize {
+        self.t * kernel::CHUNK * self.cols
+    }
+
+    /// Blocks of 32 output channels.
+    fn blocks(&self) -> usize {
+        self.models.len()
+    }
+
+    /// The products' input from `yt` (`yᵀ` `[T][P]`): as it is (float), or quantized and
+    /// transposed (int8).
+    fn input(&self, yt: &[f32]) -> Result<Arc<Tensor>, EngineError> {
         let (t, p) = (self.t, self.p);
         if yt.len() != t * p {
             return Err(EngineError::new(
@@ -911,54 +969,67 @@ impl Projector {
                 Tensor::from_shape(&[p, t], &q).map_err(tract)?
             }
         };
-        let input = input.into_arc_tensor();
-        let per = kernel::CHUNK * self.cols;
-        let mut zbuf = kernel::ZBuf::zeros(self.models.len() * t * per);
-        let z = zbuf.as_mut_slice();
-        let job = |c: usize, _: &mut tail::Scratch| {
-            let out = self.models[c].run(tvec!(TValue::from_const(input.clone()))).map_err(tract)?;
-            out.into_iter()
-                .next()
-                .map(TValue::into_tensor)
-                .ok_or_else(|| EngineError::new(EngineErrorKind::Runtime, "BM projection: no output"))
-        };
-        let place = |c: usize, y: Tensor| {
-            let dst = &mut z[c * t * per..(c + 1) * t * per];
-            let y = y.try_as_plain_ram().map_err(tract)?;
-            match &self.int8 {
-                None => {
-                    let yf = y.as_slice::<f32>().map_err(tract)?;
-                    if yf.len() != dst.len() {
-                        return Err(EngineError::new(EngineErrorKind::Runtime, "BM projection: block size"));
-                    }
-                    dst.copy_from_slice(yf);
+        Ok(input.into_arc_tensor())
+    }
+
+    /// Block `c`'s product.
+    fn product(&self, c: usize, input: &Arc<Tensor>) -> Result<Tensor, EngineError> {
+        let out = self.models[c]
+            .run(tvec!(TValue::from_const(input.clone())))
+            .map_err(|e| EngineError::tract("BM projection", e))?;
+        out.into_iter()
+            .next()
+            .map(TValue::into_tensor)
+            .ok_or_else(|| EngineError::new(EngineErrorKind::Runtime, "BM projection: no output"))
+    }
+
+    /// Writes block `c`'s product `y` into `dst` (`[T][N][32]`).
+    fn place(&self, c: usize, y: &Tensor, dst: &mut [f32]) -> Result<(), EngineError> {
+        let tract = |e: TractError| EngineError::tract("BM projection", e);
+        let (t, cols) = (self.t, self.block_len() / self.t);
+        let y = y.try_as_plain_ram().map_err(tract)?;
+        match &self.int8 {
+            None => {
+                let yf = y.as_slice::<f32>().map_err(tract)?;
+                if yf.len() != dst.len() {
+                    return Err(EngineError::new(EngineErrorKind::Runtime, "BM projection: block size"));
                 }
-                Some((_, scale)) => {
-                    // `yi` is `[cols][T]`, column (n, j) is channel c·32 + j; Z wants
-                    // `[T][cols]`: transposed in tiles of 8 times, scaled to float.
-                    let yi = y.as_slice::<i32>().map_err(tract)?;
-                    let cols = per;
-                    if yi.len() != dst.len() {
-                        return Err(EngineError::new(EngineErrorKind::Runtime, "BM projection: block size"));
-                    }
-                    let mut s = [0.0f32; kernel::CHUNK];
-                    for (j, v) in s.iter_mut().enumerate() {
-                        *v = scale.get(c * kernel::CHUNK + j).copied().unwrap_or(0.0);
-                    }
-                    for t0 in (0..t).step_by(8) {
-                        let t1 = (t0 + 8).min(t);
-                        for (col, src) in yi.chunks_exact(t).enumerate() {
-                            let sc = s[col % kernel::CHUNK];
-                            for (tt, &v) in src[t0..t1].iter().enumerate() {
-                                dst[(t0 + tt) * cols + col] = v as f32 * sc;
-                            }
+                dst.copy_from_slice(yf);
+            }
+            Some((_, scale)) => {
+                // `yi` is `[cols][T]`, column (n, j) is channel c·32 + j; Z wants `[T][cols]`:
+                // transposed in tiles of 8 times, scaled to float.
+                let yi = y.as_slice::<i32>().map_err(tract)?;
+                if yi.len() != dst.len() {
+                    return Err(EngineError::new(EngineErrorKind::Runtime, "BM projection: block size"));
+                }
+                let mut s = [0.0f32; kernel::CHUNK];
+                for (j, v) in s.iter_mut().enumerate() {
+                    *v = scale.get(c * kernel::CHUNK + j).copied().unwrap_or(0.0);
+                }
+                for t0 in (0..t).step_by(8) {
+                    let t1 = (t0 + 8).min(t);
+                    for (col, src) in yi.chunks_exact(t).enumerate() {
+                        let sc = s[col % kernel::CHUNK];
+                        for (tt, &v) in src[t0..t1].iter().enumerate() {
+                            dst[(t0 + tt) * cols + col] = v as f32 * sc;
                         }
                     }
                 }
             }
-            Ok(())
-        };
-        workers.run(self.models.len(), job, place)?;
+        }
+        Ok(())
+    }
+
+    /// `yt` is `yᵀ` `[T][P]`; returns Z, every block.
+    fn run(&self, yt: &[f32], workers: &tail::Workers) -> Result<kernel::ZBuf, EngineError> {
+        let input = self.input(yt)?;
+        let per = self.block_len();
+        let mut zbuf = kernel::ZBuf::zeros(self.blocks() * per);
+        let z = zbuf.as_mut_slice();
+        let job = |c: usize, _: &mut tail::Scratch| self.product(c, &input);
+        let place = |c: usize, y: Tensor| self.place(c, &y, &mut z[c * per..(c + 1) * per]);
+        workers.run(self.blocks(), job, place)?;
         Ok(zbuf)
     }
 }

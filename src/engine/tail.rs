@@ -1129,6 +1129,8 @@ impl AtomicDuration {
 pub(crate) struct Scratch {
     pub f: Vec<f32>,
     pub q: Vec<i8>,
+    /// A block of Z.
+    pub z: super::kernel::ZBuf,
 }
 
 /// The engine's worker threads: a pool built once per engine (so each thread keeps its
@@ -1179,7 +1181,7 @@ impl Workers {
         use tract_onnx::prelude::tract_linalg::multithread::{multithread_tract_scope, Executor};
         thread_local! {
             static SCRATCH: std::cell::RefCell<Scratch> =
-                const { std::cell::RefCell::new(Scratch { f: Vec::new(), q: Vec::new() }) };
+                const { std::cell::RefCell::new(Scratch { f: Vec::new(), q: Vec::new(), z: super::kernel::ZBuf::new() }) };
         }
         let stop = std::sync::atomic::AtomicBool::new(false);
         let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Result<T, EngineError>)>(2 * pool.current_num_threads());
