@@ -9,6 +9,12 @@
 //!    product over the valid cells, the 3×3 convolutions in Winograd F(2×2, 3×3) form over
 //!    the cells the output depends on, the rest of the map from a constant field.
 //!
+//! Symmetric int8 models run steps 2–4 in integers instead (`qtail`): per block of 32
+//! channels, each worker projects (`MatMulInteger`) and samples its block of `Z` at once
+//! (`Z` never exists whole), writing `H` as int8 levels; every stage-B layer is then an
+//! integer product (3×3s by im2col over the needed cells) with onnxruntime's
+//! requantization between layers.
+//!
 //! ## Why the graph is not run as exported
 //!
 //! The exported BM layer is a MatMul with a dense `[T, N·D·T]` constant followed by a Conv3d
@@ -37,10 +43,11 @@
 //!   convention in `metadata_props`. About 20 MB instead of 148 MB (5 MB all-int8).
 //! * **Quantized** (QOperator, s8 symmetric per tensor): stage A's `QLinearConv`s run in
 //!   tract's integer kernels; a quantized Conv3d keeps its int8 weights (the projection is a
-//!   `MatMulInteger` of `y` quantized with its input scale); quantized stage-B convolutions
-//!   run in the tail with their dequantized weights and onnxruntime's quantization of every
-//!   input and output emulated (equal to tract's integer kernels to 1e-7 on the fixtures).
-//!   Other forms run as tract runs them, with a warning ([`ModelInfo::warnings`]).
+//!   `MatMulInteger` `Wᵀ · y_q` of `y` quantized with its input scale); stage B runs in the
+//!   integer tail (`qtail`), exactly a dense integer computation and equal to tract's
+//!   `QLinearConv` to 1.2e-7 on the fixture. A quantized stage B with asymmetric or uint8
+//!   activations runs in the float tail with the quantization emulated; other forms run as
+//!   tract runs them, with a warning ([`ModelInfo::warnings`]).
 //!
 //! ## Threads
 //!

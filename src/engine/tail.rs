@@ -23,6 +23,11 @@
 //! With the triangle and the transforms together, the tail does ~1.1 GMAC per window at the
 //! paper configuration where the exported graph does 3.6 GMAC (and row bands 2.8).
 //!
+//! Quantized chains (`QLinearConv` between Quantize/DequantizeLinear) run here with
+//! dequantized weights and onnxruntime's quantization of every input and output emulated in
+//! float; symmetric int8 ones take the integer tail (`qtail`) instead, unless asked not to
+//! ([`EngineOptions::emulate_int8_stage_b`](super::EngineOptions::emulate_int8_stage_b)).
+//!
 //! ## Threads
 //!
 //! Work is cut into chunks (cells for the first layer, tiles for the others); workers take
