@@ -368,10 +368,7 @@ mod tests {
     use super::*;
 
     fn rand(seed: &mut u64) -> f32 {
-        *seed ^= *seed << 13;
-        *seed ^= *seed >> 7;
-        *seed ^= *seed << 17;
-        (*seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+        super::super::tail::tests::rand(seed, 1.0)
     }
 
     fn q(scale: f32) -> Option<Quant> {
@@ -450,18 +447,7 @@ mod tests {
                 spec(&mut seed, 5, 6, 1, Act::None, 0.03),
                 spec(&mut seed, 2, 5, 1, Act::Sigmoid, 0.02),
             ];
-            let bm_bias: Vec<f32> = (0..o).map(|_| rand(&mut seed)).collect();
-            let cells: Vec<(u16, u16)> =
-                (0..d).flat_map(|r| (0..t).filter(move |s| s + r < t).map(move |s| (r as u16, s as u16))).collect();
-            let mut h = vec![0.0f32; o * d * t];
-            for oo in 0..o {
-                for r in 0..d {
-                    for s in 0..t {
-                        h[(oo * d + r) * t + s] =
-                            if s + r < t { (rand(&mut seed) * 4.0).max(0.0) } else { bm_bias[oo].max(0.0) };
-                    }
-                }
-            }
+            let (bm_bias, cells, h) = super::super::tail::tests::random_map(&mut seed, o, d, t, 4.0);
             let want = dense(&convs, &h, d, t);
             let mut tail = QTail::new(&convs, cells.clone(), t, d, &bm_bias).unwrap().unwrap();
             for workers in [1usize, 2, 3] {

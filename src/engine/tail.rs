@@ -1231,7 +1231,7 @@ impl Workers {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Direct 3×3 "same" correlation of one channel.
@@ -1254,7 +1254,8 @@ mod tests {
         y
     }
 
-    fn rand(seed: &mut u64, scale: f32) -> f32 {
+    /// A pseudo-random value in `[−scale/2, scale/2)` (xorshift).
+    pub(crate) fn rand(seed: &mut u64, scale: f32) -> f32 {
         *seed ^= *seed << 13;
         *seed ^= *seed >> 7;
         *seed ^= *seed << 17;
@@ -1313,6 +1314,31 @@ mod tests {
         x
     }
 
+    /// A random BM output for a `d × t` map with `o` channels: the BM bias, the valid cells
+    /// (d-major) and `H` `[o][d][t]` — ReLU'd values of spread `spread` on valid cells,
+    /// `relu(bias)` elsewhere.
+    pub(crate) fn random_map(
+        seed: &mut u64,
+        o: usize,
+        d: usize,
+        t: usize,
+        spread: f32,
+    ) -> (Vec<f32>, Vec<(u16, u16)>, Vec<f32>) {
+        let bm_bias: Vec<f32> = (0..o).map(|_| rand(seed, 0.5)).collect();
+        let cells: Vec<(u16, u16)> =
+            (0..d).flat_map(|r| (0..t).filter(move |s| s + r < t).map(move |s| (r as u16, s as u16))).collect();
+        let mut h = vec![0.0f32; o * d * t];
+        for oo in 0..o {
+            for r in 0..d {
+                for s in 0..t {
+                    h[(oo * d + r) * t + s] =
+                        if s + r < t { rand(seed, spread).max(0.0) } else { bm_bias[oo].max(0.0) };
+                }
+            }
+        }
+        (bm_bias, cells, h)
+    }
+
     #[test]
     fn tail_equals_dense_computation() {
         let mut seed = 0x1234_5678_9abc_def0u64;
@@ -1335,19 +1361,7 @@ mod tests {
                     c.out_q = q(0.03);
                 }
             }
-            let bm_bias: Vec<f32> = (0..o).map(|_| rand(&mut seed, 0.5)).collect();
-            let cells: Vec<(u16, u16)> =
-                (0..d).flat_map(|r| (0..t).filter(move |s| s + r < t).map(move |s| (r as u16, s as u16))).collect();
-            // H: ReLU'd values on valid cells, relu(bias) elsewhere.
-            let mut h = vec![0.0f32; o * d * t];
-            for oo in 0..o {
-                for r in 0..d {
-                    for s in 0..t {
-                        h[(oo * d + r) * t + s] =
-                            if s + r < t { rand(&mut seed, 2.0).max(0.0) } else { bm_bias[oo].max(0.0) };
-                    }
-                }
-            }
+            let (bm_bias, cells, h) = random_map(&mut seed, o, d, t, 2.0);
             let want = dense(&convs, &h, d, t);
             for chunk in [1usize, 3, 7, 64] {
                 let mut tail = Tail::new(convs.clone(), cells.clone(), t, d, &bm_bias, chunk).unwrap();
