@@ -74,7 +74,7 @@ pub fn run(a: Args) -> Result<()> {
         },
     )
     .with_context(|| format!("loading {}", a.model.display()))?;
-    crate::tune_allocator_for_windows();
+    crate::prepare_for_windows();
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
     let cfg = *engine.config();
     let (c, t, d) = (engine.info().channels, cfg.tscale(), cfg.dscale());

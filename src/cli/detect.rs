@@ -151,7 +151,7 @@ pub fn run(a: Args) -> Result<()> {
         },
     )
     .with_context(|| format!("loading {}", a.model.display()))?;
-    crate::tune_allocator_for_windows();
+    crate::prepare_for_windows();
     let (features, l, c) = read_features(&a.features)?;
     let info = engine.info();
     if c != info.channels {

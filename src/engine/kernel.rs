@@ -396,18 +396,18 @@ impl BmKernel {
     }
 
     /// One block of 32 output channels from that block of Z alone (`zc`, `[T][N][32]`):
-    /// `level(H)` for the valid cells `cells` into `h` (`[rows][stride]`, `rows` the
-    /// block's channels: 32, fewer in a last partial block). Lets a caller project and
+    /// `store(H)` for the valid cells `cells` into `h` (`[rows][stride]`, `rows` the
+    /// block's channels: 32, fewer in a last partial block; `store` maps `H` to what the
+    /// caller keeps: itself, or a quantization's int8 levels). Lets a caller project and
     /// sample block by block, so that Z never exists whole.
-    #[allow(clippy::too_many_arguments)]
-    pub fn run_block_cells_i8(
+    pub fn run_block_cells<T: Copy + Default>(
         &self,
         block: usize,
         zc: &[f32],
-        h: &mut [i8],
+        h: &mut [T],
         cells: std::ops::Range<usize>,
         stride: usize,
-        level: impl Fn(f32) -> i8,
+        store: impl Fn(f32) -> T,
     ) -> Result<(), EngineError> {
         let zblock = self.plan.cfg.tscale() * self.plan.cfg.num_sample() * CHUNK;
         let rows = self.out.saturating_sub(block * CHUNK).min(CHUNK);
@@ -428,7 +428,7 @@ impl BmKernel {
                 ),
             ));
         }
-        self.cells_block(block, zc, h, cells, stride, &level);
+        self.cells_block(block, zc, h, cells, stride, &store);
         Ok(())
     }
 
@@ -699,7 +699,7 @@ mod tests {
                 let rows = (o - block * CHUNK).min(CHUNK);
                 let mut hq = vec![0i8; rows * ncells];
                 let zc = &z[block * zblock..(block + 1) * zblock];
-                kernel.run_block_cells_i8(block, zc, &mut hq, 0..ncells, ncells, level).unwrap();
+                kernel.run_block_cells(block, zc, &mut hq, 0..ncells, ncells, level).unwrap();
                 for (ci, &(dd, ss)) in kernel.plan().cells().iter().enumerate() {
                     for j in 0..rows {
                         let w = level(want[((block * CHUNK + j) * 9 + dd as usize) * t + ss as usize]);
@@ -707,7 +707,7 @@ mod tests {
                     }
                 }
                 let mut short = vec![0i8; rows * ncells - 1];
-                assert!(kernel.run_block_cells_i8(block, zc, &mut short, 0..ncells, ncells, level).is_err());
+                assert!(kernel.run_block_cells(block, zc, &mut short, 0..ncells, ncells, level).is_err());
             }
             // A band of rows 3..7 equals those rows of the whole map.
             let mut band = vec![f32::NAN; o * 4 * t];

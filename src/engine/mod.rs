@@ -302,6 +302,9 @@ pub struct Engine {
     projection: Projector,
     /// Worker threads for the projection and the sparse tail.
     workers: tail::Workers,
+    /// The integer tail's `H` levels, kept from window to window (one allocation, no heap
+    /// fragments).
+    h_levels: Vec<i8>,
 }
 
 impl fmt::Debug for Engine {
@@ -572,6 +575,7 @@ impl Engine {
             tail,
             projection,
             workers: tail::Workers::new(threads)?,
+            h_levels: Vec::new(),
         })
     }
 
@@ -626,11 +630,13 @@ impl Engine {
             .and_then(|v| v.as_slice::<f32>())
             .map_err(|e| EngineError::tract("stage A output y", e))?;
         if let Some(Sparse::Int8(tail)) = &self.tail {
-            // The integer tail: projection and sampling block by block (Z never whole).
+            // The integer tail: projection and sampling block by block (Z never whole), H
+            // whole as int8 levels (2.6 MB), then stage B.
             let a = t0.elapsed();
             let t1 = Instant::now();
             let (q, ncells) = (tail.input_quant(), tail.cells().len());
-            let (hq, projection, bm) = self.project_and_sample_i8(yt, q, ncells)?;
+            let mut h = std::mem::take(&mut self.h_levels);
+            let (projection, bm) = self.project_and_sample(yt, ncells, |v| q.level_i8(v), &mut h)?;
             drop(out_a);
             let wall = t1.elapsed();
             let share = projection.as_secs_f64() / (projection + bm).as_secs_f64().max(1e-9);
@@ -638,57 +644,65 @@ impl Engine {
             times.bm = wall - wall.mul_f64(share);
             let t2 = Instant::now();
             let o = self.info.bm_width;
-            let fill = |cells: std::ops::Range<usize>, h: &mut [i8]| {
-                for oo in 0..o {
-                    h[oo * tail::CELL_CHUNK..oo * tail::CELL_CHUNK + cells.len()]
-                        .copy_from_slice(&hq[oo * ncells + cells.start..oo * ncells + cells.end]);
-                }
-                Ok(())
-            };
             if let Some(Sparse::Int8(tail)) = self.tail.as_mut() {
-                tail.run_first(&fill, &self.workers)?;
-                drop(hq);
+                tail.run_first(
+                    &|cells, dst| {
+                        copy_cells(&h, o, ncells, cells, dst);
+                        Ok(())
+                    },
+                    &self.workers,
+                )?;
                 tail.run_rest(&self.workers, &mut confidence)?;
             }
+            self.h_levels = h;
             times.stage_b = t2.elapsed();
-            trace_rss("window");
-            return Ok((WindowOutputs { start, end, confidence }, times));
-        }
-        let z = self.projection.run(yt, &self.workers)?;
-        drop(out_a);
-        times.stage_a = t0.elapsed();
-        if let Some(Sparse::Float(tail)) = self.tail.as_mut() {
-            let t1 = Instant::now();
-            let (kernel, zs) = (&self.kernel, z.as_slice());
-            let inner = if self.threads > 1 { 1 } else { self.threads };
-            let fill =
-                |cells: std::ops::Range<usize>, h: &mut [f32]| kernel.run_cells(zs, h, cells, tail::CELL_CHUNK, inner);
-            times.bm = tail.run_first(&fill, &self.workers)?;
-            // Z is no longer needed: release it before the rest of stage B.
-            drop(z);
-            tail.run_rest(&self.workers, &mut confidence, false)?;
-            times.stage_b = t1.elapsed().saturating_sub(times.bm);
         } else {
-            self.bands_stage_b(z.as_slice(), &mut confidence, &mut times)?;
+            let z = self.projection.run(yt, &self.workers)?;
+            drop(out_a);
+            times.stage_a = t0.elapsed();
+            if let Some(Sparse::Float(tail)) = self.tail.as_mut() {
+                // The float tail: H in chunks of cells, each chunk straight into the first
+                // layer's product (H as floats would be 10 MB whole: more than Z).
+                let t1 = Instant::now();
+                let (kernel, zs) = (&self.kernel, z.as_slice());
+                let inner = if self.threads > 1 { 1 } else { self.threads };
+                let fill = |cells: std::ops::Range<usize>, h: &mut [f32]| {
+                    kernel.run_cells(zs, h, cells, tail::CELL_CHUNK, inner)
+                };
+                times.bm = tail.run_first(&fill, &self.workers)?;
+                // Z is no longer needed: release it before the rest of stage B.
+                drop(z);
+                tail.run_rest(&self.workers, &mut confidence, false)?;
+                times.stage_b = t1.elapsed().saturating_sub(times.bm);
+            } else {
+                // Stage B in tract's bands, from Z whole.
+                self.bands_stage_b(z.as_slice(), &mut confidence, &mut times)?;
+            }
         }
         trace_rss("window");
         Ok((WindowOutputs { start, end, confidence }, times))
     }
 
-    /// For the integer tail: per block of 32 channels, on the workers, the projection's
-    /// product, its Z block (in the worker's scratch) and the BM kernel over every valid cell
-    /// as the first layer's input levels: `H_q` `[O][cells]` (2.6 MB at the paper
-    /// configuration where Z is 6.5 MB). Returns `H_q` and the time spent projecting and
-    /// sampling.
-    fn project_and_sample_i8(
+    /// Per block of 32 channels, on the workers, the projection's product, its Z block (in
+    /// the worker's scratch, still in L2 when the kernel reads it) and the BM kernel over
+    /// every valid cell, stored with `store` (the integer tail: as its input levels) into
+    /// `hall`: `H` `[O][cells]` (every value written). Z never exists whole (6.5 MB at the paper configuration; H as int8
+    /// is 2.6 MB — as floats it would be 10.3 MB, which is why the float tail samples from
+    /// Z whole in chunks of cells instead: tried, +8 MiB peak RSS for no clear gain).
+    /// Returns `H` and the time spent projecting and sampling.
+    fn project_and_sample<T: Copy + Default + Send>(
         &self,
         yt: &[f32],
-        q: tail::Quant,
         ncells: usize,
-    ) -> Result<(Vec<i8>, Duration, Duration), EngineError> {
+        store: impl Fn(f32) -> T + Sync,
+        hall: &mut Vec<T>,
+    ) -> Result<(Duration, Duration), EngineError> {
         let input = self.projection.input(yt)?;
         let o = self.info.bm_width;
-        let mut hq = vec![0i8; o * ncells];
+        hall.resize(o * ncells, T::default());
+        // Each block's rows of H, for the one job that writes them.
+        let rows: Vec<std::sync::Mutex<&mut [T]>> =
+            hall.chunks_mut(kernel::CHUNK * ncells).map(std::sync::Mutex::new).collect();
         let (proj_time, bm_time) = (tail::AtomicDuration::default(), tail::AtomicDuration::default());
         let job = |c: usize, s: &mut tail::Scratch| {
             let t0 = Instant::now();
@@ -698,19 +712,17 @@ impl Engine {
             drop(y);
             proj_time.add(t0.elapsed());
             let t1 = Instant::now();
-            let rows = o.saturating_sub(c * kernel::CHUNK).min(kernel::CHUNK);
-            let mut h = vec![0i8; rows * ncells];
-            self.kernel.run_block_cells_i8(c, s.z.as_slice(), &mut h, 0..ncells, ncells, |v| q.level_i8(v))?;
+            let mut h = rows
+                .get(c)
+                .and_then(|m| m.lock().ok())
+                .ok_or_else(|| EngineError::new(EngineErrorKind::Runtime, "BM projection: block out of range"))?;
+            self.kernel.run_block_cells(c, s.z.as_slice(), &mut h, 0..ncells, ncells, &store)?;
             bm_time.add(t1.elapsed());
-            Ok(h)
-        };
-        let place = |c: usize, h: Vec<i8>| {
-            let at = c * kernel::CHUNK * ncells;
-            hq[at..at + h.len()].copy_from_slice(&h);
             Ok(())
         };
-        self.workers.run(self.projection.blocks(), job, place)?;
-        Ok((hq, proj_time.get(), bm_time.get()))
+        self.workers.run(self.projection.blocks(), job, |_, ()| Ok(()))?;
+        drop(rows);
+        Ok((proj_time.get(), bm_time.get()))
     }
 
     /// The BM kernel and stage B in tract's row bands. With one band, it runs here with
@@ -868,6 +880,14 @@ impl Engine {
     /// The BM kernel.
     pub fn kernel(&self) -> &BmKernel {
         &self.kernel
+    }
+}
+
+/// Copies the valid cells `cells` of `h` (`[o][n]`) into `dst` (`[o][CELL_CHUNK]`).
+fn copy_cells<T: Copy>(h: &[T], o: usize, n: usize, cells: std::ops::Range<usize>, dst: &mut [T]) {
+    for oo in 0..o {
+        let at = oo * tail::CELL_CHUNK;
+        dst[at..at + cells.len()].copy_from_slice(&h[oo * n + cells.start..oo * n + cells.end]);
     }
 }
 
@@ -1071,7 +1091,13 @@ pub(crate) fn trace_rss(label: &str) {
             .unwrap_or(0.0)
             / 1024.0
     };
-    eprintln!("[rss] {label:<16} {:7.1} MiB (peak {:7.1} MiB)", get("VmRSS:"), get("VmHWM:"));
+    eprintln!(
+        "[rss] {label:<16} {:7.1} MiB (peak {:7.1} MiB; anonymous {:.1}, file-backed {:.1})",
+        get("VmRSS:"),
+        get("VmHWM:"),
+        get("RssAnon:"),
+        get("RssFile:")
+    );
 }
 
 /// Sets tract's default executor to `threads` threads.
