@@ -134,6 +134,50 @@ fn postprocess_command_matches_reference_in_seconds() {
     assert!(got["results"]["video"].as_array().unwrap().iter().all(|p| p["segment"][1].as_f64().unwrap() <= 1.0));
 }
 
+/// `--frames`: mmaction2 reports seconds over the frames whole 16-frame snippets cover,
+/// `(frames // 16 · 16) / frames · duration` (bmn-spec §3); paddle over the duration.
+#[test]
+fn frame_count_corrects_the_duration_under_mmaction2() {
+    let dir = tmpdir("frames");
+    let maps = split_case(&dir, "realistic_00.npy", 100, 100);
+    let segments = |extra: &[&str]| -> Vec<(f64, f64)> {
+        let o = postprocess(&maps, extra);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let got: Value = serde_json::from_slice(&o.stdout).unwrap();
+        got["results"]["video"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p["segment"][0].as_f64().unwrap(), p["segment"][1].as_f64().unwrap()))
+            .collect()
+    };
+    let normalised = segments(&["--convention", "mmaction2"]);
+    let corrected = segments(&["--convention", "mmaction2", "--duration", "124.23", "--frames", "3727"]);
+    let dur = (3727 / 16 * 16) as f64 / 3727.0 * 124.23; // 3712 of 3727 frames
+    assert_eq!(normalised.len(), corrected.len());
+    for (n, c) in normalised.iter().zip(&corrected) {
+        assert_eq!((n.0 * dur, n.1 * dur), *c);
+    }
+    let paddle = segments(&["--convention", "paddle", "--duration", "124.23"]);
+    assert_eq!(paddle, segments(&["--convention", "paddle", "--duration", "124.23", "--frames", "3727"]));
+    // Other snippet lengths; frame counts that are whole snippets change nothing.
+    let dur5 = (3727 / 5 * 5) as f64 / 3727.0 * 124.23;
+    let by5 = segments(&["--duration", "124.23", "--frames", "3727", "--snippet-frames", "5"]);
+    assert!(normalised.iter().zip(&by5).all(|(n, c)| (n.0 * dur5, n.1 * dur5) == *c));
+    let whole = segments(&["--duration", "124.23", "--frames", "3712"]);
+    assert!(normalised.iter().zip(&whole).all(|(n, c)| (n.0 * 124.23, n.1 * 124.23) == *c));
+    // Bad combinations are errors.
+    for (extra, needle) in [
+        (&["--frames", "3727"][..], "--frames needs --duration"),
+        (&["--duration", "10", "--frames", "15"][..], "less than one snippet"),
+        (&["--duration", "10", "--frames", "100", "--snippet-frames", "0"][..], "--snippet-frames"),
+    ] {
+        let o = postprocess(&maps, extra);
+        assert_eq!(o.status.code(), Some(1), "{extra:?}");
+        assert!(stderr(&o).contains(needle), "{extra:?}: {}", stderr(&o));
+    }
+}
+
 #[test]
 fn postprocess_rejects_bad_input_clearly() {
     let dir = tmpdir("bad");

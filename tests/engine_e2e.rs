@@ -254,6 +254,18 @@ fn cli_errors_exit_non_zero_with_a_message() {
     let o = run(&["detect".as_ref(), "--model".as_ref(), m.as_os_str(), "--features".as_ref(), narrow.as_os_str()]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("does not match the model's input width C = 32"), "{}", stderr(&o));
+    // --frames without --duration: refused before the model loads.
+    let o = run(&[
+        "detect".as_ref(),
+        "--model".as_ref(),
+        m.as_os_str(),
+        "--features".as_ref(),
+        feats.as_os_str(),
+        "--frames".as_ref(),
+        "400".as_ref(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--frames needs --duration"), "{}", stderr(&o));
     // NaN features (npy) and a bad csv value.
     let nan = dir.join("nan.npy");
     let mut v = vec![0.1f32; 16 * 32];

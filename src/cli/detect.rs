@@ -1,6 +1,6 @@
 //! `bmn-edge detect`: features → network → ActivityNet proposals.
 
-use super::{check_duration, write_output, ConventionArg};
+use super::{seconds_scale, write_output, ConventionArg};
 use anyhow::{bail, Context, Result};
 use bmn_edge::engine::detect::{detect_video, DetectOptions, WindowMode, WindowResult};
 use bmn_edge::engine::{Engine, EngineOptions};
@@ -32,6 +32,13 @@ pub struct Args {
     /// video time when absent).
     #[arg(long)]
     duration: Option<f64>,
+    /// The video's frame count (with --duration): under the mmaction2 convention, seconds
+    /// then count only the frames whole snippets cover, as mmaction2 reports them.
+    #[arg(long)]
+    frames: Option<u64>,
+    /// Frames per feature snippet, for --frames (mmaction2's feature_extraction_interval).
+    #[arg(long, default_value_t = 16)]
+    snippet_frames: u64,
     /// Video id (key in the results file); default: the feature file's stem.
     #[arg(long)]
     video_id: Option<String>,
@@ -132,7 +139,9 @@ fn dump(dir: &Path, w: &WindowResult, t: usize, d: usize) -> Result<()> {
 
 /// Runs `bmn-edge detect`.
 pub fn run(a: Args) -> Result<()> {
-    let duration = a.duration.map(check_duration).transpose()?;
+    let duration = a.duration.map(super::check_duration).transpose()?;
+    // Checked before the model loads; the convention is known after.
+    seconds_scale(duration, a.frames, a.snippet_frames, bmn_edge::Convention::Mmaction2)?;
     if a.top_k == 0 {
         bail!("--top-k must be at least 1");
     }
@@ -187,7 +196,8 @@ pub fn run(a: Args) -> Result<()> {
         .video_id
         .unwrap_or_else(|| a.features.file_stem().map_or("video".into(), |s| s.to_string_lossy().into_owned()));
     let mut file = ResultsFile::default();
-    file.results.insert(video_id, to_seconds(&result.proposals, duration.unwrap_or(1.0)));
+    let scale = seconds_scale(duration, a.frames, a.snippet_frames, cfg.convention())?;
+    file.results.insert(video_id, to_seconds(&result.proposals, scale));
     write_output(a.out.as_deref(), &file.to_json_pretty())?;
     eprintln!(
         "{} snippets, {} window(s) ({} mode, T = {t}), {} proposals; stage A {:.1} ms, BM {:.1} ms, stage B {:.1} ms, post {:.1} ms; peak RSS {:.1} MB",

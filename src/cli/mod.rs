@@ -92,6 +92,33 @@ pub fn check_duration(duration: f64) -> Result<f64> {
     Ok(duration)
 }
 
+/// What normalised video time is multiplied by to give seconds (bmn-spec §3): the
+/// duration (1 without one: normalised time), or — with the video's frame count under the
+/// mmaction2 convention — the part of it that whole feature snippets cover,
+/// `(frames // snippet_frames · snippet_frames) / frames · duration` (mmaction2's
+/// `feature_extraction_interval`, 16 by default). The paddle convention uses the duration as
+/// it is.
+pub fn seconds_scale(
+    duration: Option<f64>,
+    frames: Option<u64>,
+    snippet_frames: u64,
+    convention: Convention,
+) -> Result<f64> {
+    let duration = duration.map(check_duration).transpose()?;
+    let Some(frames) = frames else { return Ok(duration.unwrap_or(1.0)) };
+    let Some(duration) = duration else { bail!("--frames needs --duration (the video's length in seconds)") };
+    if snippet_frames == 0 {
+        bail!("--snippet-frames must be at least 1");
+    }
+    if frames < snippet_frames {
+        bail!("--frames {frames} is less than one snippet of {snippet_frames} frames");
+    }
+    Ok(match convention {
+        Convention::Mmaction2 => (frames / snippet_frames * snippet_frames) as f64 / frames as f64 * duration,
+        Convention::Paddle => duration,
+    })
+}
+
 /// Writes `text` to `out`, or to stdout when `out` is `None`; see [`write_file`].
 pub fn write_output(out: Option<&Path>, text: &str) -> Result<()> {
     match out {
