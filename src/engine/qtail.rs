@@ -2,9 +2,11 @@
 //! with symmetric int8 activations and weights, zero points 0).
 //!
 //! The same sparse plan as the float [`tail`](super::tail) — the first 1×1 layer over the
-//! valid cells only, fused in chunks with the BM kernel; each later layer only where a
-//! needed cell of the final map depends on it; the rest of the map from a constant field
-//! computed at load — but every layer is an integer matrix product in tract
+//! valid cells only, in chunks of cells; each later layer only where a needed cell of the
+//! final map depends on it; the rest of the map from a constant field computed at load —
+//! but its input is `H` as int8 levels, whole (2.6 MB at the paper configuration: the
+//! engine projects and samples it block by block, so Z never exists whole), and every
+//! layer is an integer matrix product in tract
 //! (`MatMulInteger`, int8 × int8 → int32: VNNI / dot-product kernels where the CPU has them,
 //! about twice the multiply-adds per second of float), as onnxruntime's `QLinearConv`
 //! computes it:
@@ -15,8 +17,8 @@
 //!   F(2×2, 3×3) costs in products alone, without its transforms;
 //! * each product is scaled back (`acc · x_scale · w_scale[c] + bias[c]`), quantized to the
 //!   output scale, activated, and quantized to the next layer's input levels
-//!   ([`finish_level`]), exactly the float tail's emulation of onnxruntime but with exact
-//!   integer sums.
+//!   (`finish_level`, row-wise and vectorised), exactly the float tail's emulation of
+//!   onnxruntime but with exact integer sums.
 //!
 //! Activations live in two ping-pong grids of int8 levels, one cell of zero padding around
 //! the `D × T` map (level 0 is the value 0: zero points are 0).
