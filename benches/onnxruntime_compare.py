@@ -17,7 +17,7 @@ What it does, in one invocation:
    onnxruntime on the standard export, onnxruntime on the reassociated ONNX, and bmn-edge
    (``bmn-edge bench --json``) on the standard and on the edge file. Each runtime runs in
    its own process so peak RSS (VmHWM) is per runtime; bmn-edge's is also measured for
-   ``bmn-edge detect`` on the edge file with the real feature file.
+   ``bmn-edge detect`` on the edge file with one window of features (``--features``).
 5. Prints a Markdown table with the ratios (onnxruntime time / bmn-edge time).
 
 The bmn-edge binary is ``target/release/bmn-edge`` (build it first:
@@ -41,7 +41,26 @@ from paths import WORK as _WORK  # noqa: E402
 
 WORK = os.path.join(_WORK, "bench")
 BIN = os.environ.get("BMN_EDGE_BIN", os.path.join(ROOT, "target", "release", "bmn-edge"))
-FEAT = os.path.join(ROOT, "..", "shared", "data", "anet_example_feat.npy")
+# The one-window input of ``detect`` (peak RSS, int8 deviation): ``--features``, else the
+# real ActivityNet window of the development workspace when it is there, else the first
+# T = 100 snippets of the committed demo video (C = 400, as the paper configuration).
+SHARED_FEAT = os.path.join(ROOT, "..", "shared", "data", "anet_example_feat.npy")
+DEMO_FEAT = os.path.join(ROOT, "models", "demo", "features", "syn4_00000.npy")
+FEAT = SHARED_FEAT
+
+
+def pick_features(path: str | None) -> str:
+    """The feature file for ``detect`` (see ``FEAT``); writes the demo window when needed."""
+    if path:
+        return path
+    if os.path.exists(SHARED_FEAT):
+        return SHARED_FEAT
+    import numpy as np
+    out = os.path.join(WORK, "demo_window.npy")
+    if not os.path.exists(out):
+        os.makedirs(WORK, exist_ok=True)
+        np.save(out, np.load(DEMO_FEAT)[:100].astype(np.float32))
+    return out
 STANDARD = os.path.join(WORK, "bmn_paper_pytorch_op17.onnx")
 REASSOC = os.path.join(WORK, "bmn_paper_pytorch_reassociated_dense.onnx")
 EDGE = os.path.join(WORK, "bmn_paper_pytorch_edge.onnx")
@@ -176,7 +195,7 @@ def edge_time(path: str, threads: int, iters: int) -> dict:
 
 
 def detect_rss(path: str, threads: int) -> float:
-    """Peak RSS (VmHWM, MiB) of ``bmn-edge detect`` on the real feature file."""
+    """Peak RSS (VmHWM, MiB) of ``bmn-edge detect`` on one window of features (``FEAT``)."""
     out = subprocess.run(["/usr/bin/time", "-f", "%M", BIN, "detect", "--model", path,
                           "--features", FEAT, "--threads", str(threads), "--out", os.devnull],
                          check=True, capture_output=True, text=True)
@@ -207,7 +226,13 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=3,
                     help="runs of every engine, interleaved; the tables give the median round "
                          "(the machine's speed drifts by tens of percent between minutes)")
+    ap.add_argument("--features", default=None,
+                    help="one window of features [100, 400] (.npy) for detect's peak RSS and the "
+                         "int8 deviation (default: ../shared/data/anet_example_feat.npy beside the "
+                         "checkout when present, else the first 100 snippets of the demo video)")
     args = ap.parse_args(argv)
+    global FEAT
+    FEAT = pick_features(args.features)
     if not os.path.exists(BIN):
         sys.exit(f"build the binary first: cargo build --release ({BIN} missing)")
     export_models()
@@ -268,12 +293,13 @@ def main(argv=None):
             for name, path in (("fp32", EDGE), ("int8", INT8_EDGE_C3)):
                 d = os.path.join(tmp, name)
                 subprocess.run([BIN, "detect", "--model", path, "--features", FEAT, "--dump-maps", d,
-                                "--out", os.path.join(tmp, name + ".json")], check=True, capture_output=True)
+                                "--video-id", "window", "--out", os.path.join(tmp, name + ".json")],
+                               check=True, capture_output=True)
                 maps[name] = {k: np.load(os.path.join(d, k + ".npy")) for k in ("start", "end", "confidence")}
-                maps[name]["props"] = [tuple(p["segment"]) for p in json.load(open(os.path.join(tmp, name + ".json")))["results"]["anet_example_feat"]]
+                maps[name]["props"] = [tuple(p["segment"]) for p in json.load(open(os.path.join(tmp, name + ".json")))["results"]["window"]]
             dev = {k: float(np.abs(maps["int8"][k] - maps["fp32"][k]).max()) for k in ("start", "end", "confidence")}
             overlap = len(set(maps["int8"]["props"]) & set(maps["fp32"]["props"]))
-            print(f"int8 vs fp32 maps (real features {os.path.basename(FEAT)}): max |d| start {dev['start']:.3g}, "
+            print(f"int8 vs fp32 maps (features {os.path.basename(FEAT)}): max |d| start {dev['start']:.3g}, "
                   f"end {dev['end']:.3g}, confidence {dev['confidence']:.3g}; top-100 overlap {overlap}/{len(maps['fp32']['props'])}")
     print(f"\n(bmn-edge bench's own VmHWM: standard {rows[-1][3]['peak_rss_mb']:.0f} MB, "
           f"edge {rows[-1][4]['peak_rss_mb']:.0f} MB; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})")
