@@ -1,6 +1,6 @@
 //! `bmn-edge detect`: features → network → ActivityNet proposals.
 
-use super::{seconds_scale, write_output, ConventionArg};
+use super::{write_output, ConventionArg, SecondsArgs};
 use anyhow::{bail, Context, Result};
 use bmn_edge::engine::detect::{detect_video, DetectOptions, WindowMode, WindowResult};
 use bmn_edge::engine::{Engine, EngineOptions};
@@ -28,17 +28,8 @@ pub struct Args {
     /// (header row, one row of C values per snippet).
     #[arg(long)]
     features: PathBuf,
-    /// Video duration in seconds; segments are reported in seconds (normalised [0, 1]
-    /// video time when absent).
-    #[arg(long)]
-    duration: Option<f64>,
-    /// The video's frame count (with --duration): under the mmaction2 convention, seconds
-    /// then count only the frames whole snippets cover, as mmaction2 reports them.
-    #[arg(long)]
-    frames: Option<u64>,
-    /// Frames per feature snippet, for --frames (mmaction2's feature_extraction_interval).
-    #[arg(long, default_value_t = 16)]
-    snippet_frames: u64,
+    #[command(flatten)]
+    seconds: SecondsArgs,
     /// Video id (key in the results file); default: the feature file's stem.
     #[arg(long)]
     video_id: Option<String>,
@@ -139,9 +130,9 @@ fn dump(dir: &Path, w: &WindowResult, t: usize, d: usize) -> Result<()> {
 
 /// Runs `bmn-edge detect`.
 pub fn run(a: Args) -> Result<()> {
-    let duration = a.duration.map(super::check_duration).transpose()?;
     // Checked before the model loads; the convention is known after.
-    seconds_scale(duration, a.frames, a.snippet_frames, bmn_edge::Convention::Mmaction2)?;
+    a.seconds.scale(bmn_edge::Convention::Mmaction2)?;
+    let duration = a.seconds.duration;
     if a.top_k == 0 {
         bail!("--top-k must be at least 1");
     }
@@ -196,7 +187,7 @@ pub fn run(a: Args) -> Result<()> {
         .video_id
         .unwrap_or_else(|| a.features.file_stem().map_or("video".into(), |s| s.to_string_lossy().into_owned()));
     let mut file = ResultsFile::default();
-    let scale = seconds_scale(duration, a.frames, a.snippet_frames, cfg.convention())?;
+    let scale = a.seconds.scale(cfg.convention())?;
     file.results.insert(video_id, to_seconds(&result.proposals, scale));
     write_output(a.out.as_deref(), &file.to_json_pretty())?;
     eprintln!(

@@ -85,38 +85,53 @@ impl From<ConventionArg> for Convention {
 }
 
 /// Checks a video duration given in seconds.
-pub fn check_duration(duration: f64) -> Result<f64> {
+fn check_duration(duration: f64) -> Result<f64> {
     if !(duration.is_finite() && duration > 0.0) {
         bail!("--duration must be a positive number of seconds, got {duration}");
     }
     Ok(duration)
 }
 
-/// What normalised video time is multiplied by to give seconds (bmn-spec §3): the
-/// duration (1 without one: normalised time), or — with the video's frame count under the
-/// mmaction2 convention — the part of it that whole feature snippets cover,
-/// `(frames // snippet_frames · snippet_frames) / frames · duration` (mmaction2's
-/// `feature_extraction_interval`, 16 by default). The paddle convention uses the duration as
-/// it is.
-pub fn seconds_scale(
-    duration: Option<f64>,
-    frames: Option<u64>,
-    snippet_frames: u64,
-    convention: Convention,
-) -> Result<f64> {
-    let duration = duration.map(check_duration).transpose()?;
-    let Some(frames) = frames else { return Ok(duration.unwrap_or(1.0)) };
-    let Some(duration) = duration else { bail!("--frames needs --duration (the video's length in seconds)") };
-    if snippet_frames == 0 {
-        bail!("--snippet-frames must be at least 1");
+/// How proposals' normalised video time becomes seconds (shared by `detect` and
+/// `postprocess`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct SecondsArgs {
+    /// Video duration in seconds; segments are reported in seconds (normalised [0, 1] video
+    /// time when absent).
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// The video's frame count (with --duration): under the mmaction2 convention, seconds
+    /// then count only the frames whole snippets cover, as mmaction2 reports them.
+    #[arg(long)]
+    pub frames: Option<u64>,
+    /// Frames per feature snippet, for --frames (mmaction2's feature_extraction_interval).
+    #[arg(long, default_value_t = 16)]
+    pub snippet_frames: u64,
+}
+
+impl SecondsArgs {
+    /// What normalised video time is multiplied by to give seconds (bmn-spec §3): the
+    /// duration (1 without one: normalised time), or — with the video's frame count under
+    /// the mmaction2 convention — the part of it that whole feature snippets cover,
+    /// `(frames // snippet_frames · snippet_frames) / frames · duration` (mmaction2's
+    /// `feature_extraction_interval`, 16 by default). The paddle convention uses the
+    /// duration as it is. Errors name the offending option.
+    pub fn scale(&self, convention: Convention) -> Result<f64> {
+        let duration = self.duration.map(check_duration).transpose()?;
+        let Some(frames) = self.frames else { return Ok(duration.unwrap_or(1.0)) };
+        let Some(duration) = duration else { bail!("--frames needs --duration (the video's length in seconds)") };
+        let per = self.snippet_frames;
+        if per == 0 {
+            bail!("--snippet-frames must be at least 1");
+        }
+        if frames < per {
+            bail!("--frames {frames} is less than one snippet of {per} frames");
+        }
+        Ok(match convention {
+            Convention::Mmaction2 => (frames / per * per) as f64 / frames as f64 * duration,
+            Convention::Paddle => duration,
+        })
     }
-    if frames < snippet_frames {
-        bail!("--frames {frames} is less than one snippet of {snippet_frames} frames");
-    }
-    Ok(match convention {
-        Convention::Mmaction2 => (frames / snippet_frames * snippet_frames) as f64 / frames as f64 * duration,
-        Convention::Paddle => duration,
-    })
 }
 
 /// Writes `text` to `out`, or to stdout when `out` is `None`; see [`write_file`].

@@ -1,6 +1,6 @@
 //! `bmn-edge postprocess`: one window's maps → ActivityNet results JSON.
 
-use super::{seconds_scale, write_output, ConventionArg};
+use super::{write_output, ConventionArg, SecondsArgs};
 use anyhow::{bail, Result};
 use bmn_edge::npy::{expect_shape, read_f32};
 use bmn_edge::post::{postprocess_window, Proposal, WindowMaps, DEFAULT_TOP_K};
@@ -23,17 +23,8 @@ pub struct Args {
     /// Post-processing convention.
     #[arg(long, value_enum, default_value_t)]
     convention: ConventionArg,
-    /// Video duration in seconds; segments are reported in seconds (normalised [0, 1] video
-    /// time when absent).
-    #[arg(long)]
-    duration: Option<f64>,
-    /// The video's frame count (with --duration): under the mmaction2 convention, seconds
-    /// then count only the frames whole snippets cover, as mmaction2 reports them.
-    #[arg(long)]
-    frames: Option<u64>,
-    /// Frames per feature snippet, for --frames (mmaction2's feature_extraction_interval).
-    #[arg(long, default_value_t = 16)]
-    snippet_frames: u64,
+    #[command(flatten)]
+    seconds: SecondsArgs,
     /// Video id used as the key in the results file.
     #[arg(long, default_value = "video")]
     video_id: String,
@@ -48,7 +39,7 @@ pub struct Args {
 /// Runs `bmn-edge postprocess`.
 pub fn run(a: Args) -> Result<()> {
     let convention = a.convention.into();
-    let duration = seconds_scale(a.duration, a.frames, a.snippet_frames, convention)?;
+    let duration = a.seconds.scale(convention)?;
     let start = read_f32(&a.start)?;
     expect_shape(&start, &a.start, &[None], "start")?;
     let t = start.shape[0];
