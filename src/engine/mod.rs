@@ -636,7 +636,7 @@ impl Engine {
             let t1 = Instant::now();
             let (q, ncells) = (tail.input_quant(), tail.cells().len());
             let mut h = std::mem::take(&mut self.h_levels);
-            let (projection, bm) = self.project_and_sample(yt, ncells, |v| q.level_i8(v), &mut h)?;
+            let (projection, bm) = self.project_and_sample(yt, ncells, q, &mut h)?;
             drop(out_a);
             let wall = t1.elapsed();
             let share = projection.as_secs_f64() / (projection + bm).as_secs_f64().max(1e-9);
@@ -683,25 +683,26 @@ impl Engine {
         Ok((WindowOutputs { start, end, confidence }, times))
     }
 
-    /// Per block of 32 channels, on the workers, the projection's product, its Z block (in
-    /// the worker's scratch, still in L2 when the kernel reads it) and the BM kernel over
-    /// every valid cell, stored with `store` (the integer tail: as its input levels) into
-    /// `hall`: `H` `[O][cells]` (every value written). Z never exists whole (6.5 MB at the paper configuration; H as int8
-    /// is 2.6 MB — as floats it would be 10.3 MB, which is why the float tail samples from
-    /// Z whole in chunks of cells instead: tried, +8 MiB peak RSS for no clear gain).
-    /// Returns `H` and the time spent projecting and sampling.
-    fn project_and_sample<T: Copy + Default + Send>(
+    /// For the integer tail: per block of 32 channels, on the workers, the projection's
+    /// product, its Z block (in the worker's scratch, still in L2 when the kernel reads it)
+    /// and the BM kernel over every valid cell, as levels of `q` (the tail's input
+    /// quantization) into `hall`: `H` `[O][cells]`, every value written. Z never exists whole
+    /// (6.5 MB at the paper configuration; H as int8 is 2.6 MB — as floats it would be
+    /// 10.3 MB, which is why the float tail samples from Z whole in chunks of cells instead:
+    /// tried, +8 MiB peak RSS for no clear gain). Returns the time spent projecting and
+    /// sampling.
+    fn project_and_sample(
         &self,
         yt: &[f32],
         ncells: usize,
-        store: impl Fn(f32) -> T + Sync,
-        hall: &mut Vec<T>,
+        q: tail::Quant,
+        hall: &mut Vec<i8>,
     ) -> Result<(Duration, Duration), EngineError> {
         let input = self.projection.input(yt)?;
         let o = self.info.bm_width;
-        hall.resize(o * ncells, T::default());
+        hall.resize(o * ncells, 0);
         // Each block's rows of H, for the one job that writes them.
-        let rows: Vec<std::sync::Mutex<&mut [T]>> =
+        let rows: Vec<std::sync::Mutex<&mut [i8]>> =
             hall.chunks_mut(kernel::CHUNK * ncells).map(std::sync::Mutex::new).collect();
         let (proj_time, bm_time) = (tail::AtomicDuration::default(), tail::AtomicDuration::default());
         let job = |c: usize, s: &mut tail::Scratch| {
@@ -716,7 +717,7 @@ impl Engine {
                 .get(c)
                 .and_then(|m| m.lock().ok())
                 .ok_or_else(|| EngineError::new(EngineErrorKind::Runtime, "BM projection: block out of range"))?;
-            self.kernel.run_block_cells(c, s.z.as_slice(), &mut h, 0..ncells, ncells, &store)?;
+            self.kernel.run_block_cells(c, s.z.as_slice(), &mut h, 0..ncells, ncells, |v| q.level_i8(v))?;
             bm_time.add(t1.elapsed());
             Ok(())
         };
@@ -806,7 +807,7 @@ impl Engine {
                     let fill = |range: std::ops::Range<usize>, hc: &mut [i8]| {
                         for (i, &(r, s)) in cells[range].iter().enumerate() {
                             for oo in 0..o {
-                                hc[oo * stride + i] = q.level(at(oo, r, s)) as i8;
+                                hc[oo * stride + i] = q.level_i8(at(oo, r, s));
                             }
                         }
                         Ok(())

@@ -149,11 +149,13 @@ impl QTail {
                 Err(e) => return Some(Err(e)),
             }
         }
-        Some(Self::build(first_spec, first, layers, cells, t, d, bm_bias))
+        let first_wq = &first_spec.int_w.as_ref()?.q;
+        Some(Self::build(first_wq, first, layers, cells, t, d, bm_bias))
     }
 
+    /// `first_wq`: the first layer's int8 weights `[cout][O]`.
     fn build(
-        first_spec: &ConvSpec,
+        first_wq: &[i8],
         first: QConv,
         layers: Vec<QConv>,
         cells: Vec<(u16, u16)>,
@@ -168,10 +170,14 @@ impl QTail {
         // H on an invalid cell is relu(bias), as the first layer's input levels.
         let h: Vec<i32> = bm_bias.iter().map(|b| first.in_q.level(b.max(0.0)) as i32).collect();
         let next = layers[0].in_q;
-        let wq = first_spec.int_w.as_ref().map(|w| &w.q[..]).unwrap_or(&[]);
-        let first_const = (0..first.spec.cout)
-            .map(|c| {
-                let acc: i32 = wq[c * o..(c + 1) * o].iter().zip(&h).map(|(&w, &x)| i32::from(w) * x).sum();
+        if first_wq.len() != first.spec.cout * o {
+            return Err(EngineError::new(EngineErrorKind::Runtime, "stage B: first layer weights have the wrong size"));
+        }
+        let first_const = first_wq
+            .chunks_exact(o)
+            .enumerate()
+            .map(|(c, w)| {
+                let acc: i32 = w.iter().zip(&h).map(|(&w, &x)| i32::from(w) * x).sum();
                 let mut level = [0i8];
                 first.levels_row(c, next, &[acc], &mut level);
                 level[0]
@@ -382,16 +388,14 @@ mod tests {
         let wq: Vec<i8> = (0..cout * cin * k * k).map(|_| (rand(seed) * 254.0) as i8).collect();
         let ws: Vec<f32> = (0..cout).map(|_| (0.5 + rand(seed)) * 0.02 / ((cin * k * k) as f32).sqrt()).collect();
         let per = cin * k * k;
+        let weight = wq.iter().enumerate().map(|(j, &w)| w as f32 * ws[j / per]).collect();
+        let bias = (0..cout).map(|_| rand(seed) * 0.2).collect();
         ConvSpec {
-            cout,
-            cin,
-            kernel: k,
-            weight: wq.iter().enumerate().map(|(j, &w)| w as f32 * ws[j / per]).collect(),
-            bias: (0..cout).map(|_| rand(seed) * 0.2).collect(),
             act,
             in_q: q(in_scale),
             out_q: q(0.03),
             int_w: Some(IntWeights { q: wq, scale: ws }),
+            ..ConvSpec::float(cout, cin, k, weight, bias)
         }
     }
 

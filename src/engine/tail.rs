@@ -175,6 +175,13 @@ pub(crate) struct ConvSpec {
     pub int_w: Option<IntWeights>,
 }
 
+impl ConvSpec {
+    /// A float convolution with no activation yet.
+    pub(crate) fn float(cout: usize, cin: usize, kernel: usize, weight: Vec<f32>, bias: Vec<f32>) -> ConvSpec {
+        ConvSpec { cout, cin, kernel, weight, bias, act: Act::None, in_q: None, out_q: None, int_w: None }
+    }
+}
+
 /// A quantized convolution's weights as integers: `weight = q · scale[cout]`.
 #[derive(Debug, Clone)]
 pub(crate) struct IntWeights {
@@ -301,20 +308,12 @@ pub(crate) fn recognise(stage_b: &pb::ModelProto, h: &str, output: &str, o: usiz
                     scale: (0..cout).map(|c| ws[pick(ws.len(), c)]).collect(),
                 });
                 let spec = ConvSpec {
-                    cout,
-                    cin,
-                    kernel: k,
-                    weight,
-                    bias,
-                    act: Act::None,
                     in_q: Some(in_q),
                     out_q: Some(out_q),
                     int_w,
+                    ..ConvSpec::float(cout, cin, k, weight, bias)
                 };
-                if !conv_shape_ok(node, &spec, convs.last().map_or(o, |c| c.cout), convs.is_empty(), dims[3]) {
-                    return None;
-                }
-                convs.push(spec);
+                push_conv(&mut convs, node, spec, o, dims[3])?;
                 quantized_out = true;
             }
             "Relu" | "Sigmoid" => {
@@ -345,21 +344,7 @@ pub(crate) fn recognise(stage_b: &pb::ModelProto, h: &str, output: &str, o: usiz
                 if weight.len() != cout * cin * k * k || bias.len() != cout {
                     return None;
                 }
-                let spec = ConvSpec {
-                    cout,
-                    cin,
-                    kernel: k,
-                    weight,
-                    bias,
-                    act: Act::None,
-                    in_q: None,
-                    out_q: None,
-                    int_w: None,
-                };
-                if !conv_shape_ok(node, &spec, convs.last().map_or(o, |c| c.cout), convs.is_empty(), dims[3]) {
-                    return None;
-                }
-                convs.push(spec);
+                push_conv(&mut convs, node, ConvSpec::float(cout, cin, k, weight, bias), o, dims[3])?;
             }
             _ => return None,
         }
@@ -370,6 +355,13 @@ pub(crate) fn recognise(stage_b: &pb::ModelProto, h: &str, output: &str, o: usiz
         return None;
     }
     Some(convs)
+}
+
+/// Appends `spec` (from `node`, kernel width `kw`) to the chain if the tail can run it
+/// ([`conv_shape_ok`]; the first takes the `o` BM channels).
+fn push_conv(convs: &mut Vec<ConvSpec>, node: &pb::NodeProto, spec: ConvSpec, o: usize, kw: usize) -> Option<()> {
+    let cin = convs.last().map_or(o, |c| c.cout);
+    conv_shape_ok(node, &spec, cin, convs.is_empty(), kw).then(|| convs.push(spec))
 }
 
 /// A convolution the tail runs: 1×1 or 3×3 square kernel, stride and dilation 1, one group,
@@ -1264,17 +1256,8 @@ pub(crate) mod tests {
 
     fn spec(seed: &mut u64, cout: usize, cin: usize, k: usize, act: Act) -> ConvSpec {
         let scale = 2.0 / ((cin * k * k) as f32).sqrt();
-        ConvSpec {
-            cout,
-            cin,
-            kernel: k,
-            weight: (0..cout * cin * k * k).map(|_| rand(seed, scale)).collect(),
-            bias: (0..cout).map(|_| rand(seed, 0.2)).collect(),
-            act,
-            in_q: None,
-            out_q: None,
-            int_w: None,
-        }
+        let weight = (0..cout * cin * k * k).map(|_| rand(seed, scale)).collect();
+        ConvSpec { act, ..ConvSpec::float(cout, cin, k, weight, (0..cout).map(|_| rand(seed, 0.2)).collect()) }
     }
 
     /// The tail computed densely: every layer over the whole `d × t` map, zero padding.
