@@ -1,17 +1,28 @@
 """Independent Python reference for bmn-edge golden data.
 
-Written from ../../shared/bmn-spec.md (sections 2 and 3) and the BSN "poolData"
-rescaling semantics; no upstream code is copied. Everything is plain Python
-loops on float64 Python floats, in the operation order the spec gives, so that
-the Rust implementation can be compared bit for bit (decisions) and to the last
-ulp (values).
+Written from the team's BMN reference semantics (bmn-spec sections 2, 3 and 6; what this
+module implements is restated in tests/reference/README.md) and the BSN "poolData"
+rescaling semantics; no upstream code is copied. Everything is plain Python loops on
+float64 Python floats, in the operation order the spec gives, so that the Rust
+implementation can be compared bit for bit (decisions) and to the last ulp (values).
+
+This is the project's one reference for the BM mask, candidates, pairing and Soft-NMS:
+models/bmn.py and models/evaluate.py import it (by path) instead of keeping copies.
 
 Public functions
 ----------------
 bm_mask(T, D, N, K, r)                        -> np.ndarray float32 [T, N, D, T] (t, n, d, s)
+bm_cell(T, N, K, r, d, s)                     -> list of N dicts {t: float64 value}
 candidates(p, convention)                     -> list[int] of 0/1, length T
+pair(start, end, conf, D, convention)         -> (start_flags, end_flags, proposals)
+soft_nms(props, T, convention)                -> kept proposals, in selection order
 post_process(start, end, conf, D, convention) -> dict (see PostResult below)
 rescale_pool(data, T, eps)                    -> np.ndarray float64 [T, C]
+window_starts(L, T, hop)                      -> list[int] (sliding windows)
+window_input(features, start, T)              -> (float32 [T, C], valid)
+merge_windows(maps, starts, valids, L, D, convention) -> merged proposals in video time
+finish_video(merged, L, convention, top_k)    -> dict (Soft-NMS over the merged set, top k)
+detect_video(features, run_window, T, D, convention, mode, hop, top_k, eps) -> dict
 
 Tie rule (ours; upstream sorts with an unstable numpy/pandas sort):
   * initial order: score descending, ties broken by shorter proposal first
@@ -179,13 +190,18 @@ def _tie_key(p):
     return (-p["score"], p["eg"] - p["sg"], p["sg"])
 
 
-def soft_nms(props, T, convention, stats=None):
+def soft_nms(props, T, convention, stats=None, trace=None):
     """Gaussian Soft-NMS with the width-adaptive threshold (bmn-spec section 3).
 
-    props: list of proposal dicts in generation order. Returns the kept list
-    (before the final sort and top-100 truncation), in selection order.
+    props: list of proposal dicts in generation order, on a grid of T per unit
+    (sg, eg: the segment is [sg/T, eg/T]). Returns the kept list (before the final
+    sort and top-100 truncation), in selection order. Decisions are the f64
+    expression's; the integer test in grid units is only a cross-check.
     stats (optional dict) receives 'ties' (exact integer ties of IoU with the
-    threshold), 'ties_decayed' (how many of them the f64 test decided '>')."""
+    threshold), 'ties_decayed' (how many of them the f64 test decided '>').
+    trace (optional list) receives, for every step, (index of the pick, the
+    remaining proposals' scores at that moment, in list order) -- for margin checks;
+    it changes nothing."""
     prm = SNMS[convention]
     alpha, t1, t2 = prm["alpha"], prm["t1"], prm["t2"]
     a100, b100 = SNMS_INT[convention]
@@ -207,6 +223,8 @@ def soft_nms(props, T, convention, stats=None):
         for i in range(1, len(rem)):
             if rem[i]["score"] > rem[mi]["score"]:
                 mi = i
+        if trace is not None:
+            trace.append((mi, [p["score"] for p in rem], [p.get("uid") for p in rem]))
         pm = rem[mi]
         xmin_m, xmax_m = pm["xmin"], pm["xmax"]
         width = xmax_m - xmin_m
@@ -246,7 +264,7 @@ def soft_nms(props, T, convention, stats=None):
     return kept
 
 
-def post_process(start, end, conf, D, convention):
+def post_process(start, end, conf, D, convention, top_k=TOP_K):
     """Full post-processing of one window.
 
     start, end: float32 [T]; conf: float32 [2, D, T].
@@ -266,7 +284,7 @@ def post_process(start, end, conf, D, convention):
         applied = False
     final = sorted(kept, key=_tie_key)
     same = [(p["sg"], p["eg"]) for p in final] == [(p["sg"], p["eg"]) for p in kept]
-    out = [[p["xmin"], p["xmax"], p["score"], p["sg"], p["eg"]] for p in final[:TOP_K]]
+    out = [[p["xmin"], p["xmax"], p["score"], p["sg"], p["eg"]] for p in final[:top_k]]
     return {
         "start_candidates": sb,
         "end_candidates": eb,
@@ -344,3 +362,148 @@ def rescale_pool(data, T, eps):
             y = [_interp_linear(xs, col, x) for x in pts]
             out[i, c] = ((y[0] + y[1]) + y[2]) / 3
     return out
+
+
+# --------------------------------------------------------------------------
+# 6. A whole video: sliding windows merged in video time, or the whole video
+#    rescaled to one window
+# --------------------------------------------------------------------------
+#
+# Sliding (the streaming setting, bmn-spec section 6, as bmn-edge's runtime defines
+# it): windows of T snippets every `hop` snippets (default T/2) from snippet 0 while a
+# whole window fits; one more window aligned to the end of the video when the hops did
+# not end exactly there; a video shorter than T is one window, edge-padded (its last
+# snippet repeated). Each window is post-processed up to pairing (candidates and
+# pairing, no per-window Soft-NMS); a pair whose end-curve index lies in the padding
+# (index >= the window's real snippets) is dropped; the others are moved to video
+# positions w0 + s, w0 + e and normalised by L, the video's snippet count, with the
+# convention's expression (mmaction2 p / L, paddle (1.0 / L) * p). Then one Soft-NMS
+# runs over the merged set -- the convention's float64 threshold test on these
+# normalised coordinates -- and the top k of the kept proposals, sorted by the tie rule,
+# are the video's proposals. A video of exactly T snippets gives exactly the window's
+# proposals.
+#
+# Rescale (the ActivityNet setting): the whole video resampled to T positions with
+# rescale_pool, cast to float32, and post-processed as one window (post_process).
+
+def default_hop(T):
+    """T // 2 (50 % overlap), at least 1."""
+    return T // 2 if T >= 2 else 1
+
+
+def window_starts(L, T, hop):
+    """First snippet of every sliding window over a video of L snippets."""
+    if not (L >= 1 and T >= 1 and 1 <= hop <= T):
+        raise ValueError("need L >= 1, T >= 1 and 1 <= hop <= T (L=%r, T=%r, hop=%r)" % (L, T, hop))
+    if L <= T:
+        return [0]
+    starts = []
+    w0 = 0
+    while w0 + T <= L:
+        starts.append(w0)
+        w0 += hop
+    if starts[-1] + T != L:
+        starts.append(L - T)  # aligned to the end
+    return starts
+
+
+def window_input(features, start, T):
+    """The network input of the window starting at `start`: float32 [T, C] (rows
+    are snippets; the network takes the transpose) and `valid`, the number of real
+    snippets in it. Past the end of the video the last snippet is repeated."""
+    L = len(features)
+    valid = min(T, L - start)
+    if valid < 1:
+        raise ValueError("window start %d is past the end of a %d-snippet video" % (start, L))
+    rows = [np.asarray(features[start + min(j, valid - 1)], dtype=np.float32) for j in range(T)]
+    return np.stack(rows), valid
+
+
+def merge_windows(window_maps, starts, valids, L, D, convention):
+    """Pairs of every window in video time (see the section comment).
+
+    window_maps: one (start[T], end[T], conf[2, D, T]) float32 triple per window.
+    Returns the merged proposal dicts, windows in order, each window in generation
+    order, with keys xmin, xmax, score, sg, eg (video grid: segment = [sg/L, eg/L]),
+    window (index), ws, we (the window's own grid values) and uid (position)."""
+    merged = []
+    for k, ((start, end, conf), w0, valid) in enumerate(zip(window_maps, starts, valids)):
+        _, _, props = pair(start, end, conf, D, convention)
+        for p in props:
+            # the end curve's index: mmaction2 e = eg; paddle e = eg - 1
+            e_index = p["eg"] if convention == "mmaction2" else p["eg"] - 1
+            if e_index >= valid:
+                continue  # the end boundary is a padded snippet
+            sg = w0 + p["sg"]
+            eg = w0 + p["eg"]
+            if convention == "mmaction2":
+                xmin = sg / L
+                xmax = eg / L
+            else:
+                xmin = (1.0 / L) * sg
+                xmax = (1.0 / L) * eg
+            merged.append({"xmin": xmin, "xmax": xmax, "score": p["score"], "sg": sg, "eg": eg,
+                           "window": k, "ws": p["sg"], "we": p["eg"], "uid": len(merged)})
+    return merged
+
+
+def finish_video(merged, L, convention, top_k=TOP_K, stats=None, trace=None):
+    """One Soft-NMS over the merged proposals (skipped for at most one, as in a
+    window), then the kept ones sorted by the tie rule and cut to top_k.
+
+    Returns {num_pairs, soft_nms_applied, kept, selection_order_equals_sorted,
+    final (the proposal dicts), proposals ([xmin, xmax, score, sg, eg])}."""
+    if len(merged) > 1:
+        kept = soft_nms(merged, L, convention, stats, trace)
+        applied = True
+    else:
+        kept = [dict(p) for p in merged]
+        applied = False
+    final = sorted(kept, key=_tie_key)
+    same = [p["uid"] for p in final] == [p["uid"] for p in kept]
+    final = final[:top_k]
+    return {
+        "num_pairs": len(merged),
+        "soft_nms_applied": applied,
+        "kept": len(kept),
+        "selection_order_equals_sorted": same,
+        "final": final,
+        "proposals": [[p["xmin"], p["xmax"], p["score"], p["sg"], p["eg"]] for p in final],
+    }
+
+
+def detect_video(features, run_window, T, D, convention, mode="sliding", hop=None,
+                 top_k=TOP_K, eps=0.0):
+    """A whole video's proposals (see the section comment).
+
+    features: [L, C] (rows are snippets; float32 as the runtime reads them).
+    run_window(x): the network on one window, x float32 [T, C] -> (start[T], end[T],
+    conf[2, D, T]) float32. mode: "sliding" (hop: default T/2) or "rescale" (eps:
+    poolData's epsilon in snippets). Returns finish_video's dict (sliding) or
+    post_process's (rescale, grid T), plus windows ([start, valid] each) and maps
+    (the network outputs per window)."""
+    features = np.asarray(features)
+    if features.ndim != 2 or features.shape[0] < 1:
+        raise ValueError("features must be [L, C] with L >= 1, not %r" % (features.shape,))
+    L = features.shape[0]
+    if mode == "rescale":
+        x = rescale_pool(features, T, eps).astype(np.float32)
+        maps = run_window(x)
+        res = post_process(maps[0], maps[1], maps[2], D, convention, top_k)
+        res["windows"] = [[0, T]]
+        res["maps"] = [maps]
+        return res
+    if mode != "sliding":
+        raise ValueError(mode)
+    hop = default_hop(T) if hop is None else hop
+    starts = window_starts(L, T, hop)
+    maps, valids = [], []
+    for w0 in starts:
+        x, valid = window_input(features, w0, T)
+        maps.append(run_window(x))
+        valids.append(valid)
+    merged = merge_windows(maps, starts, valids, L, D, convention)
+    res = finish_video(merged, L, convention, top_k)
+    res["windows"] = [[w0, v] for w0, v in zip(starts, valids)]
+    res["maps"] = maps
+    return res

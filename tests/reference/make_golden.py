@@ -1,8 +1,10 @@
 """Regenerate the golden data under tests/golden/ from bmn_reference.py.
 
 Usage (from the repository root):
-    .venv/bin/python tests/reference/make_golden.py            # everything
+    .venv/bin/python tests/reference/make_golden.py            # mask, post, rescale
     .venv/bin/python tests/reference/make_golden.py mask post  # some parts
+    .venv/bin/python tests/reference/make_golden.py video      # needs onnxruntime
+    .venv/bin/python tests/reference/make_golden.py --out /tmp/g post   # elsewhere
 
 Deterministic: every random input comes from numpy.random.default_rng with the
 fixed seeds below. Each part writes a manifest.json with its provenance.
@@ -28,9 +30,15 @@ GOLDEN = os.path.join(ROOT, "tests", "golden")
 SEED_MASK = 20190709
 SEED_POST = 1907_09702
 SEED_RESCALE = 400_100
+SEED_VIDEO = 2026_0806
+
+# The "spec" field of the mask, post and rescale manifests, kept verbatim so that the
+# committed files regenerate byte for byte (only date_utc changes). It names where the
+# semantics were read when those files were made; it is not a path in this repository.
+LEGACY_SPEC_FIELD = "../shared/bmn-spec.md sections 2 and 3"
 
 
-def provenance(seed, part):
+def provenance(seed, part, spec=LEGACY_SPEC_FIELD):
     return {
         "script": "tests/reference/make_golden.py",
         "reference": "tests/reference/bmn_reference.py",
@@ -39,7 +47,7 @@ def provenance(seed, part):
         "numpy": np.__version__,
         "python": platform.python_version(),
         "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "spec": "../shared/bmn-spec.md sections 2 and 3",
+        "spec": spec,
     }
 
 
@@ -436,10 +444,306 @@ def make_rescale():
     })
 
 
+# --------------------------------------------------------------------------
+# video: detect on whole videos through the committed ONNX fixtures
+# --------------------------------------------------------------------------
+
+ONNX_DIR = os.path.join(ROOT, "tests", "fixtures", "onnx")
+# (file stem, tag, convention): the post-processing convention bmn-edge derives from the
+# variant (pytorch -> mmaction2, paddle -> paddle); the goldens pass it explicitly too.
+VIDEO_MODELS = [
+    ("bmn_tiny_pytorch_op17", "pytorch", "mmaction2"),
+    ("bmn_tiny_paddle_op17", "paddle", "paddle"),
+]
+# (name, L, hop (None: the default T/2), mode). T = D = 16 in the fixtures.
+VIDEO_CASES = [
+    ("L40", 40, None, "sliding"),         # default hop 8: starts 0, 8, 16, 24 (24 + 16 = 40)
+    ("L40_hop5", 40, 5, "sliding"),       # 0, 5, 10, 15, 20, then 24 aligned to the end
+    ("L40_hop16", 40, 16, "sliding"),     # no overlap: 0, 16, then 24 aligned to the end
+    ("L45", 45, None, "sliding"),         # 0, 8, 16, 24, then 29 aligned to the end
+    ("L16", 16, None, "sliding"),         # exactly T: one window
+    ("L7", 7, None, "sliding"),           # shorter than T: edge-padded, padded ends dropped
+    ("L1", 1, None, "sliding"),           # one snippet (mmaction2: no pair survives)
+    ("L53_rescale", 53, None, "rescale"),  # whole video resampled to T (poolData)
+]
+# Map perturbation the goldens must be robust to, and from which the score tolerance is
+# derived: tests/fixtures/onnx/manifest.json gives ~1e-5 abs as the tolerance for other
+# engines against onnxruntime (bmn-edge measured ~2e-6 on these inputs, see README).
+VIDEO_DELTA = 1e-5
+# Relative slack for the f32 rounding of the four-factor score: each side rounds three
+# f32 products (<= 3 * 2^-24 relative each side), 6 * 2^-24 < 2^-21.
+VIDEO_REL = 2.0 ** -21
+VIDEO_MAX_ATTEMPTS = 20
+
+
+def _ort_session(stem):
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    sess = ort.InferenceSession(os.path.join(ONNX_DIR, stem + ".onnx"), so,
+                                providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    iname = sess.get_inputs()[0].name
+
+    def run(x):
+        x = np.ascontiguousarray(np.asarray(x, dtype=np.float32).T[None])  # [1, C, T]
+        out = dict(zip(names, sess.run(None, {iname: x})))
+        return (out["start"][0].astype(np.float32), out["end"][0].astype(np.float32),
+                out["confidence"][0].astype(np.float32))
+    return sess, run
+
+
+def _curve_margin(p, convention, forced, never):
+    """Largest delta such that no |perturbation| <= delta of the curve changes a
+    candidate flag (forced / never: indices whose flag does not depend on values)."""
+    v = [float(x) for x in p]
+    T = len(v)
+    m = max(v)
+    half = 0.5 * m
+    worst = math.inf
+    for i in range(T):
+        if i in forced or i in never:
+            continue
+        if convention == "mmaction2":
+            if not (1 <= i <= T - 2):
+                continue
+            nb = [(v[i - 1], 2.0), (v[i + 1], 2.0)]
+        else:
+            nb = [(v[i - 1] if i > 0 else 0.0, 2.0 if i > 0 else 1.0),
+                  (v[i + 1] if i < T - 1 else 0.0, 2.0 if i < T - 1 else 1.0)]
+        gaps = [(v[i] - u) / k for u, k in nb]  # > 0: the comparison is true
+        peak = all(g > 0 for g in gaps)
+        peak_margin = min(gaps) if peak else max(-g for g in gaps if g <= 0)
+        hgap = (v[i] - half) / 1.5  # v[i] moves by delta, 0.5 * max by delta / 2
+        on = peak or hgap > 0
+        if on:
+            margin = max(peak_margin if peak else 0.0, hgap if hgap > 0 else 0.0)
+        else:
+            margin = min(peak_margin, -hgap)
+        worst = min(worst, margin)
+    return worst
+
+
+def _factors(maps, p, convention):
+    """(ps, pe, cls, reg) of a merged proposal, widened to f64."""
+    st, en, cf = maps[p["window"]]
+    s, eg = p["ws"], p["we"]
+    d = eg - s - 1  # both conventions: mmaction2 e = s + d + 1; paddle eg = (s + d) + 1
+    e = eg if convention == "mmaction2" else eg - 1
+    return float(st[s]), float(en[e]), float(cf[1, d, s]), float(cf[0, d, s])
+
+
+def _score_error(fac, delta, score, base):
+    """Bound on |score - score'| when every map value moves by at most delta: the
+    product of four factors in [0, 1] moves by at most prod(v + delta) - prod(v), the
+    decays (exact functions of the grid) scale that by score / base, plus each side's
+    f32 rounding of the product."""
+    hi = 1.0
+    lo = 1.0
+    for v in fac:
+        hi *= v + delta
+        lo *= v
+    ratio = score / base if base > 0 else 1.0
+    return (hi - lo) * ratio + VIDEO_REL * score
+
+
+def _video_run(maps, windows, L, T, D, convention, mode, top_k, trace=None):
+    """The reference on given maps: the sliding path (merge + one Soft-NMS) or, for
+    rescale, the one window as a video of T snippets (identical to post_process)."""
+    starts = [w[0] for w in windows]
+    valids = [w[1] for w in windows]
+    n = T if mode == "rescale" else L
+    merged = R.merge_windows(maps, starts, valids, n, D, convention)
+    return merged, R.finish_video(merged, n, convention, top_k, trace=trace)
+
+
+def _robustness(maps, windows, L, T, D, convention, mode, top_k, res, merged, trace):
+    """(margin, parts, perturbations): margin = the largest map perturbation under which
+    every candidate flag and every Soft-NMS pick provably stays (bisection on the bound
+    of _score_error), and a list of the perturbed re-runs made at VIDEO_DELTA."""
+    cm = math.inf
+    for st, en, _ in maps:
+        cm = min(cm, _curve_margin(st, convention, {0}, set() if convention == "paddle" else {T - 1}))
+        cm = min(cm, _curve_margin(en, convention, {T - 1}, set() if convention == "paddle" else {0}))
+    info = {p["uid"]: (_factors(maps, p, convention), p["score"]) for p in merged}
+
+    def snms_ok(delta):
+        for mi, scores, uids in trace:
+            fw, bw = info[uids[mi]]
+            ew = _score_error(fw, delta, scores[mi], bw)
+            for j, (sc, u) in enumerate(zip(scores, uids)):
+                if j == mi:
+                    continue
+                fj, bj = info[u]
+                if not scores[mi] - sc > ew + _score_error(fj, delta, sc, bj):
+                    return False
+        return True
+
+    lo, hi = 0.0, 1.0
+    if not snms_ok(0.0):
+        sm = 0.0
+    else:
+        for _ in range(60):
+            mid = 0.5 * (lo + hi)
+            if snms_ok(mid):
+                lo = mid
+            else:
+                hi = mid
+        sm = lo
+    want = [(p["sg"], p["eg"]) for p in res["final"]]
+    tried = []
+    rng = np.random.default_rng(SEED_VIDEO)
+    patterns = [("all +delta", lambda a: np.ones_like(a)),
+                ("all -delta", lambda a: -np.ones_like(a)),
+                ("alternating signs", lambda a: np.where(np.arange(a.size).reshape(a.shape) % 2 == 0, 1.0, -1.0)),
+                ("random signs 1", lambda a: rng.choice([-1.0, 1.0], size=a.shape)),
+                ("random signs 2", lambda a: rng.choice([-1.0, 1.0], size=a.shape)),
+                ("random uniform", lambda a: rng.uniform(-1.0, 1.0, size=a.shape))]
+    for name, sign in patterns:
+        pm = [tuple((np.asarray(a, np.float64) + VIDEO_DELTA * sign(np.asarray(a))).astype(np.float32)
+                    for a in m) for m in maps]
+        _, r2 = _video_run(pm, windows, L, T, D, convention, mode, top_k)
+        got = [(p["sg"], p["eg"]) for p in r2["final"]]
+        tried.append({"perturbation": name, "same_segments_and_order": got == want})
+    return min(cm, sm), {"candidates": cm, "soft_nms": sm}, tried
+
+
+def make_video():
+    import onnxruntime as ort
+    out = os.path.join(GOLDEN, "video")
+    os.makedirs(out, exist_ok=True)
+    fx = json.load(open(os.path.join(ONNX_DIR, "manifest.json")))
+    fx = {f["name"]: f for f in fx["fixtures"]}
+    entries = []
+    for mi, (stem, tag, conv) in enumerate(VIDEO_MODELS):
+        cfg = fx[stem]["config"]
+        T, D, C = cfg["tscale"], cfg["dscale"], cfg["feat_dim"]
+        _, run = _ort_session(stem)
+        for ci, (cname, L, hop, mode) in enumerate(VIDEO_CASES):
+            duration = round(0.53 * L, 6)
+            # poolData's 0.0001 s in snippets, as `detect` computes it from --duration
+            eps = 0.0001 * L / duration if mode == "rescale" else 0.0
+            top_k = R.TOP_K
+            rejected = []
+            for attempt in range(VIDEO_MAX_ATTEMPTS):
+                seed = SEED_VIDEO + 1000 * mi + 20 * ci + attempt
+                rng = np.random.default_rng(seed)
+                x = rng.standard_normal((L, C)).astype(np.float32)
+                res = R.detect_video(x, run, T, D, conv, mode=mode, hop=hop, top_k=top_k, eps=eps)
+                trace = []
+                merged, vres = _video_run(res["maps"], res["windows"], L, T, D, conv, mode, top_k, trace)
+                # the merged path (and, for rescale, post_process) agree
+                assert vres["proposals"] == res["proposals"], (cname, tag)
+                margin, parts, tried = _robustness(res["maps"], res["windows"], L, T, D, conv, mode,
+                                                   top_k, vres, merged, trace)
+                robust = margin > VIDEO_DELTA and all(t["same_segments_and_order"] for t in tried)
+                if robust:
+                    break
+                rejected.append({"seed": seed, "margin": margin})
+            else:
+                raise SystemExit("video %s %s: no robust seed in %d attempts" % (tag, cname, VIDEO_MAX_ATTEMPTS))
+            name = "%s_%s" % (tag, cname)
+            save_npy(os.path.join(out, name + ".npy"), x)
+            save_npy(os.path.join(out, name + "_maps.npy"),
+                     np.stack([flat(*m) for m in res["maps"]]))
+            props = []
+            for p in vres["final"]:
+                fac = _factors(res["maps"], p, conv)
+                seg = [max(0.0, p["xmin"]) * duration, min(1.0, p["xmax"]) * duration]
+                base = merged[p["uid"]]["score"]  # before the decays
+                tol = _score_error(fac, VIDEO_DELTA, p["score"], base)
+                props.append([p["sg"], p["eg"], p["xmin"], p["xmax"], seg[0], seg[1], p["score"], tol])
+            hop_used = R.default_hop(T) if hop is None else hop
+            cmd = ["bmn-edge", "detect", "--model", "tests/fixtures/onnx/%s.onnx" % stem,
+                   "--features", "tests/golden/video/%s.npy" % name, "--duration", repr(duration),
+                   "--convention", conv, "--video-id", name]
+            if hop is not None:
+                cmd += ["--hop", str(hop)]
+            if mode == "rescale":
+                cmd += ["--mode", "rescale"]
+            ent = {"name": name, "model": "tests/fixtures/onnx/%s.onnx" % stem, "convention": conv,
+                   "mode": mode, "features": name + ".npy", "maps": name + "_maps.npy",
+                   "L": L, "C": C, "T": T, "D": D, "hop": hop, "hop_used": hop_used if mode == "sliding" else None,
+                   "duration": duration, "duration_arg": repr(duration),
+                   "rescale_epsilon": eps if mode == "rescale" else None, "top_k": top_k,
+                   "seed": seed, "seeds_rejected": rejected, "command": cmd,
+                   "windows": res["windows"], "num_pairs": vres["num_pairs"],
+                   "soft_nms_applied": vres["soft_nms_applied"], "kept": vres["kept"],
+                   "selection_order_equals_sorted": vres["selection_order_equals_sorted"],
+                   "robust_margin": margin, "margin_parts": parts, "perturbed_reruns": tried,
+                   "proposals": props}
+            entries.append(ent)
+            print("video %-22s L=%3d windows=%-28s pairs=%4d kept=%3d out=%3d margin=%.2e (cand %.2e, snms %.2e) rejected=%d" % (
+                name, L, [w[0] for w in res["windows"]], vres["num_pairs"], vres["kept"], len(props),
+                margin, parts["candidates"], parts["soft_nms"], len(rejected)))
+    manifest = {
+        "provenance": dict(provenance(SEED_VIDEO, "video", "tests/reference/README.md (video part); "
+                                      "tests/reference/bmn_reference.py section 6"),
+                           onnxruntime=ort.__version__,
+                           command=".venv/bin/python tests/reference/make_golden.py video"),
+        "input_format": ("<name>.npy: '<f4' [L, C] features, rows are snippets, "
+                         "numpy.random.default_rng(seed).standard_normal((L, C)) cast to float32"),
+        "maps_format": ("<name>_maps.npy: '<f4' [W, 2T + 2DT], one row per window in order: "
+                        "start[T] | end[T] | confidence[2, D, T] (0 = reg, 1 = cls), onnxruntime "
+                        "(CPUExecutionProvider, 1 thread) on the window's input [1, C, T]"),
+        "output_format": {
+            "windows": "[first snippet, real snippets] per window (rescale: [[0, T]])",
+            "num_pairs": "proposals after pairing and the padding rule, all windows merged",
+            "kept": "proposals kept by the one Soft-NMS (<= 101), before the top-k cut",
+            "proposals": ("[start_grid, end_grid, xmin, xmax, segment_start_s, segment_end_s, score, "
+                          "score_tol] in output order; grids are snippets of the video "
+                          "(rescale: of the T-window), xmin/xmax the f64 values of the "
+                          "convention (mmaction2 g / L, paddle (1.0 / L) * g; rescale: L = T), "
+                          "segment = [max(0, xmin) * duration, min(1, xmax) * duration] in f64, "
+                          "score the reference's f64 score"),
+            "robust_margin": ("largest |map perturbation| under which every candidate flag and "
+                              "every Soft-NMS pick provably stays the same (min of margin_parts; "
+                              "must exceed delta)"),
+            "perturbed_reruns": "the reference re-run on maps perturbed by delta in these patterns: "
+                                "same segments in the same order in every case",
+        },
+        "semantics": ("sliding: windows of T every hop (default T/2) while a window fits, one more "
+                      "aligned to the end unless the hops ended there, a video shorter than T "
+                      "edge-padded (last snippet repeated); per window candidates and pairing; a "
+                      "pair whose end-curve index (mmaction2 e, paddle e) is >= the window's real "
+                      "snippets is dropped; positions w0 + s, w0 + e normalised by L with the "
+                      "convention's expression; one Soft-NMS over the merged set (f64 threshold "
+                      "test), kept sorted by the tie rule, top k. rescale: rescale_pool(features, "
+                      "T, eps) with eps = 0.0001 * L / duration (detect's poolData epsilon), cast "
+                      "to f32, one window post-processed"),
+        "delta": VIDEO_DELTA,
+        "score_tolerance": ("score_tol = (prod(v + delta) - prod(v)) * score / base + 2^-21 * score, "
+                            "with v = (start[s], end[e], cls[d, s], reg[d, s]) of the window the "
+                            "proposal came from (f64), base = their f32 product, score / base the "
+                            "Soft-NMS decays (exact functions of the grid, identical on both sides), "
+                            "2^-21 the two sides' f32 rounding of the product (3 roundings of 2^-24 "
+                            "each side); delta bounds another engine's map error against these maps"),
+        "segments": "exact: both sides compute max(0, xmin) * duration and min(1, xmax) * duration in f64",
+        "cases": entries,
+    }
+    path = os.path.join(out, "manifest.json")
+    with open(path, "w") as f:
+        head = {k: v for k, v in manifest.items() if k != "cases"}
+        txt = json.dumps(head, indent=1, allow_nan=False)
+        f.write(txt[:-2] + ',\n "cases": [\n')
+        for i, ent in enumerate(entries):
+            f.write("  " + json.dumps(ent, separators=(",", ":"), allow_nan=False))
+            f.write(",\n" if i + 1 < len(entries) else "\n")
+        f.write(" ]\n}\n")
+    json.load(open(path))
+
+
 def main(argv):
-    parts = argv[1:] or ["mask", "post", "rescale"]
+    global GOLDEN
+    args = list(argv[1:])
+    if "--out" in args:
+        i = args.index("--out")
+        GOLDEN = os.path.abspath(args[i + 1])
+        del args[i:i + 2]
+    parts = args or ["mask", "post", "rescale"]
     for p in parts:
-        {"mask": make_mask, "post": make_post, "rescale": make_rescale}[p]()
+        {"mask": make_mask, "post": make_post, "rescale": make_rescale, "video": make_video}[p]()
 
 
 if __name__ == "__main__":
