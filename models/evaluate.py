@@ -6,17 +6,33 @@ Used by ``train.py`` for validation and to produce golden values for the Rust si
         [--mode window|rescale] [--results out.json] [--baseline]
     python models/evaluate.py --data DIR --proposals results.json   # score a file
 
-* post-processing follows bmn-spec section 3, mmaction2 convention (candidates, pairing,
-  Gaussian Soft-NMS with alpha 0.4, t1 0.5, t2 0.9, top 100);
-* window mode (streaming): windows of T snippets with hop T/2 (the last one aligned to the
-  video's end; videos shorter than T are zero-padded); each window's proposals are mapped
-  to video time, all windows' proposals of a video are merged and Soft-NMS runs once over
-  the merged set (in video-normalised coordinates);
+A video's proposals are made exactly as ``bmn-edge detect`` makes them, with the project's
+one Python reference (``tests/reference/bmn_reference.py``, loaded by path) for
+everything after the network:
+
+* window mode (``detect``'s sliding mode): windows of T snippets with hop T/2, the last one
+  aligned to the video's end; a video shorter than T is one window **edge-padded** (its
+  last snippet repeated, as the runtime does); per window the reference's candidates and
+  pairing (convention from the model: mmaction2, or paddle for the paddle variant); pairs
+  whose end boundary is a padded snippet are dropped; the rest are moved to video time and
+  normalised by the video's snippet count with the convention's expression; one Soft-NMS
+  over the merged set (the convention's float64 threshold test), top 100;
+* rescale mode: the whole video resampled to T as BSN's ``poolData`` does (the reference's
+  ``rescale_pool``, epsilon 0.0001 s in snippets, as ``detect --duration`` computes it),
+  post-processed as one window;
+* segments in seconds: ``[max(0, xmin)·duration, min(1, xmax)·duration]``;
 * the metric is bmn-spec section 4 (official ActivityNet ``eval_proposal`` arithmetic,
   truncation quirks included): AR@1/5/10/100 and AUC;
 * ``--baseline``: uniform sliding-window proposals of lengths 2, 4, 8, 16, 32 s, 100 per
   video, allotted and scored by a length prior only (estimated from the training split's
   ground truth when ``models/work/data/train`` exists, else uniform).
+
+Two pieces are vectorised for speed, each tested equal to the reference bit for bit in
+``test_evaluate.py``: the Soft-NMS over a video's merged proposals (``finish_video``; tens
+of thousands of proposals for a long video) and ``rescale_pool``.
+
+Training inputs are not changed here: ``cut_window`` (zero-padded) and ``rescale_video``
+(linear resampling) are what the shipped model was trained on; see models/README.md.
 """
 
 from __future__ import annotations
@@ -26,12 +42,15 @@ import json
 import os
 import sys
 
+import math
+
 import numpy as np
-import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from paths import WORK  # noqa: E402
+from paths import WORK, reference  # noqa: E402
+
+R = reference()  # tests/reference/bmn_reference.py
 
 
 # --------------------------------------------------------------------------------------
@@ -49,16 +68,14 @@ def load_split(data_dir: str):
 
 def window_starts(n: int, T: int, hop: int) -> list[int]:
     """Hop-aligned window starts covering [0, n); the last window ends at the video end."""
-    if n <= T:
-        return [0]
-    starts = list(range(0, n - T + 1, hop))
-    if starts[-1] + T < n:
-        starts.append(n - T)
-    return starts
+    return R.window_starts(n, T, hop)
 
 
 def cut_window(x: np.ndarray, start: int, T: int) -> np.ndarray:
-    """[T, C] slice starting at ``start``, zero-padded past the end."""
+    """Training windows: [T, C] slice starting at ``start``, zero-padded past the end.
+
+    What the shipped model was trained on; evaluation and the runtime edge-pad instead
+    (``R.window_input``)."""
     w = x[start:start + T]
     if w.shape[0] < T:
         w = np.concatenate([w, np.zeros((T - w.shape[0], x.shape[1]), x.dtype)], axis=0)
@@ -66,7 +83,9 @@ def cut_window(x: np.ndarray, start: int, T: int) -> np.ndarray:
 
 
 def rescale_video(x: np.ndarray, T: int) -> np.ndarray:
-    """Whole video linearly resampled to T snippets (ActivityNet setting)."""
+    """Training input of rescale mode: the whole video linearly resampled to T snippets.
+
+    Evaluation and the runtime use BSN's poolData (``rescale_pool``)."""
     n = x.shape[0]
     if n == 1:
         return np.repeat(x, T, axis=0)
@@ -78,111 +97,136 @@ def rescale_video(x: np.ndarray, T: int) -> np.ndarray:
     return ((1 - w) * x[lo] + w * x[hi]).astype(np.float32)
 
 
+def rescale_pool(data: np.ndarray, T: int, eps: float) -> np.ndarray:
+    """``R.rescale_pool`` vectorised over bins and channels: float64 [T, C], the same
+    float64 operations in the same order (equal bit for bit; test_evaluate.py)."""
+    data = np.asarray(data)
+    L, C = data.shape
+    rows = data.astype(np.float64)
+    if L == 1:
+        return np.repeat(rows, T, axis=0)
+    out = np.zeros((T, C), dtype=np.float64)
+    xs = np.arange(L, dtype=np.float64) + 0.5
+    first, last = float(xs[0]), float(xs[-1])
+    for i in range(T):
+        a = (1.0 / T * i) * L
+        b = (1.0 / T * (i + 1)) * L
+        xmin = max(first + eps, a)
+        xmax = min(last - eps, b)
+        if xmax < first or xmin > last:
+            continue
+        plen = (xmax - xmin) / 2
+        y = []
+        for ii in range(3):
+            x = xmin + plen * ii
+            j = min(max(int(np.searchsorted(xs, x, side="left")), 1), L - 1)
+            lo, hi = j - 1, j
+            slope = (rows[hi] - rows[lo]) / (xs[hi] - xs[lo])
+            y.append(slope * (x - xs[lo]) + rows[lo])
+        out[i] = ((y[0] + y[1]) + y[2]) / 3
+    return out
+
+
 # --------------------------------------------------------------------------------------
-# post-processing (bmn-spec section 3, mmaction2)
+# post-processing of a video (the reference's, bmn-spec sections 3 and 6)
 # --------------------------------------------------------------------------------------
 
-def candidates(p: np.ndarray, first_on: bool) -> np.ndarray:
-    T = p.shape[0]
-    on = np.zeros(T, dtype=bool)
-    m = p.max()
-    mid = p[1:-1]
-    peak = (mid > p[:-2]) & (mid > p[2:])
-    on[1:-1] = peak | (mid > 0.5 * m)
-    if first_on:
-        on[0] = True
+def finish_video(merged: list[dict], L: int, convention: str, top_k: int = R.TOP_K) -> list[dict]:
+    """``R.finish_video(...)["final"]`` with the Soft-NMS loop vectorised over the
+    remaining proposals: the same float64 expressions elementwise, the same first-maximum
+    argmax, ``math.exp`` for the decays, so kept proposals and scores are equal bit for bit
+    (test_evaluate.py)."""
+    n = len(merged)
+    if n <= 1:
+        kept = [dict(p) for p in merged]
     else:
-        on[-1] = True
-    return on
+        prm = R.SNMS[convention]
+        alpha, t1, t2 = prm["alpha"], prm["t1"], prm["t2"]
+        order = sorted(range(n), key=lambda i: R._tie_key(merged[i]))
+        xmin = np.array([merged[i]["xmin"] for i in order], dtype=np.float64)
+        xmax = np.array([merged[i]["xmax"] for i in order], dtype=np.float64)
+        score = np.array([merged[i]["score"] for i in order], dtype=np.float64)
+        alive = np.ones(n, dtype=bool)
+        picks = []
+        while True:
+            left = n - len(picks)
+            if convention == "mmaction2":
+                if not (left > 0 and len(picks) <= R.TOP_K):
+                    break
+            elif not (left > 1 and len(picks) < R.TOP_K + 1):
+                break
+            idx = np.flatnonzero(alive)
+            m = int(idx[int(np.argmax(score[idx]))])  # first maximum in list order
+            width = xmax[m] - xmin[m]
+            thr = t1 + (t2 - t1) * width
+            rest = idx[idx != m]
+            inter = np.maximum(np.minimum(xmax[rest], xmax[m]) - np.maximum(xmin[rest], xmin[m]), 0.0)
+            if convention == "mmaction2":
+                union = ((width - inter) + xmax[rest]) - xmin[rest]
+            else:
+                union = (((xmax[rest] - xmin[rest]) - inter) + xmax[m]) - xmin[m]
+            iou = inter / union
+            for j in np.flatnonzero(iou > thr):
+                v = float(iou[j])
+                score[rest[j]] = float(score[rest[j]]) * math.exp(-(v * v) / alpha)
+            picks.append(m)
+            alive[m] = False
+        kept = [dict(merged[order[m]], score=float(score[m])) for m in picks]
+    return sorted(kept, key=R._tie_key)[:top_k]
 
 
-def window_proposals(start, end, conf):
-    """All paired proposals of one window: arrays (s, e, score) in snippet units."""
-    T = start.shape[0]
-    D = conf.shape[1]
-    s_on = candidates(start, True)
-    e_on = candidates(end, False)
-    d, s = np.meshgrid(np.arange(D), np.arange(T), indexing="ij")
-    e = s + d + 1
-    ok = (e < T)
-    ok[ok] &= s_on[s[ok]] & e_on[e[ok]]
-    ss, ee, dd = s[ok], e[ok], d[ok]
-    score = (start[ss] * end[ee] * conf[1, dd, ss] * conf[0, dd, ss]).astype(np.float32)
-    return ss, ee, score.astype(np.float64)
+def video_inputs(x: np.ndarray, T: int, mode: str, duration: float, hop: int | None = None):
+    """The network inputs of one video as ``detect`` makes them: (windows [W, T, C]
+    float32, starts, valids, normalisation length)."""
+    n = x.shape[0]
+    if mode == "window":
+        starts = R.window_starts(n, T, R.default_hop(T) if hop is None else hop)
+        wins = [R.window_input(x, s0, T) for s0 in starts]
+        return np.stack([w for w, _ in wins]), starts, [v for _, v in wins], n
+    eps = 0.0001 * n / duration  # poolData's 0.0001 s in snippets, as detect --duration
+    xw = rescale_pool(np.asarray(x, dtype=np.float32), T, eps).astype(np.float32)
+    return xw[None], [0], [T], T
 
 
-def soft_nms(xmin, xmax, score, alpha=0.4, t1=0.5, t2=0.9, max_keep=100):
-    """Gaussian Soft-NMS, mmaction2 flavour (bmn-spec section 3)."""
-    order = np.argsort(-score, kind="stable")
-    xmin, xmax, score = xmin[order].copy(), xmax[order].copy(), score[order].copy()
-    alive = np.ones(len(score), dtype=bool)
-    kept = []
-    while alive.any() and len(kept) <= max_keep:
-        idx = np.flatnonzero(alive)
-        m = idx[np.argmax(score[idx])]
-        alive[m] = False
-        width = xmax[m] - xmin[m]
-        rest = np.flatnonzero(alive)
-        inter = np.maximum(np.minimum(xmax[rest], xmax[m]) - np.maximum(xmin[rest], xmin[m]), 0)
-        union = ((width - inter) + xmax[rest]) - xmin[rest]
-        iou = inter / union
-        hit = iou > t1 + (t2 - t1) * width
-        score[rest[hit]] *= np.exp(-(iou[hit] ** 2) / alpha)
-        kept.append((xmin[m], xmax[m], score[m]))
-    kept.sort(key=lambda k: -k[2])
-    return kept[:max_keep]
+def proposals_from_maps(maps, starts, valids, L, D, convention, duration, top_k=R.TOP_K):
+    """One video's maps ((start, end, conf) per window) -> ActivityNet proposals."""
+    merged = R.merge_windows(maps, starts, valids, L, D, convention)
+    final = finish_video(merged, L, convention, top_k)
+    return [{"segment": [max(0.0, p["xmin"]) * duration, min(1.0, p["xmax"]) * duration],
+             "score": p["score"]} for p in final]
 
 
 # --------------------------------------------------------------------------------------
 # inference
 # --------------------------------------------------------------------------------------
 
-@torch.no_grad()
 def run_windows(model, windows: np.ndarray, device="cpu", batch=16):
     """windows [W, T, C] -> (start [W,T], end [W,T], conf [W,2,D,T]) numpy."""
+    import torch
     outs = [], [], []
-    for i in range(0, len(windows), batch):
-        x = torch.from_numpy(np.ascontiguousarray(windows[i:i + batch].transpose(0, 2, 1)))
-        conf, start, end = model(x.to(device))
-        outs[0].append(start.cpu().numpy())
-        outs[1].append(end.cpu().numpy())
-        outs[2].append(conf.cpu().numpy())
+    with torch.no_grad():
+        for i in range(0, len(windows), batch):
+            x = torch.from_numpy(np.ascontiguousarray(windows[i:i + batch].transpose(0, 2, 1)))
+            conf, start, end = model(x.to(device))
+            outs[0].append(start.cpu().numpy())
+            outs[1].append(end.cpu().numpy())
+            outs[2].append(conf.cpu().numpy())
     return tuple(np.concatenate(o) for o in outs)
 
 
-def video_proposals(model, gt, feats, mode="window", device="cpu", pre_nms_top=3000):
-    """Proposals of every video: {vid: [{"segment": [s, e], "score": x}, ...]}."""
-    T = model.tscale
-    hop = T // 2
+def video_proposals(model, gt, feats, mode="window", device="cpu"):
+    """Proposals of every video: {vid: [{"segment": [s, e], "score": x}, ...]}, as
+    ``bmn-edge detect --duration <duration_second>`` gives them for the same maps."""
+    T, D = model.tscale, model.dscale
+    convention = "paddle" if getattr(model, "variant", "pytorch") == "paddle" else "mmaction2"
     results = {}
     for vid, x in feats.items():
-        info = gt["database"][vid]
-        n = x.shape[0]
-        dur = float(info["duration_second"])
-        if mode == "window":
-            starts = window_starts(n, T, hop)
-            wins = np.stack([cut_window(x, s0, T) for s0 in starts])
-        else:
-            starts = [0]
-            wins = rescale_video(x, T)[None]
+        dur = float(gt["database"][vid]["duration_second"])
+        wins, starts, valids, L = video_inputs(x, T, mode, dur)
         st, en, cf = run_windows(model, wins, device)
-        xs, xe, sc = [], [], []
-        for k, s0 in enumerate(starts):
-            s, e, score = window_proposals(st[k], en[k], cf[k])
-            if mode == "window":
-                xs.append((s0 + s) / n)
-                xe.append((s0 + e) / n)
-            else:
-                xs.append(s / T)
-                xe.append(e / T)
-            sc.append(score)
-        xs, xe, sc = np.concatenate(xs), np.concatenate(xe), np.concatenate(sc)
-        if len(sc) > pre_nms_top:
-            top = np.argsort(-sc, kind="stable")[:pre_nms_top]
-            xs, xe, sc = xs[top], xe[top], sc[top]
-        kept = soft_nms(xs, xe, sc)
-        results[vid] = [{"segment": [max(0.0, a) * dur, min(1.0, b) * dur], "score": float(c)}
-                        for a, b, c in kept]
+        maps = [(st[k].astype(np.float32), en[k].astype(np.float32), cf[k].astype(np.float32))
+                for k in range(len(starts))]
+        results[vid] = proposals_from_maps(maps, starts, valids, L, D, convention, dur)
     return results
 
 
@@ -293,7 +337,6 @@ def main(argv=None):
                     help="score an existing ActivityNet results JSON (no model, no features)")
     ap.add_argument("--ground-truth", default=None, help="with --proposals: the GT JSON")
     args = ap.parse_args(argv)
-    torch.set_num_threads(2)
     if args.proposals:
         with open(args.ground_truth or os.path.join(args.data, "ground_truth.json")) as f:
             gt = json.load(f)
@@ -302,6 +345,9 @@ def main(argv=None):
         print(json.dumps({k: round(v, 6) for k, v in ar_an(gt, res).items()}))
         return
     gt, feats = load_split(args.data)
+    if not args.baseline:
+        import torch
+        torch.set_num_threads(2)
     if args.baseline:
         train_gt = os.path.join(WORK, "data", "train", "ground_truth.json")
         prior = None

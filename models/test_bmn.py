@@ -38,6 +38,21 @@ def test_mask_reference_checks():
     assert np.bincount(key).max() <= 6
 
 
+def test_mask_is_the_reference():
+    """bmn.py lays out tests/reference/bmn_reference.py's mask; the committed golden masks."""
+    import json
+    from paths import reference
+    ref = reference()
+    gold = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "golden", "mask")
+    with open(os.path.join(gold, "manifest.json")) as f:
+        files = json.load(f)["files"]
+    for ent in files:
+        cfg = (ent["T"], ent["D"], ent["N"], ent["K"], ent["r"])
+        m = dense_bm_mask(*cfg)
+        assert np.array_equal(m, np.load(os.path.join(gold, ent["file"]))), ent["file"]
+        assert np.array_equal(m, ref.bm_mask(*cfg))
+
+
 def test_point_in_minus_one_zero_puts_one_on_index_zero():
     # cell (d=9, s=0): region starts at -5; points in (-1, 0) put exactly 1.0/K on t=0
     m = dense_bm_mask(20, 20, 4, 3, 0.5)

@@ -1,5 +1,6 @@
 """Checks for synth.py, train.py's labels and losses, and evaluate.py's metric.
-Run: ``python -m pytest -q models/test_pipeline.py`` (seconds)."""
+Run: ``python -m pytest -q models/test_pipeline.py`` (seconds). evaluate.py's
+post-processing against the reference: ``test_evaluate.py`` (no torch needed)."""
 
 import json
 import os
@@ -10,7 +11,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from evaluate import ar_an, candidates, soft_nms, window_starts  # noqa: E402
+from evaluate import ar_an, window_starts  # noqa: E402
 from synth import generate  # noqa: E402
 from train import binary_logistic, bmn_loss, make_labels  # noqa: E402
 
@@ -62,15 +63,6 @@ def test_losses_guard_empty_positives():
                        torch.Generator().manual_seed(0))
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(conf.grad).all()
-
-
-def test_candidates_and_soft_nms():
-    p = np.array([0.1, 0.3, 0.2, 0.9, 0.1, 0.5], np.float32)
-    assert candidates(p, True).tolist() == [True, True, False, True, False, False]
-    assert candidates(p, False).tolist() == [False, True, False, True, False, True]
-    kept = soft_nms(np.array([0.0, 0.0, 0.5]), np.array([0.4, 0.41, 0.9]),
-                    np.array([0.9, 0.8, 0.7]))
-    assert len(kept) == 3 and kept[0][2] == 0.9 and kept[1][2] == 0.7
 
 
 def test_metric_perfect_is_99():
