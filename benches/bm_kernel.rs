@@ -3,7 +3,8 @@
 //! and the CPU's fused multiply-adds. Target: ≤ 25 ms per
 //! window with 2 threads on the 2-core development machine.
 
-use bmn_edge::engine::kernel::{BmKernel, Simd, TapPlan};
+use bmn_edge::engine::bm::{BmKernel, Simd, TapPlan};
+use bmn_edge::engine::workers::Workers;
 use bmn_edge::{Convention, WindowConfig};
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
@@ -26,8 +27,9 @@ fn bench(c: &mut Criterion) {
     for simd in [Simd::Baseline, Simd::detect()] {
         kernel.set_simd(simd);
         for threads in [1, 2] {
+            let workers = Workers::new(threads).unwrap();
             c.bench_function(&format!("bm_kernel/paper/{}/{threads}t", simd.name()), |b| {
-                b.iter(|| kernel.run(black_box(&z), &mut h, threads).unwrap())
+                b.iter(|| kernel.run(black_box(&z), &mut h, Some(&workers)).unwrap())
             });
         }
     }

@@ -123,7 +123,7 @@ fn edge_format_round_trip() {
     for name in ["bmn_tiny_pytorch_op11_legacy", "bmn_tiny_paddle_op17", "bmn_tiny_pytorch_dynbatch_op17"] {
         let bytes = std::fs::read(model(name)).unwrap();
         let len = bytes.len();
-        let (edge, info) = convert_to_edge(bytes, None, "sliding").unwrap();
+        let (edge, info) = convert_to_edge(bytes, None, WindowMode::Sliding).unwrap();
         // The mask is 16·8·16·16 floats = 128 KiB of the file.
         assert!(edge.len() + 120_000 < len, "{name}: {} vs {len}", edge.len());
         let dir = tmpdir("edge");
@@ -217,7 +217,7 @@ fn bad_models_are_clear_errors() {
     let e = load_err(bytes.clone());
     assert_eq!(e.kind(), EngineErrorKind::NotBmMask, "{e}");
     assert!(e.to_string().contains("not a BM mask"));
-    assert_eq!(convert_to_edge(bytes, None, "sliding").unwrap_err().kind(), EngineErrorKind::NotBmMask);
+    assert_eq!(convert_to_edge(bytes, None, WindowMode::Sliding).unwrap_err().kind(), EngineErrorKind::NotBmMask);
     // A graph that is not a BMN: the Conv3d replaced by a plain Relu.
     let bytes = with_model("bmn_tiny_pytorch_op17", |m| {
         let g = m.graph.as_mut().unwrap();

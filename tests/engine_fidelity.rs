@@ -6,7 +6,7 @@
 
 #![cfg(feature = "engine")]
 
-use bmn_edge::engine::{Engine, EngineOptions, ModelFormat};
+use bmn_edge::engine::{Engine, EngineOptions, ModelFormat, StageBForm, Variant};
 use bmn_edge::npy::read_f32;
 use std::path::{Path, PathBuf};
 
@@ -49,7 +49,7 @@ fn maps_match_onnxruntime() {
         for (threads, band_rows, tract_stage_b) in runs {
             let opts = EngineOptions { threads, band_rows, tract_stage_b, ..EngineOptions::default() };
             let mut engine = Engine::load(&dir().join(format!("{name}.onnx")), &opts).unwrap();
-            assert_eq!(engine.stage_b_form(), if tract_stage_b { "tract-bands" } else { "sparse-winograd" });
+            assert_eq!(engine.stage_b_form(), if tract_stage_b { StageBForm::TractBands } else { StageBForm::Winograd });
             let info = engine.info().clone();
             assert_eq!(info.format, ModelFormat::Standard);
             let cfg = *engine.config();
@@ -68,7 +68,7 @@ fn maps_match_onnxruntime() {
                 [max_abs(&out.start, &start.data), max_abs(&out.end, &end.data), max_abs(&out.confidence, &conf.data)];
             eprintln!(
                 "{name} threads {threads} bands {band_rows:?} {}: max |Δ| start {:.2e} end {:.2e} confidence {:.2e}",
-                engine.stage_b_form(),
+                engine.stage_b_form().name(),
                 errs[0],
                 errs[1],
                 errs[2]
@@ -84,10 +84,10 @@ fn maps_match_onnxruntime() {
 #[test]
 fn variant_and_convention_are_recognised() {
     let e = Engine::load(&dir().join("bmn_tiny_paddle_op17.onnx"), &EngineOptions::default()).unwrap();
-    assert_eq!(e.info().variant, "paddle");
+    assert_eq!(e.info().variant, Variant::Paddle);
     assert_eq!(e.config().convention(), bmn_edge::Convention::Paddle);
     let e = Engine::load(&dir().join("bmn_tiny_pytorch_op11_legacy.onnx"), &EngineOptions::default()).unwrap();
-    assert_eq!(e.info().variant, "pytorch");
+    assert_eq!(e.info().variant, Variant::Pytorch);
     assert_eq!(e.config().convention(), bmn_edge::Convention::Mmaction2);
     assert_eq!(e.info().outputs, ["confidence".to_string(), "start".into(), "end".into()]);
     assert_eq!(e.info().mask_nnz, bmn_edge::bm::BmTable::new(*e.config()).nnz());

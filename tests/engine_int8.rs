@@ -7,7 +7,7 @@
 //! never exists). Maps are compared with onnxruntime's int8 maps and with fp32.
 #![cfg(feature = "engine")]
 
-use bmn_edge::engine::{Engine, EngineOptions};
+use bmn_edge::engine::{Engine, EngineOptions, StageBForm, Variant};
 use bmn_edge::npy::read_f32;
 use bmn_edge::post::{postprocess_window, Proposal, WindowMaps};
 use std::path::{Path, PathBuf};
@@ -52,7 +52,7 @@ fn int8_qoperator_runs_and_stays_close_to_fp32() {
     let mut engine = Engine::load(&path, &EngineOptions { threads: 2, ..EngineOptions::default() }).unwrap();
     let info = engine.info().clone();
     assert!(info.quantized_ops.iter().any(|o| o == "QLinearConv"), "{:?}", info.quantized_ops);
-    assert_eq!(info.variant, "pytorch");
+    assert_eq!(info.variant, Variant::Pytorch);
     assert!(!info.warnings.iter().any(|w| w.contains("QDQ") || w.contains("asymmetric")), "{:?}", info.warnings);
     let xt = fixture_window(info.channels);
     let (out, _) = engine.run(&xt).unwrap();
@@ -75,7 +75,7 @@ fn int8_qoperator_runs_and_stays_close_to_fp32() {
     // Stage B as the integer sparse tail, as the float one emulating onnxruntime's
     // quantization of every convolution's input and output, and as tract's integer
     // QLinearConv: three computations of the same integer arithmetic.
-    assert_eq!(engine.stage_b_form(), "sparse-int8");
+    assert_eq!(engine.stage_b_form(), StageBForm::Integer);
     let run = |opts: EngineOptions| {
         let mut e = Engine::load(&path, &EngineOptions { threads: 2, ..opts }).unwrap();
         let form = e.stage_b_form();
@@ -83,7 +83,7 @@ fn int8_qoperator_runs_and_stays_close_to_fp32() {
     };
     let (out_t, form_t) = run(EngineOptions { tract_stage_b: true, ..EngineOptions::default() });
     let (out_f, form_f) = run(EngineOptions { emulate_int8_stage_b: true, ..EngineOptions::default() });
-    assert_eq!((form_t, form_f), ("tract-bands", "sparse-winograd"));
+    assert_eq!((form_t, form_f), (StageBForm::TractBands, StageBForm::Winograd));
     let (int_vs_tract, float_vs_tract) =
         (max_abs(&out.confidence, &out_t.confidence), max_abs(&out_f.confidence, &out_t.confidence));
     eprintln!(
@@ -124,7 +124,7 @@ fn qlinearconv_conv3d_runs_reassociated_in_int8() {
     let mut engine = Engine::load(&path, &EngineOptions::default()).unwrap();
     let info = engine.info().clone();
     assert!(info.warnings.iter().any(|w| w.contains("reassociated in int8")), "{:?}", info.warnings);
-    assert_eq!(info.variant, "pytorch");
+    assert_eq!(info.variant, Variant::Pytorch);
     let xt = fixture_window(info.channels);
     let (out, _) = engine.run(&xt).unwrap();
     // onnxruntime on the same file quantizes the sampled tensor, the engine y before sampling:

@@ -25,25 +25,7 @@ use crate::post::{
 use crate::window::{rescale_to_window, WindowBuffer, WindowError};
 use std::time::{Duration, Instant};
 
-/// How a video becomes windows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum WindowMode {
-    /// Windows of `T` with a hop (default `T/2`), merged in video time.
-    #[default]
-    Sliding,
-    /// The whole video resampled to `T` (ActivityNet).
-    Rescale,
-}
-
-impl WindowMode {
-    /// `sliding` or `rescale`.
-    pub fn name(self) -> &'static str {
-        match self {
-            WindowMode::Sliding => "sliding",
-            WindowMode::Rescale => "rescale",
-        }
-    }
-}
+pub use super::info::WindowMode;
 
 /// Options of [`detect_video`].
 #[derive(Debug, Clone, Copy)]

@@ -1,251 +1,9 @@
-//! The BM layer in Rust: a flat tap plan from the core's [`BmTable`], the check of a dense
-//! mask against it, and the sampling kernel.
-//!
-//! ## Layout
-//!
-//! Stage A delivers the projection `Z[o, n, t] = Σ_c W[o, c, n] · y[c, t]` as
-//! `[O/CHUNK][T][N][CHUNK]`: output channels in blocks of [`CHUNK`] (32), each block a
-//! `T × N` array of 32-float rows. One block is `T·N·32` floats (410 KB at the paper
-//! configuration), small enough to stay in L2 while every cell reads it, and each tap
-//! `(t, n, w)` of a cell is one contiguous 32-wide multiply-add into an accumulator that
-//! lives in registers. Blocks are independent, so threads split the work by blocks and each
-//! writes its own contiguous slab of `H[O][D][T]`, the layout stage B reads.
-//!
-//! ## Exactness
-//!
-//! Taps are the mask's exact non-zeros (the core reproduces the reference's mask bit for
-//! bit); only the summation order differs from the reference (Σ over `(n, t)` after the
-//! projection instead of Σ over `t` then over `(c, n)`), which is float rounding.
+//! The BM sampling kernel: `H` from `Z` through the tap plan, 32 channels at a time.
 
-use super::{EngineError, EngineErrorKind};
-use crate::bm::BmTable;
-use crate::config::{Convention, WindowConfig};
-
-/// Output channels per block of Z.
-pub const CHUNK: usize = 32;
-
-/// Tolerance for comparing a dense mask with the table.
-pub const MASK_TOLERANCE: f32 = 1e-6;
-
-/// Every non-zero of the BM mask, grouped by valid cell `(d, s)` (d outer, s inner).
-#[derive(Debug, Clone)]
-pub struct TapPlan {
-    cfg: WindowConfig,
-    cells: Vec<(u16, u16)>,
-    /// Index into `cells` of the first cell of each row `d` (`D + 1` entries).
-    row_start: Vec<u32>,
-    cell_start: Vec<u32>,
-    /// `t·N + n` of each tap.
-    rows: Vec<u32>,
-    weights: Vec<f32>,
-}
-
-impl TapPlan {
-    /// The valid cells `(d, s)`, d-major: the order of [`BmKernel::run_cells`].
-    pub fn cells(&self) -> &[(u16, u16)] {
-        &self.cells
-    }
-
-    /// Builds the plan of a configuration (≈ 476k taps, 3.8 MB at the paper config).
-    pub fn new(cfg: WindowConfig) -> Self {
-        let table = BmTable::new(cfg);
-        let (t, d, n) = (cfg.tscale(), cfg.dscale(), cfg.num_sample());
-        let mut cells = Vec::with_capacity(cfg.valid_cells());
-        let mut cell_start = Vec::with_capacity(cfg.valid_cells() + 1);
-        let mut rows = Vec::new();
-        let mut weights = Vec::new();
-        cell_start.push(0);
-        let mut row_start = Vec::with_capacity(d + 1);
-        for dd in 0..d {
-            row_start.push(cells.len() as u32);
-            for s in 0..t {
-                let Some(cell) = table.cell(dd, s) else { continue };
-                for nn in 0..n {
-                    for tap in cell.bin(nn) {
-                        rows.push((tap.t as usize * n + nn) as u32);
-                        weights.push(tap.weight);
-                    }
-                }
-                cells.push((dd as u16, s as u16));
-                cell_start.push(rows.len() as u32);
-            }
-        }
-        row_start.push(cells.len() as u32);
-        TapPlan { cfg, cells, row_start, cell_start, rows, weights }
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &WindowConfig {
-        &self.cfg
-    }
-
-    /// Number of taps (the dense mask's non-zeros).
-    pub fn nnz(&self) -> usize {
-        self.weights.len()
-    }
-
-    /// Compares a dense mask `[T, N, D, T]` with the plan: every tap within
-    /// [`MASK_TOLERANCE`] and nothing larger than that anywhere else.
-    pub fn matches(&self, mask: &MaskData<'_>) -> bool {
-        let (t, d, n) = (self.cfg.tscale(), self.cfg.dscale(), self.cfg.num_sample());
-        if mask.len() != t * n * d * t {
-            return false;
-        }
-        // Larger than the tolerance, or NaN.
-        let big = |x: f32| x.abs().partial_cmp(&MASK_TOLERANCE).is_none_or(|o| o == std::cmp::Ordering::Greater);
-        let mut big_at_taps = 0usize;
-        for (ci, &(dd, s)) in self.cells.iter().enumerate() {
-            let (lo, hi) = (self.cell_start[ci] as usize, self.cell_start[ci + 1] as usize);
-            for i in lo..hi {
-                let r = self.rows[i] as usize;
-                let (tt, nn) = (r / n, r % n);
-                let m = mask.at(((tt * n + nn) * d + dd as usize) * t + s as usize);
-                if (m - self.weights[i])
-                    .abs()
-                    .partial_cmp(&MASK_TOLERANCE)
-                    .is_none_or(|o| o == std::cmp::Ordering::Greater)
-                {
-                    return false;
-                }
-                big_at_taps += usize::from(big(m));
-            }
-        }
-        mask.count(big) == big_at_taps
-    }
-
-    /// Whether the mask's columns of one cell equal the table's (a quick probe).
-    fn cell_matches(&self, table: &BmTable, mask: &MaskData<'_>, dd: usize, s: usize) -> bool {
-        let (t, d, n) = (self.cfg.tscale(), self.cfg.dscale(), self.cfg.num_sample());
-        let Some(cell) = table.cell(dd, s) else { return true };
-        let mut col = vec![0.0f32; n * t];
-        for nn in 0..n {
-            for tap in cell.bin(nn) {
-                col[nn * t + tap.t as usize] = tap.weight;
-            }
-        }
-        (0..t).all(|tt| {
-            (0..n).all(|nn| (mask.at(((tt * n + nn) * d + dd) * t + s) - col[nn * t + tt]).abs() <= MASK_TOLERANCE)
-        })
-    }
-}
-
-/// A dense mask's values: little-endian f32 bytes (from the file) or floats.
-#[derive(Debug, Clone, Copy)]
-pub enum MaskData<'a> {
-    /// Little-endian f32 bytes.
-    Le(&'a [u8]),
-    /// Floats.
-    F32(&'a [f32]),
-}
-
-impl MaskData<'_> {
-    /// Number of values.
-    pub fn len(&self) -> usize {
-        match self {
-            MaskData::Le(b) => b.len() / 4,
-            MaskData::F32(v) => v.len(),
-        }
-    }
-    /// Whether empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    /// Value `i`.
-    #[inline]
-    pub fn at(&self, i: usize) -> f32 {
-        match self {
-            MaskData::Le(b) => f32::from_le_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]]),
-            MaskData::F32(v) => v[i],
-        }
-    }
-    fn count(&self, f: impl Fn(f32) -> bool) -> usize {
-        match self {
-            MaskData::Le(b) => b.chunks_exact(4).filter(|c| f(f32::from_le_bytes([c[0], c[1], c[2], c[3]]))).count(),
-            MaskData::F32(v) => v.iter().filter(|&&x| f(x)).count(),
-        }
-    }
-}
-
-/// Candidate `K` values searched when a standard export does not state them.
-pub const K_CANDIDATES: [usize; 8] = [3, 1, 2, 4, 5, 6, 7, 8];
-/// Candidate `r` values searched when a standard export does not state them.
-pub const R_CANDIDATES: [f64; 9] = [0.5, 0.25, 0.3, 0.2, 0.1, 0.4, 0.75, 1.0, 0.0];
-
-/// Finds `(K, r)` such that the core's table reproduces `mask` (`[T, N·D·T]`), and returns
-/// the verified plan. A few cells are probed per candidate, then the winner is checked in
-/// full (every entry of the mask).
-pub fn identify_mask(mask: &MaskData<'_>, t: usize, d: usize, n: usize) -> Result<TapPlan, EngineError> {
-    let probes = {
-        let mut p =
-            vec![(0, 0), (d - 1, 0), (d / 2, (t - 1 - d / 2) / 2), (d / 3, t - 1 - d / 3), (1.min(d - 1), t / 2)];
-        p.retain(|&(dd, s)| dd + s < t);
-        p
-    };
-    for &k in &K_CANDIDATES {
-        for &r in &R_CANDIDATES {
-            let Ok(cfg) = WindowConfig::new(t, d, n, k, r, Convention::Mmaction2) else { continue };
-            let table = BmTable::new(cfg);
-            let probe =
-                TapPlan { cfg, cells: vec![], row_start: vec![], cell_start: vec![], rows: vec![], weights: vec![] };
-            if !probes.iter().all(|&(dd, s)| probe.cell_matches(&table, mask, dd, s)) {
-                continue;
-            }
-            let plan = TapPlan::new(cfg);
-            if plan.matches(mask) {
-                return Ok(plan);
-            }
-        }
-    }
-    Err(EngineError::new(
-        EngineErrorKind::NotBmMask,
-        format!(
-            "not a BM mask: the constant [T = {t}, N·D·T = {}] before the Conv3d matches no BM sampling table with T = {t}, D = {d}, N = {n}, K in 1..=8, r in {R_CANDIDATES:?} (tolerance {MASK_TOLERANCE})",
-            n * d * t
-        ),
-    ))
-}
-
-/// Storage for Z whose first value sits on a 64-byte boundary, so that each 32-float row of
-/// a block is two cache lines, not three (~12 % faster kernel here).
-#[derive(Debug, Clone, Default)]
-pub struct ZBuf {
-    buf: Vec<f32>,
-    off: usize,
-    len: usize,
-}
-
-impl ZBuf {
-    /// Empty (allocates nothing).
-    pub const fn new() -> ZBuf {
-        ZBuf { buf: Vec::new(), off: 0, len: 0 }
-    }
-
-    /// `len` zeros.
-    pub fn zeros(len: usize) -> ZBuf {
-        let buf = vec![0.0f32; len + 15];
-        let off = (64 - buf.as_ptr() as usize % 64) % 64 / 4;
-        ZBuf { buf, off, len }
-    }
-
-    /// Makes it `len` values long (contents unspecified), reusing the storage when it is
-    /// large enough.
-    pub fn resize(&mut self, len: usize) {
-        if self.off + len > self.buf.len() {
-            *self = ZBuf::zeros(len);
-        }
-        self.len = len;
-    }
-
-    /// The values.
-    pub fn as_slice(&self) -> &[f32] {
-        &self.buf[self.off..self.off + self.len]
-    }
-
-    /// The values, mutable.
-    pub fn as_mut_slice(&mut self) -> &mut [f32] {
-        &mut self.buf[self.off..self.off + self.len]
-    }
-}
+use super::plan::TapPlan;
+use super::CHUNK;
+use crate::engine::error::{EngineError, EngineErrorKind};
+use crate::engine::workers::Workers;
 
 /// The BM layer: taps, bias, output width.
 #[derive(Debug, Clone)]
@@ -339,9 +97,9 @@ impl BmKernel {
 
     /// `H[o, d, s] = relu(b[o] + Σ_taps w · Z[t, n, o])` for valid cells and `relu(b[o])`
     /// elsewhere. `z` is `[O/32][T][N][32]`, `h` is `[O][D][T]`; blocks are split over
-    /// `threads` threads.
-    pub fn run(&self, z: &[f32], h: &mut [f32], threads: usize) -> Result<(), EngineError> {
-        self.run_rows(z, h, 0..self.plan.cfg.dscale(), self.plan.cfg.tscale(), threads)
+    /// the `workers` (`None`: all on the calling thread).
+    pub fn run(&self, z: &[f32], h: &mut [f32], workers: Option<&Workers>) -> Result<(), EngineError> {
+        self.run_rows(z, h, 0..self.plan.cfg.dscale(), self.plan.cfg.tscale(), workers)
     }
 
     /// [`run`](Self::run) for the map rows (durations) `rows` and the first `cols` columns
@@ -353,7 +111,7 @@ impl BmKernel {
         h: &mut [f32],
         rows: std::ops::Range<usize>,
         cols: usize,
-        threads: usize,
+        workers: Option<&Workers>,
     ) -> Result<(), EngineError> {
         let cfg = &self.plan.cfg;
         let h_len = self.out * rows.len() * cols;
@@ -377,22 +135,22 @@ impl BmKernel {
         }
         let plane = rows.len() * cols;
         let rows = &rows;
-        self.for_blocks(z, h, CHUNK * plane, threads, |c, zc, hc| self.run_block(c, zc, hc, rows.clone(), cols));
+        self.for_blocks(z, h, CHUNK * plane, workers, |c, zc, hc| self.run_block(c, zc, hc, rows.clone(), cols));
         Ok(())
     }
 
     /// `H` for the valid cells `cells` (indices into [`TapPlan::cells`]) only:
     /// `h` is `[O][stride]`, column `i` the cell `cells.start + i` (`stride ≥ cells.len()`;
-    /// columns past the range are left as they are). Blocks are split over `threads`.
+    /// columns past the range are left as they are). Blocks are split over the `workers`.
     pub fn run_cells(
         &self,
         z: &[f32],
         h: &mut [f32],
         cells: std::ops::Range<usize>,
         stride: usize,
-        threads: usize,
+        workers: Option<&Workers>,
     ) -> Result<(), EngineError> {
-        self.run_cells_with(z, h, cells, stride, threads, |v| v)
+        self.run_cells_with(z, h, cells, stride, workers, |v| v)
     }
 
     /// One block of 32 output channels from that block of Z alone (`zc`, `[T][N][32]`):
@@ -438,7 +196,7 @@ impl BmKernel {
         h: &mut [T],
         cells: std::ops::Range<usize>,
         stride: usize,
-        threads: usize,
+        workers: Option<&Workers>,
         store: impl Fn(f32) -> T + Sync,
     ) -> Result<(), EngineError> {
         if z.len() != self.z_len()
@@ -458,42 +216,28 @@ impl BmKernel {
                 ),
             ));
         }
-        self.for_blocks(z, h, CHUNK * stride, threads, |c, zc, hc| {
+        self.for_blocks(z, h, CHUNK * stride, workers, |c, zc, hc| {
             self.cells_block(c, zc, hc, cells.clone(), stride, &store)
         });
         Ok(())
     }
 
     /// Runs `f(block, z block, h block)` for every block of 32 channels (`h` in blocks of
-    /// `h_block` values), the blocks split over `threads` scoped threads.
+    /// `h_block` values), the blocks spread over the `workers`.
     fn for_blocks<T: Send>(
         &self,
         z: &[f32],
         h: &mut [T],
         h_block: usize,
-        threads: usize,
+        workers: Option<&Workers>,
         f: impl Fn(usize, &[f32], &mut [T]) + Sync,
     ) {
         let zblock = self.plan.cfg.tscale() * self.plan.cfg.num_sample() * CHUNK;
-        let mut work: Vec<(usize, &[f32], &mut [T])> =
-            z.chunks_exact(zblock).zip(h.chunks_mut(h_block)).enumerate().map(|(c, (zc, hc))| (c, zc, hc)).collect();
-        let threads = threads.clamp(1, work.len().max(1));
-        let per = work.len().div_ceil(threads);
-        let f = &f;
-        std::thread::scope(|scope| {
-            let mut groups = work.chunks_mut(per);
-            let first = groups.next();
-            for group in groups {
-                scope.spawn(move || {
-                    for (c, zc, hc) in group.iter_mut() {
-                        f(*c, zc, hc);
-                    }
-                });
-            }
-            for (c, zc, hc) in first.into_iter().flatten() {
-                f(*c, zc, hc);
-            }
-        });
+        let work = z.chunks_exact(zblock).zip(h.chunks_mut(h_block)).enumerate();
+        match workers {
+            Some(w) if w.count() > 1 => w.for_each(work.collect(), |(c, (zc, hc))| f(c, zc, hc)),
+            _ => work.for_each(|(c, (zc, hc))| f(c, zc, hc)),
+        }
     }
 
     /// [`Self::run_cells`] for one block, with the instruction set in [`Self::simd`]:
@@ -633,6 +377,9 @@ fn z_row(zc: &[f32], r: u32) -> &[f32; CHUNK] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bm::BmTable;
+    use crate::config::{Convention, WindowConfig};
+    use crate::engine::bm::{identify_mask, MaskData, ZBuf};
 
     fn naive(cfg: WindowConfig, z_ont: &[f32], bias: &[f32]) -> Vec<f32> {
         // z_ont: [O][N][T]; dense mask reference.
@@ -676,14 +423,16 @@ mod tests {
         let want = naive(cfg, &z_ont, &bias);
         for (simd, threads) in [(Simd::Baseline, 1), (Simd::Baseline, 2), (Simd::Fma, 1), (Simd::Fma, 3)] {
             kernel.set_simd(simd);
+            let pool = Workers::new(threads).unwrap();
+            let workers = Some(&pool);
             let mut h = vec![f32::NAN; kernel.h_len()];
-            kernel.run(&z, &mut h, threads).unwrap();
+            kernel.run(&z, &mut h, workers).unwrap();
             let err = h.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
             assert!(err < 1e-5, "{simd:?}, threads {threads}: max err {err}");
             // Valid cells 5..23 only, as the sparse stage B asks for them.
             let (stride, cells) = (20usize, 5..23usize);
             let mut hc = vec![f32::NAN; o * stride];
-            kernel.run_cells(&z, &mut hc, cells.clone(), stride, threads).unwrap();
+            kernel.run_cells(&z, &mut hc, cells.clone(), stride, workers).unwrap();
             for (i, ci) in cells.enumerate() {
                 let (dd, ss) = kernel.plan().cells()[ci];
                 for oo in 0..o {
@@ -711,13 +460,13 @@ mod tests {
             }
             // A band of rows 3..7 equals those rows of the whole map.
             let mut band = vec![f32::NAN; o * 4 * t];
-            kernel.run_rows(&z, &mut band, 3..7, t, threads).unwrap();
+            kernel.run_rows(&z, &mut band, 3..7, t, workers).unwrap();
             for oo in 0..o {
                 assert_eq!(&band[oo * 4 * t..(oo + 1) * 4 * t], &h[(oo * 9 + 3) * t..(oo * 9 + 7) * t]);
             }
             // Rows 3..7, first 8 columns.
             let mut band = vec![f32::NAN; o * 4 * 8];
-            kernel.run_rows(&z, &mut band, 3..7, 8, threads).unwrap();
+            kernel.run_rows(&z, &mut band, 3..7, 8, workers).unwrap();
             for oo in 0..o {
                 for r in 0..4 {
                     assert_eq!(

@@ -13,7 +13,7 @@
 //! wire types, and length-delimited sub-messages. Anything malformed or truncated is a
 //! [`EngineErrorKind::NotOnnx`](super::EngineErrorKind::NotOnnx) error.
 
-use super::{EngineError, EngineErrorKind};
+use super::{dtype, EngineError, EngineErrorKind};
 use prost::Message;
 use std::ops::Range;
 use tract_onnx::pb;
@@ -22,7 +22,6 @@ use tract_onnx::pb;
 const DEFER_BYTES: usize = 1 << 20;
 
 /// ONNX `TensorProto.DataType.FLOAT`.
-pub(crate) const ONNX_FLOAT: i32 = 1;
 
 /// A large float initializer left in the file bytes.
 #[derive(Debug, Clone)]
@@ -166,7 +165,7 @@ fn deferrable(buf: &[u8], range: Range<usize>) -> Result<Option<Deferred>, Engin
     }
     match (name, data) {
         (Some(name), Some(data))
-            if !external && data_type == ONNX_FLOAT && dims.len() == 2 && data.len() >= DEFER_BYTES =>
+            if !external && data_type == dtype::FLOAT && dims.len() == 2 && data.len() >= DEFER_BYTES =>
         {
             Ok(Some(Deferred { name, dims, data }))
         }
@@ -259,7 +258,7 @@ impl ModelFile {
                 }
                 graph.initializer.push(pb::TensorProto {
                     dims: d.dims,
-                    data_type: ONNX_FLOAT,
+                    data_type: dtype::FLOAT,
                     name: d.name,
                     raw_data: self.bytes[d.data].to_vec(),
                     ..Default::default()
@@ -272,7 +271,7 @@ impl ModelFile {
 
 /// A float tensor's values, from `raw_data` or `float_data`.
 pub(crate) fn tensor_f32(t: &pb::TensorProto) -> Result<Vec<f32>, EngineError> {
-    if t.data_type != ONNX_FLOAT {
+    if t.data_type != dtype::FLOAT {
         return Err(EngineError::new(
             EngineErrorKind::Unsupported,
             format!("tensor `{}` has ONNX data type {}, expected float32", t.name, t.data_type),
@@ -304,7 +303,7 @@ pub(crate) fn f32_tensor(name: &str, dims: &[usize], values: &[f32]) -> pb::Tens
     }
     pb::TensorProto {
         dims: dims.iter().map(|&d| d as i64).collect(),
-        data_type: ONNX_FLOAT,
+        data_type: dtype::FLOAT,
         name: name.to_string(),
         raw_data: raw,
         ..Default::default()

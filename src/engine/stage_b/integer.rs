@@ -1,7 +1,7 @@
 //! Stage B in integers, for int8 models in the fast form (every convolution a `QLinearConv`
 //! with symmetric int8 activations and weights, zero points 0).
 //!
-//! The same sparse plan as the float [`tail`](super::tail) — the first 1×1 layer over the
+//! The same sparse plan as the float [`tail`](super::winograd) — the first 1×1 layer over the
 //! valid cells only, in chunks of cells; each later layer only where a needed cell of the
 //! final map depends on it; the rest of the map from a constant field computed at load —
 //! but its input is `H` as int8 levels, whole (2.6 MB at the paper configuration: the
@@ -23,13 +23,19 @@
 //! Activations live in two ping-pong grids of int8 levels, one cell of zero padding around
 //! the `D × T` map (level 0 is the value 0: zero points are 0).
 
+
+use super::winograd::{needed_extents, tile_chunks, Segment, CELL_CHUNK};
+use super::{BmLayer, Phases, StageB};
+use crate::engine::bm::CHUNK;
+use crate::engine::error::{EngineError, EngineErrorKind};
+use crate::engine::info::StageBForm;
+use crate::engine::onnx::chain::ConvSpec;
+use crate::engine::onnx::dtype;
+use crate::engine::product::{plain_i32, product_model, run_i8};
 #[cfg(test)]
-use super::tail::{finish, finish_level};
-use super::tail::{
-    needed_extents, product_model, tile_chunks, Act, AtomicDuration, ConvSpec, Quant, Scratch, Segment, Workers,
-    CELL_CHUNK,
-};
-use super::{EngineError, EngineErrorKind};
+use crate::engine::quant::{finish, finish_level};
+use crate::engine::quant::{Act, Quant};
+use crate::engine::workers::{AtomicDuration, Scratch, Workers};
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -67,7 +73,7 @@ impl QConv {
         let unit = int_w.scale.iter().map(|s| s * in_q.scale()).collect();
         let raw: Vec<u8> = int_w.q.iter().map(|&v| v as u8).collect();
         let gemm =
-            product_model("MatMulInteger", 3, raw, &[spec.cout, kdim], &[Some(kdim), n], false, "stage B (int8)");
+            product_model("MatMulInteger", dtype::INT8, raw, &[spec.cout, kdim], &[Some(kdim), n], false, "stage B (int8)");
         let spec = ConvSpec { weight: Vec::new(), int_w: None, ..spec.clone() };
         Some(gemm.map(|gemm| QConv { spec, in_q, out_q, unit, gemm }))
     }
@@ -122,6 +128,9 @@ pub(crate) struct QTail {
     constant: Vec<f32>,
     /// Ping-pong grids of levels, `[channels][D + 2][T + 2]`.
     grids: [Vec<i8>; 2],
+    /// `H` as int8 levels `[O][cells]`, kept from window to window (one allocation, no heap
+    /// fragments).
+    h_levels: Vec<i8>,
 }
 
 impl QTail {
@@ -197,6 +206,7 @@ impl QTail {
             plan: Plan::new(kernels.iter().map(|_| vec![t; d]).collect()),
             constant: Vec::new(),
             grids: [vec![0; maxc * plane], vec![0; maxc * plane]],
+            h_levels: Vec::new(),
         };
         // The constant field: the tail on a map with no valid cell, everywhere.
         let one = Workers::new(1)?;
@@ -207,11 +217,6 @@ impl QTail {
         tail.cells = cells;
         tail.plan = Plan::new(needed_extents(&kernels, t, d));
         Ok(tail)
-    }
-
-    /// Valid cells (the order `fill` is asked for).
-    pub(crate) fn cells(&self) -> &[(u16, u16)] {
-        &self.cells
     }
 
     /// The quantization of the first layer's input: `fill` writes `H`'s levels.
@@ -357,26 +362,120 @@ impl QTail {
 }
 
 /// Runs an integer product on `x` (`shape`).
-fn run_i8(model: &Arc<TypedRunnableModel>, x: &[i8], shape: &[usize]) -> Result<Tensor, EngineError> {
-    let tract = |e: TractError| EngineError::tract("stage B integer product", e);
-    let input = Tensor::from_shape(shape, x).map_err(tract)?;
-    let mut out = model.run(tvec!(input.into_tvalue())).map_err(tract)?;
-    let y =
-        out.pop().ok_or_else(|| EngineError::new(EngineErrorKind::Runtime, "stage B integer product: no output"))?;
-    Ok(y.into_tensor())
+
+impl StageB for QTail {
+    fn form(&self) -> StageBForm {
+        StageBForm::Integer
+    }
+
+    /// Projection and sampling block by block ([`project_and_sample`]: Z never whole), H
+    /// whole as int8 levels (2.6 MB at the paper configuration), then the integer layers.
+    fn run(
+        &mut self,
+        bm: &BmLayer,
+        yt: &[f32],
+        workers: &Workers,
+        confidence: &mut Vec<f32>,
+    ) -> Result<Phases, EngineError> {
+        let t1 = Instant::now();
+        let (q, ncells, o) = (self.input_quant(), self.cells.len(), self.o);
+        let mut h = std::mem::take(&mut self.h_levels);
+        let (projection, bm_busy) = project_and_sample(bm, yt, ncells, q, &mut h, workers)?;
+        let wall = t1.elapsed();
+        let share = projection.as_secs_f64() / (projection + bm_busy).as_secs_f64().max(1e-9);
+        let t2 = Instant::now();
+        let fill = |cells: Range<usize>, dst: &mut [i8]| {
+            copy_cells(&h, o, ncells, cells, dst);
+            Ok(())
+        };
+        let first = self.run_first(&fill, workers);
+        let rest = first.and_then(|_| self.run_rest(workers, confidence));
+        self.h_levels = h;
+        rest?;
+        Ok(Phases { projection: wall.mul_f64(share), bm: wall - wall.mul_f64(share), stage_b: t2.elapsed() })
+    }
+
+    fn run_h(&mut self, h: &[f32], workers: &Workers, confidence: &mut Vec<f32>) -> Result<(), EngineError> {
+        let (o, d, t) = (self.o, self.d, self.t);
+        if h.len() != o * d * t {
+            return Err(EngineError::new(
+                EngineErrorKind::Input,
+                format!("H has {} values, expected O·D·T = {}", h.len(), o * d * t),
+            ));
+        }
+        let (q, cells) = (self.input_quant(), self.cells.clone());
+        let fill = |range: Range<usize>, hc: &mut [i8]| {
+            for (i, &(r, s)) in cells[range].iter().enumerate() {
+                for oo in 0..o {
+                    hc[oo * CELL_CHUNK + i] = q.level_i8(h[(oo * d + r as usize) * t + s as usize]);
+                }
+            }
+            Ok(())
+        };
+        self.run_first(&fill, workers)?;
+        self.run_rest(workers, confidence)
+    }
 }
 
-fn plain_i32(t: &Tensor) -> Result<&[i32], EngineError> {
-    t.try_as_plain_ram().and_then(|p| p.as_slice::<i32>()).map_err(|e| EngineError::tract("stage B integer product", e))
+/// Copies the valid cells `cells` of `h` (`[o][n]`) into `dst` (`[o][CELL_CHUNK]`).
+fn copy_cells<T: Copy>(h: &[T], o: usize, n: usize, cells: Range<usize>, dst: &mut [T]) {
+    for oo in 0..o {
+        let at = oo * CELL_CHUNK;
+        dst[at..at + cells.len()].copy_from_slice(&h[oo * n + cells.start..oo * n + cells.end]);
+    }
 }
+
+/// For the integer tail: per block of 32 channels, on the workers, the projection's
+/// product, its Z block (in the worker's scratch, still in L2 when the kernel reads it)
+/// and the BM kernel over every valid cell, as levels of `q` (the tail's input
+/// quantization) into `hall`: `H` `[O][cells]`, every value written. Z never exists whole
+/// (6.5 MB at the paper configuration; H as int8 is 2.6 MB — as floats it would be
+/// 10.3 MB, which is why the float tail samples from Z whole in chunks of cells instead:
+/// tried, +8 MiB peak RSS for no clear gain). Returns the time spent projecting and
+/// sampling, summed over the workers.
+fn project_and_sample(
+    bm: &BmLayer,
+    yt: &[f32],
+    ncells: usize,
+    q: Quant,
+    hall: &mut Vec<i8>,
+    workers: &Workers,
+) -> Result<(Duration, Duration), EngineError> {
+    let input = bm.projection.input(yt)?;
+    let o = bm.kernel.out_channels();
+    hall.resize(o * ncells, 0);
+    // Each block's rows of H, for the one job that writes them.
+    let rows: Vec<std::sync::Mutex<&mut [i8]>> = hall.chunks_mut(CHUNK * ncells).map(std::sync::Mutex::new).collect();
+    let (proj_time, bm_time) = (AtomicDuration::default(), AtomicDuration::default());
+    let job = |c: usize, s: &mut Scratch| {
+        let t0 = Instant::now();
+        let y = bm.projection.product(c, &input)?;
+        s.z.resize(bm.projection.block_len());
+        bm.projection.place(c, &y, s.z.as_mut_slice())?;
+        drop(y);
+        proj_time.add(t0.elapsed());
+        let t1 = Instant::now();
+        let mut h = rows
+            .get(c)
+            .and_then(|m| m.lock().ok())
+            .ok_or_else(|| EngineError::new(EngineErrorKind::Runtime, "BM projection: block out of range"))?;
+        bm.kernel.run_block_cells(c, s.z.as_slice(), &mut h, 0..ncells, ncells, |v| q.level_i8(v))?;
+        bm_time.add(t1.elapsed());
+        Ok(())
+    };
+    workers.run(bm.projection.blocks(), job, |_, ()| Ok(()))?;
+    drop(rows);
+    Ok((proj_time.get(), bm_time.get()))
+}
+
 
 #[cfg(test)]
 mod tests {
-    use super::super::tail::IntWeights;
+    use crate::engine::onnx::chain::IntWeights;
     use super::*;
 
     fn rand(seed: &mut u64) -> f32 {
-        super::super::tail::tests::rand(seed, 1.0)
+        super::super::winograd::tests::rand(seed, 1.0)
     }
 
     fn q(scale: f32) -> Option<Quant> {
@@ -453,7 +552,7 @@ mod tests {
                 spec(&mut seed, 5, 6, 1, Act::None, 0.03),
                 spec(&mut seed, 2, 5, 1, Act::Sigmoid, 0.02),
             ];
-            let (bm_bias, cells, h) = super::super::tail::tests::random_map(&mut seed, o, d, t, 4.0);
+            let (bm_bias, cells, h) = super::super::winograd::tests::random_map(&mut seed, o, d, t, 4.0);
             let want = dense(&convs, &h, d, t);
             let mut tail = QTail::new(&convs, cells.clone(), t, d, &bm_bias).unwrap().unwrap();
             for workers in [1usize, 2, 3] {

@@ -34,14 +34,16 @@
 //! chunks from a shared counter and run tract single-threaded. Results are placed into the
 //! layer's grid after the workers join, so no two threads write the same buffer.
 
-use super::proto;
-use super::{EngineError, EngineErrorKind};
-use std::collections::HashMap;
+use super::{BmLayer, Phases, StageB};
+use crate::engine::error::{EngineError, EngineErrorKind};
+use crate::engine::info::StageBForm;
+use crate::engine::onnx::chain::ConvSpec;
+use crate::engine::product::{matmul_model, plain_f32, run_matmul};
+use crate::engine::quant::{finish, Act, Quant};
+use crate::engine::workers::{AtomicDuration, Scratch, Workers};
 use std::ops::Range;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tract_onnx::pb;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::model::TypedRunnableModel;
 
@@ -49,460 +51,6 @@ use tract_onnx::tract_core::model::TypedRunnableModel;
 pub(crate) const CELL_CHUNK: usize = 128;
 /// Tiles per Winograd chunk.
 pub(crate) const TILE_CHUNK: usize = 64;
-
-/// An element-wise activation after a convolution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Act {
-    None,
-    Relu,
-    Sigmoid,
-}
-
-impl Act {
-    #[inline]
-    pub(crate) fn apply(self, x: f32) -> f32 {
-        match self {
-            Act::None => x,
-            Act::Relu => x.max(0.0),
-            Act::Sigmoid => 1.0 / (1.0 + (-x).exp()),
-        }
-    }
-}
-
-/// Fake quantization, as onnxruntime's `QuantizeLinear` then `DequantizeLinear` compute it:
-/// `(clamp(round_half_even(x / scale) + zp, lo, hi) − zp) · scale`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Quant {
-    scale: f32,
-    zp: f32,
-    lo: f32,
-    hi: f32,
-}
-
-impl Quant {
-    /// `x` quantized and dequantized.
-    #[inline]
-    pub(crate) fn apply(self, x: f32) -> f32 {
-        self.level(x) * self.scale
-    }
-
-    /// The quantized value minus the zero point (an integer, as a float).
-    #[inline]
-    pub(crate) fn level(self, x: f32) -> f32 {
-        // Clamping before rounding gives the same (the bounds are integers); rounding half to
-        // even by adding and removing 1.5·2²³ (exact below 2²², inlined and vectorised where
-        // `round_ties_even` would be a library call on the SSE2 baseline).
-        const MAGIC: f32 = 12_582_912.0;
-        let v = (x / self.scale).clamp(self.lo - self.zp, self.hi - self.zp);
-        (v + MAGIC) - MAGIC
-    }
-
-    /// [`Self::level`] as an `i8`, for quantizations whose levels fit one (symmetric int8).
-    /// The integer is read from the bits of the rounding sum rather than converted (a
-    /// float-to-int conversion does not vectorise on the x86-64 baseline).
-    #[inline]
-    pub(crate) fn level_i8(self, x: f32) -> i8 {
-        const MAGIC: f32 = 12_582_912.0;
-        let v = (x / self.scale).clamp(self.lo - self.zp, self.hi - self.zp);
-        ((v + MAGIC).to_bits() as i32 - MAGIC.to_bits() as i32) as i8
-    }
-
-    /// Symmetric int8 with `scale`.
-    #[cfg(test)]
-    pub(crate) fn symmetric_s8(scale: f32) -> Quant {
-        Quant { scale, zp: 0.0, lo: -128.0, hi: 127.0 }
-    }
-
-    /// This scale with another zero point and range.
-    #[cfg(test)]
-    pub(crate) fn with_zero_point(self, zp: f32, lo: f32, hi: f32) -> Quant {
-        Quant { zp, lo, hi, ..self }
-    }
-
-    /// Symmetric int8 (zero point 0, levels −128..=127): levels are `i8`s.
-    pub(crate) fn is_symmetric_s8(self) -> bool {
-        self.zp == 0.0 && self.lo == -128.0 && self.hi == 127.0
-    }
-
-    /// The scale.
-    pub(crate) fn scale(self) -> f32 {
-        self.scale
-    }
-}
-
-/// `act(out_q(acc))` as a level of the next layer's input quantization `next` (the
-/// integer tail's `levels_row` computes this row-wise; tests check one against the other).
-#[cfg(test)]
-pub(crate) fn finish_level(spec: &ConvSpec, next: Quant, acc: f32) -> f32 {
-    let v = match spec.out_q {
-        Some(q) => q.apply(acc),
-        None => acc,
-    };
-    next.level(spec.act.apply(v))
-}
-
-/// `act(out_q(acc))`, then the next layer's input quantization.
-#[inline]
-pub(crate) fn finish(spec: &ConvSpec, next_in: Option<Quant>, acc: f32) -> f32 {
-    let v = match spec.out_q {
-        Some(q) => q.apply(acc),
-        None => acc,
-    };
-    let v = spec.act.apply(v);
-    match next_in {
-        Some(q) => q.apply(v),
-        None => v,
-    }
-}
-
-/// One convolution of the tail, as found in the graph (a `QLinearConv` with dequantized
-/// weights and bias, and the quantization of its input and output).
-#[derive(Debug, Clone)]
-pub(crate) struct ConvSpec {
-    pub cout: usize,
-    pub cin: usize,
-    /// 1 or 3.
-    pub kernel: usize,
-    /// `[cout][cin][k][k]`.
-    pub weight: Vec<f32>,
-    pub bias: Vec<f32>,
-    pub act: Act,
-    /// Quantization of the input (QLinearConv's `x_scale`, `x_zero_point`).
-    pub in_q: Option<Quant>,
-    /// Quantization of the output before the activation (`y_scale`, `y_zero_point`).
-    pub out_q: Option<Quant>,
-    /// The integer weights of a quantized convolution whose weight zero points are 0.
-    pub int_w: Option<IntWeights>,
-}
-
-impl ConvSpec {
-    /// A float convolution with no activation yet.
-    pub(crate) fn float(cout: usize, cin: usize, kernel: usize, weight: Vec<f32>, bias: Vec<f32>) -> ConvSpec {
-        ConvSpec { cout, cin, kernel, weight, bias, act: Act::None, in_q: None, out_q: None, int_w: None }
-    }
-}
-
-/// A quantized convolution's weights as integers: `weight = q · scale[cout]`.
-#[derive(Debug, Clone)]
-pub(crate) struct IntWeights {
-    /// `[cout][cin][k][k]`.
-    pub q: Vec<i8>,
-    /// Per output channel.
-    pub scale: Vec<f32>,
-}
-
-fn attr_ints(node: &pb::NodeProto, name: &str) -> Option<Vec<i64>> {
-    node.attribute.iter().find(|a| a.name == name).map(|a| a.ints.clone())
-}
-
-/// Recognises stage B as a chain of stride-1 "same" 1×1 / 3×3 convolutions (float weights),
-/// each optionally followed by Relu or Sigmoid, the first a 1×1 over the `o` BM channels.
-/// `None`: anything else (quantized convolutions, other ops); stage B then runs in tract.
-pub(crate) fn recognise(stage_b: &pb::ModelProto, h: &str, output: &str, o: usize) -> Option<Vec<ConvSpec>> {
-    let graph = stage_b.graph.as_ref()?;
-    let inits: HashMap<&str, &pb::TensorProto> = graph.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
-    let consumers = |name: &str| -> Vec<&pb::NodeProto> {
-        graph.node.iter().filter(|n| n.input.iter().any(|i| i == name)).collect()
-    };
-    let single = |name: &str| -> Option<&pb::NodeProto> {
-        let c = consumers(name);
-        (c.len() == 1).then(|| c[0])
-    };
-    let f32s = |name: &str| -> Option<Vec<f32>> {
-        let t = inits.get(name)?;
-        (t.data_type == proto::ONNX_FLOAT).then(|| proto::tensor_f32(t).ok()).flatten()
-    };
-    let ints = |name: &str| -> Option<(Vec<i64>, i32)> {
-        let t = inits.get(name)?;
-        Some((super::graph::int_values(t).ok()?, t.data_type))
-    };
-    // A per-tensor quantization from (scale, zero point) constant names.
-    let quant = |scale: &str, zp: Option<&String>| -> Option<Quant> {
-        let sc = f32s(scale)?;
-        let (z, ty) = match zp.filter(|z| !z.is_empty()) {
-            Some(z) => ints(z)?,
-            None => (vec![0], 2),
-        };
-        let (lo, hi) = match ty {
-            2 => (0.0, 255.0),
-            3 => (-128.0, 127.0),
-            _ => return None,
-        };
-        (sc.len() == 1 && z.len() == 1 && sc[0] > 0.0 && sc[0].is_finite()).then(|| Quant {
-            scale: sc[0],
-            zp: z[0] as f32,
-            lo,
-            hi,
-        })
-    };
-    let mut cur = h.to_string();
-    let mut convs: Vec<ConvSpec> = Vec::new();
-    let mut seen = 0usize;
-    // A QuantizeLinear seen, waiting for its QLinearConv; inside a QLinearConv's output.
-    let mut pending_q: Option<Quant> = None;
-    let mut quantized_out = false;
-    while cur != output {
-        let node = single(&cur)?;
-        seen += 1;
-        if !(node.domain.is_empty() || node.domain == "ai.onnx") || node.output.len() != 1 {
-            return None;
-        }
-        match node.op_type.as_str() {
-            "Identity" => {}
-            "QuantizeLinear" => {
-                if pending_q.is_some() || quantized_out || node.input.first()? != &cur {
-                    return None;
-                }
-                pending_q = Some(quant(node.input.get(1)?, node.input.get(2))?);
-            }
-            "DequantizeLinear" => {
-                let last = convs.last()?;
-                let q = quant(node.input.get(1)?, node.input.get(2))?;
-                if !quantized_out || last.out_q != Some(q) {
-                    return None;
-                }
-                quantized_out = false;
-            }
-            "QLinearConv" => {
-                let in_q = pending_q.take()?;
-                let i = &node.input;
-                if i.len() < 8 || i[0] != cur || quant(&i[1], i.get(2))? != in_q {
-                    return None;
-                }
-                let out_q = quant(&i[6], i.get(7))?;
-                let w = inits.get(i[3].as_str())?;
-                let dims: Vec<usize> = w.dims.iter().map(|&x| usize::try_from(x).ok()).collect::<Option<_>>()?;
-                if dims.len() != 4 {
-                    return None;
-                }
-                let (cout, cin, k) = (dims[0], dims[1], dims[2]);
-                let (wq, _) = ints(&i[3])?;
-                let ws = f32s(&i[4])?;
-                let (wz, _) = ints(&i[5])?;
-                let per_channel = |v: usize| v == 1 || v == cout;
-                if wq.len() != cout * cin * k * k || !per_channel(ws.len()) || !per_channel(wz.len()) {
-                    return None;
-                }
-                let pick = |len: usize, c: usize| if len == 1 { 0 } else { c };
-                let per = cin * k * k;
-                let weight: Vec<f32> = wq
-                    .iter()
-                    .enumerate()
-                    .map(|(j, &q)| {
-                        let c = j / per;
-                        (q - wz[pick(wz.len(), c)]) as f32 * ws[pick(ws.len(), c)]
-                    })
-                    .collect();
-                let bias = match i.get(8).filter(|b| !b.is_empty()) {
-                    Some(b) => {
-                        let (bq, _) = ints(b)?;
-                        if bq.len() != cout {
-                            return None;
-                        }
-                        bq.iter().enumerate().map(|(c, &q)| q as f32 * in_q.scale * ws[pick(ws.len(), c)]).collect()
-                    }
-                    None => vec![0.0; cout],
-                };
-                let int_w = (w.data_type == 3 && wz.iter().all(|&z| z == 0)).then(|| IntWeights {
-                    q: wq.iter().map(|&q| q as i8).collect(),
-                    scale: (0..cout).map(|c| ws[pick(ws.len(), c)]).collect(),
-                });
-                let spec = ConvSpec {
-                    in_q: Some(in_q),
-                    out_q: Some(out_q),
-                    int_w,
-                    ..ConvSpec::float(cout, cin, k, weight, bias)
-                };
-                push_conv(&mut convs, node, spec, o, dims[3])?;
-                quantized_out = true;
-            }
-            "Relu" | "Sigmoid" => {
-                if pending_q.is_some() || quantized_out {
-                    return None;
-                }
-                let last = convs.last_mut()?;
-                if last.act != Act::None {
-                    return None;
-                }
-                last.act = if node.op_type == "Relu" { Act::Relu } else { Act::Sigmoid };
-            }
-            "Conv" => {
-                if pending_q.is_some() || quantized_out || node.input.first()? != &cur || node.input.len() < 2 {
-                    return None;
-                }
-                let w = inits.get(node.input[1].as_str())?;
-                if w.data_type != proto::ONNX_FLOAT || w.dims.len() != 4 {
-                    return None;
-                }
-                let dims: Vec<usize> = w.dims.iter().map(|&x| usize::try_from(x).ok()).collect::<Option<_>>()?;
-                let (cout, cin, k) = (dims[0], dims[1], dims[2]);
-                let weight = proto::tensor_f32(w).ok()?;
-                let bias = match node.input.get(2).filter(|b| !b.is_empty()) {
-                    Some(b) => f32s(b)?,
-                    None => vec![0.0; cout],
-                };
-                if weight.len() != cout * cin * k * k || bias.len() != cout {
-                    return None;
-                }
-                push_conv(&mut convs, node, ConvSpec::float(cout, cin, k, weight, bias), o, dims[3])?;
-            }
-            _ => return None,
-        }
-        cur = node.output[0].clone();
-    }
-    // Every node of stage B must be on the chain (no side branches feeding the output).
-    if convs.is_empty() || seen != graph.node.len() || pending_q.is_some() || quantized_out {
-        return None;
-    }
-    Some(convs)
-}
-
-/// Appends `spec` (from `node`, kernel width `kw`) to the chain if the tail can run it
-/// ([`conv_shape_ok`]; the first takes the `o` BM channels).
-fn push_conv(convs: &mut Vec<ConvSpec>, node: &pb::NodeProto, spec: ConvSpec, o: usize, kw: usize) -> Option<()> {
-    let cin = convs.last().map_or(o, |c| c.cout);
-    conv_shape_ok(node, &spec, cin, convs.is_empty(), kw).then(|| convs.push(spec))
-}
-
-/// A convolution the tail runs: 1×1 or 3×3 square kernel, stride and dilation 1, one group,
-/// "same" padding, `cin` matching the previous layer (the first: a 1×1 over the BM width).
-fn conv_shape_ok(node: &pb::NodeProto, spec: &ConvSpec, expect_cin: usize, first: bool, kw: usize) -> bool {
-    let k = spec.kernel;
-    if kw != k || !(k == 1 || k == 3) || spec.cin != expect_cin || (first && k != 1) {
-        return false;
-    }
-    if attr_ints(node, "strides").is_some_and(|s| s.iter().any(|&x| x != 1))
-        || attr_ints(node, "dilations").is_some_and(|s| s.iter().any(|&x| x != 1))
-        || node.attribute.iter().any(|a| a.name == "group" && a.i != 1)
-    {
-        return false;
-    }
-    let r = (k as i64 - 1) / 2;
-    match attr_ints(node, "pads") {
-        Some(p) => p.len() == 4 && p.iter().all(|&x| x == r),
-        None => {
-            r == 0
-                || node.attribute.iter().any(|a| a.name == "auto_pad" && (a.s == b"SAME_UPPER" || a.s == b"SAME_LOWER"))
-        }
-    }
-}
-
-/// A one-node tract model: `op(a, b)` where one operand is the input `x` (`x_dims`, `None`
-/// for a symbolic `n`; element type `elem`) and the other the constant `w` (`w_dims`, raw
-/// little-endian bytes of the same type); `x_left` puts the input first.
-pub(crate) fn product_model(
-    op: &str,
-    elem: i32,
-    w: Vec<u8>,
-    w_dims: &[usize],
-    x_dims: &[Option<usize>],
-    x_left: bool,
-    what: &str,
-) -> Result<Arc<TypedRunnableModel>, EngineError> {
-    use pb::tensor_shape_proto::{dimension::Value, Dimension};
-    let dims = x_dims
-        .iter()
-        .map(|d| Dimension {
-            denotation: String::new(),
-            value: Some(match d {
-                Some(v) => Value::DimValue(*v as i64),
-                None => Value::DimParam("n".into()),
-            }),
-        })
-        .collect();
-    let input = pb::ValueInfoProto {
-        name: "x".into(),
-        r#type: Some(pb::TypeProto {
-            denotation: String::new(),
-            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
-                elem_type: elem,
-                shape: Some(pb::TensorShapeProto { dim: dims }),
-            })),
-        }),
-        doc_string: String::new(),
-    };
-    let operands = if x_left { vec!["x".into(), "w".into()] } else { vec!["w".into(), "x".into()] };
-    let model = pb::ModelProto {
-        ir_version: 8,
-        opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: 17 }],
-        graph: Some(pb::GraphProto {
-            node: vec![pb::NodeProto {
-                input: operands,
-                output: vec!["y".into()],
-                name: "product".into(),
-                op_type: op.into(),
-                ..Default::default()
-            }],
-            name: format!("bmn_edge_{what}"),
-            initializer: vec![pb::TensorProto {
-                dims: w_dims.iter().map(|&v| v as i64).collect(),
-                data_type: elem,
-                name: "w".into(),
-                raw_data: w,
-                ..Default::default()
-            }],
-            input: vec![input],
-            output: vec![super::graph::value_info("y", None)],
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    tract_onnx::onnx()
-        .model_for_proto_model(&model)
-        .and_then(|m| m.into_optimized())
-        .and_then(|m| m.into_runnable())
-        .map_err(|e| EngineError::tract(what, e))
-}
-
-/// Builds a tract model computing `W · X` for a constant `W` `[batch][m][k]` and an input
-/// `X` `[batch][k][n]` (the batch axis dropped when `batch` is 1); `n: None` leaves the
-/// column count symbolic (chunks of any width run through the same plan).
-fn matmul_model(
-    w: Vec<f32>,
-    batch: usize,
-    m: usize,
-    k: usize,
-    n: Option<usize>,
-) -> Result<Arc<TypedRunnableModel>, EngineError> {
-    let (wd, mut xd): (Vec<usize>, Vec<Option<usize>>) =
-        if batch == 1 { (vec![m, k], vec![Some(k)]) } else { (vec![batch, m, k], vec![Some(batch), Some(k)]) };
-    xd.push(n);
-    let raw: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
-    drop(w);
-    product_model("MatMul", proto::ONNX_FLOAT, raw, &wd, &xd, false, "stage B matrix product")
-}
-
-/// Builds a tract model computing `X · W` for an input `X` `[m][k]` and a constant `W`
-/// `[k][n]` (f32, raw little-endian bytes): one block of the BM layer's float projection.
-pub(crate) fn projection_model(
-    raw: Vec<u8>,
-    m: usize,
-    k: usize,
-    n: usize,
-) -> Result<Arc<TypedRunnableModel>, EngineError> {
-    product_model("MatMul", proto::ONNX_FLOAT, raw, &[k, n], &[Some(m), Some(k)], true, "BM projection")
-}
-
-/// Builds a tract model computing `W · X` for a constant int8 `W` `[m][k]` (raw bytes) and
-/// an int8 input `X` `[k][n]` (`MatMulInteger`, int32 product): one block of the BM layer's
-/// int8 projection, transposed.
-pub(crate) fn projection_model_t(
-    raw: Vec<u8>,
-    n: usize,
-    k: usize,
-    m: usize,
-) -> Result<Arc<TypedRunnableModel>, EngineError> {
-    product_model("MatMulInteger", 3, raw, &[m, k], &[Some(k), Some(n)], false, "BM projection")
-}
-
-/// Runs a [`matmul_model`] on `x` (`shape`); returns the product as a plain tensor.
-fn run_matmul(model: &Arc<TypedRunnableModel>, x: &[f32], shape: &[usize]) -> Result<Tensor, EngineError> {
-    let tract = |e: TractError| EngineError::tract("stage B matrix product", e);
-    let input = Tensor::from_shape(shape, x).map_err(tract)?;
-    let mut out = model.run(tvec!(input.into_tvalue())).map_err(tract)?;
-    let y = out.pop().ok_or_else(|| EngineError::new(EngineErrorKind::Runtime, "stage B matrix product: no output"))?;
-    Ok(y.into_tensor())
-}
 
 /// `U = G g Gᵀ` for one 3×3 filter `g` (row-major), `G = [[1,0,0],[½,½,½],[½,−½,½],[0,0,1]]`.
 pub(crate) fn winograd_filter(g: &[f32]) -> [f32; 16] {
@@ -1101,126 +649,62 @@ fn winograd_chunk(
     Ok(y)
 }
 
-fn plain_f32(t: &Tensor) -> Result<&[f32], EngineError> {
-    t.try_as_plain_ram().and_then(|p| p.as_slice::<f32>()).map_err(|e| EngineError::tract("stage B matrix product", e))
-}
 
 /// Writes `H` for a range of valid cells into a `[O][CELL_CHUNK]` buffer.
 pub(crate) type Fill<'a> = dyn Fn(Range<usize>, &mut [f32]) -> Result<(), EngineError> + Sync + 'a;
 
 /// A duration several threads add to.
-#[derive(Default)]
-pub(crate) struct AtomicDuration(AtomicUsize);
 
-impl AtomicDuration {
-    pub(crate) fn add(&self, d: Duration) {
-        self.0.fetch_add(d.as_nanos() as usize, Ordering::Relaxed);
+impl StageB for Tail {
+    fn form(&self) -> StageBForm {
+        StageBForm::Winograd
     }
-    pub(crate) fn get(&self) -> Duration {
-        Duration::from_nanos(self.0.load(Ordering::Relaxed) as u64)
+
+    /// The projection (Z whole), then H in chunks of cells, each chunk straight into the
+    /// first layer's product (H as floats would be 10 MB whole: more than Z), then the
+    /// later layers.
+    fn run(
+        &mut self,
+        bm: &BmLayer,
+        yt: &[f32],
+        workers: &Workers,
+        confidence: &mut Vec<f32>,
+    ) -> Result<Phases, EngineError> {
+        let t0 = Instant::now();
+        let z = bm.projection.run(yt, workers)?;
+        let projection = t0.elapsed();
+        let t1 = Instant::now();
+        let (kernel, zs) = (&bm.kernel, z.as_slice());
+        let fill = |cells: Range<usize>, h: &mut [f32]| kernel.run_cells(zs, h, cells, CELL_CHUNK, None);
+        let bm_time = self.run_first(&fill, workers)?;
+        // Z is no longer needed: release it before the rest of stage B.
+        drop(z);
+        self.run_rest(workers, confidence, false)?;
+        Ok(Phases { projection, bm: bm_time, stage_b: t1.elapsed().saturating_sub(bm_time) })
     }
-}
 
-/// A worker's reusable buffers.
-#[derive(Default)]
-pub(crate) struct Scratch {
-    pub f: Vec<f32>,
-    pub q: Vec<i8>,
-    /// A block of Z.
-    pub z: super::kernel::ZBuf,
-}
-
-/// The engine's worker threads: a pool built once per engine (so each thread keeps its
-/// scratch buffers and tract's per-thread scratch from window to window), or none for one
-/// thread.
-pub(crate) struct Workers {
-    pool: Option<rayon::ThreadPool>,
-}
-
-impl Workers {
-    /// `threads` workers (1: the calling thread alone).
-    pub(crate) fn new(threads: usize) -> Result<Workers, EngineError> {
-        if threads <= 1 {
-            return Ok(Workers { pool: None });
+    fn run_h(&mut self, h: &[f32], workers: &Workers, confidence: &mut Vec<f32>) -> Result<(), EngineError> {
+        let (o, d, t) = (self.o, self.d, self.t);
+        if h.len() != o * d * t {
+            return Err(EngineError::new(
+                EngineErrorKind::Input,
+                format!("H has {} values, expected O·D·T = {}", h.len(), o * d * t),
+            ));
         }
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("bmn-edge-{i}"))
-            .build()
-            .map_err(|e| EngineError::new(EngineErrorKind::Runtime, format!("cannot start worker threads: {e}")))?;
-        Ok(Workers { pool: Some(pool) })
-    }
-
-    /// Threads doing the work.
-    #[cfg(test)]
-    pub(crate) fn count(&self) -> usize {
-        self.pool.as_ref().map_or(1, |p| p.current_num_threads())
-    }
-
-    /// Runs `job(k, scratch)` for `k` in `0..n` on the workers (tract single-threaded inside
-    /// them, each with a reusable scratch vector) while the calling thread hands each result
-    /// to `sink(k, result)` as it arrives (in any order): placing results overlaps the work,
-    /// and at most two results per worker wait. Without a pool: all on the calling thread, in
-    /// order. The first error stops the remaining jobs and is returned.
-    pub(crate) fn run<T: Send>(
-        &self,
-        n: usize,
-        job: impl Fn(usize, &mut Scratch) -> Result<T, EngineError> + Sync,
-        mut sink: impl FnMut(usize, T) -> Result<(), EngineError>,
-    ) -> Result<(), EngineError> {
-        let Some(pool) = &self.pool else {
-            let mut scratch = Scratch::default();
-            for k in 0..n {
-                sink(k, job(k, &mut scratch)?)?;
+        let cells = self.cells().to_vec();
+        let fill = |range: Range<usize>, hc: &mut [f32]| {
+            for (i, &(r, s)) in cells[range].iter().enumerate() {
+                for oo in 0..o {
+                    hc[oo * CELL_CHUNK + i] = h[(oo * d + r as usize) * t + s as usize];
+                }
             }
-            return Ok(());
+            Ok(())
         };
-        use tract_onnx::prelude::tract_linalg::multithread::{multithread_tract_scope, Executor};
-        thread_local! {
-            static SCRATCH: std::cell::RefCell<Scratch> =
-                const { std::cell::RefCell::new(Scratch { f: Vec::new(), q: Vec::new(), z: super::kernel::ZBuf::new() }) };
-        }
-        let stop = std::sync::atomic::AtomicBool::new(false);
-        let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Result<T, EngineError>)>(2 * pool.current_num_threads());
-        pool.in_place_scope(|scope| {
-            for k in 0..n {
-                let (tx, job, stop) = (tx.clone(), &job, &stop);
-                scope.spawn(move |_| {
-                    if stop.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    let r = multithread_tract_scope(Executor::SingleThread, || {
-                        SCRATCH.with_borrow_mut(|scratch| job(k, scratch))
-                    });
-                    if r.is_err() {
-                        stop.store(true, Ordering::Relaxed);
-                    }
-                    let _ = tx.send((k, r));
-                });
-            }
-            drop(tx);
-            let mut done = 0;
-            let mut first_err = None;
-            for (k, r) in rx {
-                if first_err.is_some() {
-                    continue;
-                }
-                match r.and_then(|v| sink(k, v)) {
-                    Ok(()) => done += 1,
-                    Err(e) => {
-                        stop.store(true, Ordering::Relaxed);
-                        first_err = Some(e);
-                    }
-                }
-            }
-            match first_err {
-                Some(e) => Err(e),
-                None if done < n => Err(EngineError::new(EngineErrorKind::Runtime, "a worker stopped early")),
-                None => Ok(()),
-            }
-        })
+        self.run_first(&fill, workers)?;
+        self.run_rest(workers, confidence, false)
     }
 }
+
 
 #[cfg(test)]
 pub(crate) mod tests {

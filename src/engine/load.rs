@@ -1,0 +1,255 @@
+//! Loading a model: reading the file, finding and verifying the BM layer, describing the
+//! model, converting it to the edge format, and building the engine's parts (stage A in
+//! tract, the BM layer, stage B in the form that fits).
+
+use super::bm::{identify_mask, BmKernel, MaskData, TapPlan, CHUNK};
+use super::diag::trace_rss;
+use super::error::{EngineError, EngineErrorKind};
+use super::info::{ModelFormat, ModelInfo, Variant, WindowMode};
+use super::onnx::chain::recognise;
+use super::onnx::edge::{check_edge_metadata, edge_props, metadata, to_edge};
+use super::onnx::index::GraphIndex;
+use super::onnx::site::{find_site, MaskRef, Site};
+use super::onnx::split::{int8_bm_symmetric, split, Split};
+use super::onnx::wire::{tensor_f32, ModelFile};
+use super::onnx::{attr, dtype};
+use super::projection::Projector;
+use super::stage_b::bands::Bands;
+use super::stage_b::integer::QTail;
+use super::stage_b::winograd::{Tail, TILE_CHUNK};
+use super::stage_b::{BmLayer, StageB, DEFAULT_BAND_ROWS};
+use super::workers::{set_tract_threads, Workers};
+use super::{Engine, EngineOptions};
+use crate::config::{Convention, WindowConfig};
+use prost::Message;
+use std::path::Path;
+use std::sync::Arc;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::model::TypedRunnableModel;
+
+/// A model file analysed: the decoded graph (mask released), the BM site and the verified
+/// tap plan.
+pub(crate) struct Analysed {
+    pub proto: tract_onnx::pb::ModelProto,
+    pub site: Site,
+    pub plan: TapPlan,
+    pub info: ModelInfo,
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, EngineError> {
+    std::fs::read(path).map_err(|e| EngineError::with_source(EngineErrorKind::Io, format!("cannot read {}", path.display()), e))
+}
+
+/// Reads and analyses a model: finds the BM layer, identifies and verifies the mask (then
+/// drops it), and describes the model. No tract model is built.
+pub(crate) fn analyse(bytes: Vec<u8>, convention: Option<Convention>) -> Result<Analysed, EngineError> {
+    let mut file = ModelFile::parse(bytes)?;
+    let site = find_site(&file)?;
+    let (t, d, n) = (site.tscale, site.dscale, site.num_sample);
+    let (plan, mask_name) = match (&site.mask, site.perbin_ratio) {
+        (_, Some((k, r))) => {
+            let cfg = WindowConfig::new(t, d, n, k, r, Convention::Mmaction2)
+                .map_err(|e| EngineError::new(EngineErrorKind::NotBmn, format!("BM parameters in the file: {e}")))?;
+            (TapPlan::new(cfg), None)
+        }
+        (Some(mask), None) => {
+            let graph =
+                file.proto.graph.as_ref().ok_or_else(|| EngineError::new(EngineErrorKind::NotOnnx, "no graph"))?;
+            let (data, floats, name): (Option<&[u8]>, Vec<f32>, String) = match mask {
+                MaskRef::Deferred(i) => {
+                    let dref = &file.deferred[*i];
+                    (Some(&file.bytes[dref.data.clone()]), vec![], dref.name.clone())
+                }
+                MaskRef::Initializer(name) => {
+                    let tp = graph
+                        .initializer
+                        .iter()
+                        .find(|x| &x.name == name)
+                        .ok_or_else(|| EngineError::new(EngineErrorKind::NotBmn, "mask initializer missing"))?;
+                    if !tp.raw_data.is_empty() && tp.data_type == dtype::FLOAT {
+                        (Some(&tp.raw_data[..]), vec![], name.clone())
+                    } else {
+                        (None, tensor_f32(tp)?, name.clone())
+                    }
+                }
+                MaskRef::ConstantNode(i) => {
+                    let node = &graph.node[*i];
+                    let tp = attr(node, "value").and_then(|a| a.t.as_ref()).ok_or_else(|| {
+                        EngineError::new(EngineErrorKind::NotBmn, "the mask Constant has no tensor value")
+                    })?;
+                    (None, tensor_f32(tp)?, node.output.first().cloned().unwrap_or_default())
+                }
+            };
+            let mask = match data {
+                Some(b) => MaskData::Le(b),
+                None => MaskData::F32(&floats),
+            };
+            (identify_mask(&mask, t, d, n)?, Some(name))
+        }
+        (None, None) => return Err(EngineError::new(EngineErrorKind::NotBmn, "BM layer without mask or parameters")),
+    };
+    let drop_names: Vec<&str> = mask_name.as_deref().into_iter().collect();
+    file.release(&drop_names);
+    let proto = std::mem::take(&mut file.proto);
+    drop(file);
+
+    let channels = site.input_dims.get(1).copied().flatten().ok_or_else(|| {
+        EngineError::new(
+            EngineErrorKind::NotBmn,
+            format!("the input `{}` does not declare its channel count C", site.input),
+        )
+    })?;
+    if let Some(Some(it)) = site.input_dims.get(2) {
+        if *it != t {
+            return Err(EngineError::new(
+                EngineErrorKind::NotBmn,
+                format!("the input declares T = {it} but the BM layer has T = {t}"),
+            ));
+        }
+    }
+    let variant = Variant::from_widths(site.base_width, site.pem_width);
+    let stored_convention = metadata(&proto, "convention").and_then(Convention::parse);
+    let convention = convention.or(stored_convention).unwrap_or(variant.default_convention());
+    let config = plan.config().with_convention(convention);
+    let opset =
+        proto.opset_import.iter().find(|o| o.domain.is_empty() || o.domain == "ai.onnx").map_or(0, |o| o.version);
+    let mut warnings = Vec::new();
+    for form in &site.quant_slow {
+        warnings.push(format!(
+            "this model uses {form}; tract 0.23 runs integer kernels fast only for QLinearConv/QLinearMatMul with int8 activations and weights, symmetric (zero points 0) and per-tensor scales, so this file is likely slower than its fp32 original"
+        ));
+    }
+    if site.qlinear.is_some() {
+        let ix = GraphIndex::new(
+            proto.graph.as_ref().ok_or_else(|| EngineError::new(EngineErrorKind::NotOnnx, "no graph"))?,
+            &[],
+        );
+        if int8_bm_symmetric(&ix, &site)? {
+            warnings.push("the BM layer's QLinearConv runs reassociated in int8: its input y is quantized with the QLinearConv's input scale before sampling (onnxruntime quantizes the sampled tensor, which the engine never materialises), so its maps differ from onnxruntime's int8 maps by about one quantization step".to_string());
+        } else {
+            warnings.push("the BM layer's QLinearConv runs in float with its dequantized weights (it is not int8 symmetric; the BM output is never materialised, so it cannot be quantized as onnxruntime does); its maps differ from onnxruntime's int8 maps by about one quantization step".to_string());
+        }
+    }
+    let info = ModelInfo {
+        format: site.format,
+        quantized_ops: site.quant_ops.clone(),
+        variant,
+        config,
+        channels,
+        pem_width: site.pem_width,
+        bm_width: site.out_width,
+        mask_nnz: plan.nnz(),
+        input: site.input.clone(),
+        outputs: site.outputs.clone(),
+        opset,
+        window_mode: metadata(&proto, "window_mode").and_then(WindowMode::parse),
+        warnings,
+    };
+    if info.format == ModelFormat::Edge {
+        check_edge_metadata(&proto, &info)?;
+    }
+    Ok(Analysed { proto, site, plan, info })
+}
+
+/// Describes a model file without building tract models.
+pub fn inspect(path: &Path) -> Result<ModelInfo, EngineError> {
+    Ok(analyse(read_file(path)?, None)?.info)
+}
+
+/// Converts a model to the edge format; returns the encoded ONNX and the model's
+/// description. The mask of a standard export is verified against the table before it is
+/// dropped; an edge file is rewritten with fresh metadata (its graph was checked against
+/// its old metadata on reading).
+pub fn convert_to_edge(
+    bytes: Vec<u8>,
+    convention: Option<Convention>,
+    window_mode: WindowMode,
+) -> Result<(Vec<u8>, ModelInfo), EngineError> {
+    let a = analyse(bytes, convention)?;
+    let cfg = a.info.config;
+    let meta = edge_props(&a.info, window_mode);
+    let edge = to_edge(a.proto, &a.site, cfg.num_sample_perbin(), cfg.ratio(), &meta)?;
+    let mut info = a.info;
+    info.format = ModelFormat::Edge;
+    info.window_mode = Some(window_mode);
+    Ok((edge.encode_to_vec(), info))
+}
+
+pub(crate) fn build_stage(
+    proto: tract_onnx::pb::ModelProto,
+    stage: &str,
+    input_shape: &[usize],
+) -> Result<Arc<TypedRunnableModel>, EngineError> {
+    let model = tract_onnx::onnx().model_for_proto_model(&proto).map_err(|e| EngineError::tract(stage, e))?;
+    drop(proto);
+    model
+        .with_input_fact(0, f32::fact(input_shape).into())
+        .and_then(|m| m.into_optimized())
+        .and_then(|m| {
+            if std::env::var_os("BMN_EDGE_DUMP_PLAN").is_some() {
+                eprintln!("{stage}:\n{m}");
+            }
+            m.into_runnable()
+        })
+        .map_err(|e| EngineError::tract(stage, e))
+}
+
+impl Engine {
+    /// Loads a model file (standard export or edge format).
+    pub fn load(path: &Path, options: &EngineOptions) -> Result<Engine, EngineError> {
+        Engine::from_bytes(read_file(path)?, options)
+    }
+
+    /// Loads a model from its bytes (consumed: a standard export is held once).
+    pub fn from_bytes(bytes: Vec<u8>, options: &EngineOptions) -> Result<Engine, EngineError> {
+        let threads = options.threads.max(1);
+        set_tract_threads(threads);
+        trace_rss("read");
+        let a = analyse(bytes, options.convention)?;
+        trace_rss("analysed");
+        let (t, d) = (a.info.config.tscale(), a.info.config.dscale());
+        let Split { halo, stage_a, stage_b, bias, projection } = split(a.proto, &a.site, a.info.channels, CHUNK)?;
+        trace_rss("split");
+        let stage_a = build_stage(stage_a, "stage A", &[1, a.info.channels, t])?;
+        trace_rss("stage A built");
+        let convs = if options.tract_stage_b {
+            None
+        } else {
+            recognise(&stage_b, &a.site.h, &a.site.outputs[0], a.info.bm_width)
+        };
+        let tail: Box<dyn StageB> = match convs {
+            Some(convs) => {
+                let cells = a.plan.cells().to_vec();
+                let int8 =
+                    if options.emulate_int8_stage_b { None } else { QTail::new(&convs, cells.clone(), t, d, &bias) };
+                match int8 {
+                    Some(q) => Box::new(q?),
+                    None => Box::new(Tail::new(convs, cells, t, d, &bias, TILE_CHUNK)?),
+                }
+            }
+            None => Box::new(Bands::new(stage_b, &bias, (d, t), options.band_rows.unwrap_or(DEFAULT_BAND_ROWS), halo)?),
+        };
+        let kernel = BmKernel::new(a.plan, &bias);
+        let projection = Projector::new(projection, t, a.info.pem_width, a.info.config.num_sample())?;
+        trace_rss("stage B built");
+        log::info!(
+            "model: {} {} ({}), T = {t}, D = {d}, N = {}, K = {}, r = {}; stage B {}; BM kernel {}; {threads} thread(s)",
+            a.info.format.name(),
+            a.info.variant,
+            if a.info.quantized_ops.is_empty() { "fp32".to_string() } else { format!("int8: {}", a.info.quantized_ops.join(", ")) },
+            a.info.config.num_sample(),
+            a.info.config.num_sample_perbin(),
+            a.info.config.ratio(),
+            tail.form().name(),
+            kernel.simd().name(),
+        );
+        Ok(Engine {
+            info: a.info,
+            stage_a,
+            bm: BmLayer { projection, kernel },
+            stage_b: tail,
+            threads,
+            workers: Workers::new(threads)?,
+        })
+    }
+}

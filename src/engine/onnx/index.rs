@@ -1,0 +1,152 @@
+//! An index over an ONNX graph: producers, consumers, constants, ancestors.
+
+use super::site::MaskRef;
+use super::wire::Deferred;
+use super::*;
+
+pub(crate) struct GraphIndex<'a> {
+    pub graph: &'a pb::GraphProto,
+    pub(crate) producer: HashMap<&'a str, usize>,
+    pub(crate) consumers: HashMap<&'a str, Vec<usize>>,
+    initializers: HashMap<&'a str, usize>,
+    pub(crate) deferred: HashMap<&'a str, usize>,
+}
+
+impl<'a> GraphIndex<'a> {
+    pub(crate) fn new(graph: &'a pb::GraphProto, deferred: &'a [Deferred]) -> Self {
+        let mut producer = HashMap::new();
+        let mut consumers: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, n) in graph.node.iter().enumerate() {
+            for o in &n.output {
+                producer.insert(o.as_str(), i);
+            }
+            for inp in n.input.iter().filter(|s| !s.is_empty()) {
+                consumers.entry(inp.as_str()).or_default().push(i);
+            }
+        }
+        let initializers = graph.initializer.iter().enumerate().map(|(i, t)| (t.name.as_str(), i)).collect();
+        let deferred = deferred.iter().enumerate().map(|(i, d)| (d.name.as_str(), i)).collect();
+        GraphIndex { graph, producer, consumers, initializers, deferred }
+    }
+
+    pub(crate) fn consumers(&self, name: &str) -> &[usize] {
+        self.consumers.get(name).map_or(&[], |v| v.as_slice())
+    }
+
+    pub(crate) fn is_output(&self, name: &str) -> bool {
+        self.graph.output.iter().any(|o| o.name == name)
+    }
+
+    /// The only consumer of `name`, if it has exactly one and is not a graph output.
+    pub(crate) fn single_consumer_ix(&self, name: &str) -> Option<usize> {
+        match self.consumers(name) {
+            [i] if !self.is_output(name) => Some(*i),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn is_const(&self, name: &str) -> bool {
+        self.initializers.contains_key(name)
+            || self.deferred.contains_key(name)
+            || self.producer.get(name).is_some_and(|&i| self.graph.node[i].op_type == "Constant")
+    }
+
+    /// A constant's tensor proto (initializer or `Constant` node value).
+    pub(crate) fn const_tensor(&self, name: &str) -> Option<&'a pb::TensorProto> {
+        if let Some(&i) = self.initializers.get(name) {
+            return Some(&self.graph.initializer[i]);
+        }
+        let &p = self.producer.get(name)?;
+        let node = &self.graph.node[p];
+        if node.op_type != "Constant" {
+            return None;
+        }
+        node.attribute.iter().find(|a| a.name == "value").and_then(|a| a.t.as_ref())
+    }
+
+    /// A constant's dims.
+    pub(crate) fn const_dims(&self, name: &str, deferred: &[Deferred]) -> Option<Vec<i64>> {
+        if let Some(&i) = self.deferred.get(name) {
+            return Some(deferred[i].dims.clone());
+        }
+        if let Some((q, _, _)) = self.dequantized(name) {
+            return Some(q.dims.clone());
+        }
+        self.const_tensor(name).map(|t| t.dims.clone())
+    }
+
+    /// `name` is `DequantizeLinear(q, scale[, zero_point])` of constants (QDQ form): those.
+    pub(crate) fn dequantized(
+        &self,
+        name: &str,
+    ) -> Option<(&'a pb::TensorProto, &'a pb::TensorProto, Option<&'a pb::TensorProto>)> {
+        let &p = self.producer.get(name)?;
+        let node = &self.graph.node[p];
+        if node.op_type != "DequantizeLinear" {
+            return None;
+        }
+        let q = self.const_tensor(node.input.first()?)?;
+        let scale = self.const_tensor(node.input.get(1)?)?;
+        let zp = node.input.get(2).filter(|s| !s.is_empty()).and_then(|z| self.const_tensor(z));
+        Some((q, scale, zp))
+    }
+
+    pub(crate) fn mask_ref(&self, name: &str) -> Option<MaskRef> {
+        if let Some(&i) = self.deferred.get(name) {
+            return Some(MaskRef::Deferred(i));
+        }
+        if self.initializers.contains_key(name) {
+            return Some(MaskRef::Initializer(name.to_string()));
+        }
+        self.producer.get(name).map(|&p| MaskRef::ConstantNode(p))
+    }
+
+    /// Nodes needed to compute `targets`, stopping at `stops` (graph order).
+    pub(crate) fn ancestors(&self, targets: &[&str], stops: &[&str]) -> Vec<usize> {
+        let mut seen = HashSet::new();
+        let mut stack: Vec<&str> = targets.to_vec();
+        let mut visited_names = HashSet::new();
+        while let Some(name) = stack.pop() {
+            if stops.contains(&name) || !visited_names.insert(name) {
+                continue;
+            }
+            if let Some(&p) = self.producer.get(name) {
+                if seen.insert(p) {
+                    for i in self.graph.node[p].input.iter().filter(|s| !s.is_empty()) {
+                        stack.push(i.as_str());
+                    }
+                }
+            }
+        }
+        let mut v: Vec<usize> = seen.into_iter().collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Tensor names reachable forward from `from`.
+    pub(crate) fn descendants(&self, from: &str) -> HashSet<&'a str> {
+        let mut out = HashSet::new();
+        let mut stack = vec![from.to_string()];
+        while let Some(name) = stack.pop() {
+            for &c in self.consumers(&name) {
+                for o in &self.graph.node[c].output {
+                    if out.insert(o.as_str()) {
+                        stack.push(o.clone());
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Graph inputs that are not initializers (legacy exports list every weight as an input).
+    pub(crate) fn data_inputs(&self) -> Vec<&'a pb::ValueInfoProto> {
+        self.graph
+            .input
+            .iter()
+            .filter(|i| {
+                !self.initializers.contains_key(i.name.as_str()) && !self.deferred.contains_key(i.name.as_str())
+            })
+            .collect()
+    }
+}

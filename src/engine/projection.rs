@@ -1,0 +1,219 @@
+//! The BM layer's projection `Z = yᵀ · Wz`: the Conv3d's weights applied before sampling.
+
+use crate::engine::bm::{ZBuf, CHUNK};
+use crate::engine::error::{EngineError, EngineErrorKind};
+use crate::engine::onnx::split::Projection;
+use crate::engine::product::{projection_model, projection_model_t};
+use crate::engine::workers::{Scratch, Workers};
+use std::sync::Arc;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::model::TypedRunnableModel;
+
+/// The BM layer's projection `Z = yᵀ · Wz` , one tract product per block of
+/// [`CHUNK`] output channels, the blocks run by the worker threads (tract's own
+/// threading gains little on these products). Z comes out in the kernel's layout
+/// `[O/32][T][N][32]`.
+pub(crate) struct Projector {
+    models: Vec<Arc<TypedRunnableModel>>,
+    /// int8: `(x_scale, per-channel factor)`.
+    int8: Option<(f32, Vec<f32>)>,
+    t: usize,
+    p: usize,
+    /// Samples per bin row `N` (a block's columns are `N·32`).
+    cols: usize,
+}
+
+impl Projector {
+    pub(crate) fn new(projection: Projection, t: usize, p: usize, n: usize) -> Result<Projector, EngineError> {
+        let (models, int8) = match projection {
+            Projection::Float { blocks } => {
+                let mut models = Vec::with_capacity(blocks.len());
+                for b in blocks {
+                    let cols = b.len() / p;
+                    let raw: Vec<u8> = b.iter().flat_map(|v| v.to_le_bytes()).collect();
+                    drop(b);
+                    models.push(projection_model(raw, t, p, cols)?);
+                }
+                (models, None)
+            }
+            Projection::Int8 { blocks, x_scale, col_scale } => {
+                // Transposed, `Wᵀ · y` ([cols][P] · [P][T]): tract's integer kernels run this
+                // shape ~3x faster than `yᵀ · W` (a long M, the short T as N).
+                let mut models = Vec::with_capacity(blocks.len());
+                for b in blocks {
+                    let cols = b.len() / p;
+                    let mut raw = vec![0u8; b.len()];
+                    for (k, row) in b.chunks_exact(cols).enumerate() {
+                        for (c, &v) in row.iter().enumerate() {
+                            raw[c * p + k] = v as u8;
+                        }
+                    }
+                    drop(b);
+                    models.push(projection_model_t(raw, t, p, cols)?);
+                }
+                (models, Some((x_scale, col_scale)))
+            }
+        };
+        Ok(Projector { models, int8, t, p, cols: n })
+    }
+
+    /// Values per block of Z (`T · N · 32`).
+    pub(crate) fn block_len(&self) -> usize {
+        self.t * CHUNK * self.cols
+    }
+
+    /// Blocks of 32 output channels.
+    pub(crate) fn blocks(&self) -> usize {
+        self.models.len()
+    }
+
+    /// The products' input from `yt` (`yᵀ` `[T][P]`): as it is (float), or quantized and
+    /// transposed (int8).
+    pub(crate) fn input(&self, yt: &[f32]) -> Result<Arc<Tensor>, EngineError> {
+        let (t, p) = (self.t, self.p);
+        if yt.len() != t * p {
+            return Err(EngineError::new(
+                EngineErrorKind::Runtime,
+                format!("stage A output y has {} values, expected T·P = {}", yt.len(), t * p),
+            ));
+        }
+        let tract = |e: TractError| EngineError::tract("BM projection", e);
+        let input = match &self.int8 {
+            None => Tensor::from_shape(&[t, p], yt).map_err(tract)?,
+            Some((xs, _)) => {
+                // onnxruntime's QuantizeLinear: round half to even, saturate to int8; as
+                // `y` `[P][T]` for the transposed product.
+                let mut q = vec![0i8; t * p];
+                for (tt, row) in yt.chunks_exact(p).enumerate() {
+                    for (k, v) in row.iter().enumerate() {
+                        q[k * t + tt] = (v / xs).round_ties_even().clamp(-128.0, 127.0) as i8;
+                    }
+                }
+                Tensor::from_shape(&[p, t], &q).map_err(tract)?
+            }
+        };
+        Ok(input.into_arc_tensor())
+    }
+
+    /// Block `c`'s product.
+    pub(crate) fn product(&self, c: usize, input: &Arc<Tensor>) -> Result<Tensor, EngineError> {
+        let out = self.models[c]
+            .run(tvec!(TValue::from_const(input.clone())))
+            .map_err(|e| EngineError::tract("BM projection", e))?;
+        out.into_iter()
+            .next()
+            .map(TValue::into_tensor)
+            .ok_or_else(|| EngineError::new(EngineErrorKind::Runtime, "BM projection: no output"))
+    }
+
+    /// Writes block `c`'s product `y` into `dst` (`[T][N][32]`).
+    pub(crate) fn place(&self, c: usize, y: &Tensor, dst: &mut [f32]) -> Result<(), EngineError> {
+        let tract = |e: TractError| EngineError::tract("BM projection", e);
+        let (t, cols) = (self.t, self.block_len() / self.t);
+        let y = y.try_as_plain_ram().map_err(tract)?;
+        match &self.int8 {
+            None => {
+                let yf = y.as_slice::<f32>().map_err(tract)?;
+                if yf.len() != dst.len() {
+                    return Err(EngineError::new(EngineErrorKind::Runtime, "BM projection: block size"));
+                }
+                dst.copy_from_slice(yf);
+            }
+            Some((_, scale)) => {
+                // `yi` is `[cols][T]`, column (n, j) is channel c·32 + j; Z wants `[T][cols]`:
+                // transposed in tiles of 8 times, scaled to float.
+                let yi = y.as_slice::<i32>().map_err(tract)?;
+                if yi.len() != dst.len() {
+                    return Err(EngineError::new(EngineErrorKind::Runtime, "BM projection: block size"));
+                }
+                let mut s = [0.0f32; CHUNK];
+                for (j, v) in s.iter_mut().enumerate() {
+                    *v = scale.get(c * CHUNK + j).copied().unwrap_or(0.0);
+                }
+                for t0 in (0..t).step_by(8) {
+                    let t1 = (t0 + 8).min(t);
+                    for (col, src) in yi.chunks_exact(t).enumerate() {
+                        let sc = s[col % CHUNK];
+                        for (tt, &v) in src[t0..t1].iter().enumerate() {
+                            dst[(t0 + tt) * cols + col] = v as f32 * sc;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `yt` is `yᵀ` `[T][P]`; returns Z, every block.
+    pub(crate) fn run(&self, yt: &[f32], workers: &Workers) -> Result<ZBuf, EngineError> {
+        let input = self.input(yt)?;
+        let per = self.block_len();
+        let mut zbuf = ZBuf::zeros(self.blocks() * per);
+        let z = zbuf.as_mut_slice();
+        let job = |c: usize, _: &mut Scratch| self.product(c, &input);
+        let place = |c: usize, y: Tensor| self.place(c, &y, &mut z[c * per..(c + 1) * per]);
+        workers.run(self.blocks(), job, place)?;
+        Ok(zbuf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+
+    /// Both projector forms against a direct `Z[t][n][o] = Σ_k y[t][k] · W[k][(n, o)]`, in
+    /// the kernel's `[O/32][T][N][32]` layout (int8: `y` quantized, products in integers).
+    #[test]
+    fn projection_equals_direct_product() {
+        let (t, p, n, o) = (7usize, 5usize, 3usize, 40usize);
+        let blocks = o.div_ceil(CHUNK);
+        let cols = n * CHUNK;
+        let yt: Vec<f32> = (0..t * p).map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.13).collect();
+        let wq: Vec<Vec<i8>> =
+            (0..blocks).map(|b| (0..p * cols).map(|i| ((i * 31 + b * 7) % 255) as i8).collect()).collect();
+        let (x_scale, col_scale): (f32, Vec<f32>) = (0.05, (0..o).map(|c| 0.01 + c as f32 * 1e-3).collect());
+        let workers = Workers::new(2).unwrap();
+        let direct = |w: &dyn Fn(usize, usize, usize) -> f32, y: &dyn Fn(usize, usize) -> f32| -> Vec<f32> {
+            let mut z = vec![0.0f32; blocks * t * cols];
+            for b in 0..blocks {
+                for tt in 0..t {
+                    for col in 0..cols {
+                        let s: f32 = (0..p).map(|k| y(tt, k) * w(b, k, col)).sum();
+                        z[(b * t + tt) * cols + col] = s;
+                    }
+                }
+            }
+            z
+        };
+        // int8
+        let proj = Projector::new(
+            Projection::Int8 { blocks: wq.clone(), x_scale, col_scale: col_scale.clone() },
+            t,
+            p,
+            n,
+        )
+        .unwrap();
+        let z = proj.run(&yt, &workers).unwrap();
+        let z = z.as_slice();
+        let yq = |tt: usize, k: usize| (yt[tt * p + k] / x_scale).round_ties_even().clamp(-128.0, 127.0);
+        let want = direct(
+            &|b, k, col| {
+                let c = b * CHUNK + col % CHUNK;
+                wq[b][k * cols + col] as f32 * col_scale.get(c).copied().unwrap_or(0.0)
+            },
+            &yq,
+        );
+        let err = z.iter().zip(&want).map(|(a, b)| (a - b).abs() / (1.0 + b.abs())).fold(0.0f32, f32::max);
+        assert!(err < 1e-5, "int8 projection: relative error {err}");
+        // float
+        let wf: Vec<Vec<f32>> = wq.iter().map(|b| b.iter().map(|&v| v as f32 * 0.01).collect()).collect();
+        let proj = Projector::new(Projection::Float { blocks: wf.clone() }, t, p, n).unwrap();
+        let z = proj.run(&yt, &workers).unwrap();
+        let z = z.as_slice();
+        let want = direct(&|b, k, col| wf[b][k * cols + col], &|tt, k| yt[tt * p + k]);
+        let err = z.iter().zip(&want).map(|(a, b)| (a - b).abs() / (1.0 + b.abs())).fold(0.0f32, f32::max);
+        assert!(err < 1e-5, "float projection: relative error {err}");
+    }
+
+}
