@@ -22,11 +22,42 @@ impl Default for ResultsFile {
     }
 }
 
+/// A results file that cannot be written: a value JSON cannot carry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultsError {
+    /// The video whose proposal is at fault.
+    pub video: String,
+    /// The proposal's index in that video's list.
+    pub index: usize,
+    /// The offending proposal.
+    pub proposal: SegmentScore,
+}
+
+impl std::fmt::Display for ResultsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "proposal {} of video `{}` is not finite (segment [{}, {}], score {}): JSON has no NaN or infinity",
+            self.index, self.video, self.proposal.segment[0], self.proposal.segment[1], self.proposal.score
+        )
+    }
+}
+
+impl std::error::Error for ResultsError {}
+
 impl ResultsFile {
-    /// Serialises with two-space indentation.
-    pub fn to_json_pretty(&self) -> String {
-        // Serialising plain maps, strings and finite floats cannot fail.
-        serde_json::to_string_pretty(self).unwrap_or_default()
+    /// Serialises with two-space indentation. A segment bound or score that is NaN or
+    /// infinite is an error (serde_json would write it as `null`, which no reader accepts).
+    pub fn to_json_pretty(&self) -> Result<String, ResultsError> {
+        for (video, list) in &self.results {
+            if let Some((index, p)) =
+                list.iter().enumerate().find(|(_, p)| !(p.score.is_finite() && p.segment.iter().all(|v| v.is_finite())))
+            {
+                return Err(ResultsError { video: video.clone(), index, proposal: *p });
+            }
+        }
+        // Maps, strings and finite floats: serde_json cannot fail on them.
+        Ok(serde_json::to_string_pretty(self).expect("finite values serialise"))
     }
 }
 
@@ -47,5 +78,25 @@ impl<'de> Deserialize<'de> for SegmentScore {
         }
         let r = Raw::deserialize(d)?;
         Ok(SegmentScore { segment: r.segment, score: r.score })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_finite_values_are_refused_not_written_as_null() {
+        let mut f = ResultsFile::default();
+        let ok = SegmentScore { segment: [1.0, 2.5], score: 0.75 };
+        f.results.insert("v".into(), vec![ok]);
+        let text = f.to_json_pretty().unwrap();
+        let back: ResultsFile = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, f);
+        for bad in [SegmentScore { score: f64::NAN, ..ok }, SegmentScore { segment: [0.0, f64::INFINITY], ..ok }] {
+            f.results.insert("w".into(), vec![ok, bad]);
+            let e = f.to_json_pretty().unwrap_err();
+            assert_eq!((e.video.as_str(), e.index), ("w", 1));
+        }
     }
 }

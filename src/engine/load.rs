@@ -253,3 +253,54 @@ impl Engine {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::error::EngineErrorKind;
+    use crate::engine::onnx::edge::META_PREFIX;
+
+    fn fixture() -> Vec<u8> {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx/bmn_tiny_pytorch_op17.onnx");
+        std::fs::read(p).unwrap()
+    }
+
+    /// The edge file with metadata entry `key` set to `value` (`None`: removed).
+    fn with_meta(edge: &[u8], key: &str, value: Option<&str>) -> Vec<u8> {
+        let mut m = tract_onnx::pb::ModelProto::decode(edge).unwrap();
+        let full = format!("{META_PREFIX}{key}");
+        m.metadata_props.retain(|e| e.key != full);
+        if let Some(v) = value {
+            m.metadata_props.push(tract_onnx::pb::StringStringEntryProto { key: full, value: v.into() });
+        }
+        m.encode_to_vec()
+    }
+
+    #[test]
+    fn edge_metadata_is_read_back_and_checked() {
+        let (edge, info) = convert_to_edge(fixture(), None, WindowMode::Rescale).unwrap();
+        assert_eq!(info.window_mode, Some(WindowMode::Rescale));
+        let back = analyse(edge.clone(), None).unwrap().info;
+        assert_eq!((back.format, back.window_mode, back.mask_nnz), (ModelFormat::Edge, Some(WindowMode::Rescale), info.mask_nnz));
+        assert_eq!(back.config, info.config);
+        // Converting an edge file again keeps its graph and rewrites its metadata.
+        let (again, info2) = convert_to_edge(edge.clone(), None, WindowMode::Sliding).unwrap();
+        assert_eq!((info2.config, info2.mask_nnz), (info.config, info.mask_nnz));
+        assert_eq!(analyse(again, None).unwrap().info.window_mode, Some(WindowMode::Sliding));
+        // Each lie or damage is refused, naming what differs.
+        let cases: [(&str, Option<&str>, &str); 7] = [
+            ("format", Some("edge-v9"), "edge-v9"),
+            ("format", None, "no `bmn_edge.format`"),
+            ("tscale", Some("50"), "`tscale` is 50 but the graph says 16"),
+            ("ratio", Some("0.25"), "`ratio` is 0.25"),
+            ("convention", Some("bogus"), "`convention` is `bogus`"),
+            ("window_mode", Some("both"), "`window_mode` is `both`"),
+            ("mask_nnz", None, "`mask_nnz` is missing"),
+        ];
+        for (key, value, says) in cases {
+            let Err(e) = analyse(with_meta(&edge, key, value), None) else { panic!("{key}: accepted") };
+            assert_eq!(e.kind(), EngineErrorKind::EdgeMetadata, "{key}: {e}");
+            assert!(e.to_string().contains(says), "{key}: {e}");
+        }
+    }
+}

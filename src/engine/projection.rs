@@ -37,6 +37,18 @@ impl Projector {
                 (models, None)
             }
             Projection::Int8 { blocks, x_scale, col_scale } => {
+                // One scale per real output channel: the last block may be partial, its
+                // padding channels (zero weights) scaled by 0.
+                if col_scale.len() > blocks.len() * CHUNK || col_scale.len() + CHUNK <= blocks.len() * CHUNK {
+                    return Err(EngineError::new(
+                        EngineErrorKind::NotBmn,
+                        format!(
+                            "the BM layer has {} weight scales for {} blocks of {CHUNK} channels",
+                            col_scale.len(),
+                            blocks.len()
+                        ),
+                    ));
+                }
                 // Transposed, `Wᵀ · y` ([cols][P] · [P][T]): tract's integer kernels run this
                 // shape ~3x faster than `yᵀ · W` (a long M, the short T as N).
                 let mut models = Vec::with_capacity(blocks.len());
@@ -128,6 +140,7 @@ impl Projector {
                 }
                 let mut s = [0.0f32; CHUNK];
                 for (j, v) in s.iter_mut().enumerate() {
+                    // Padding channels past O (checked in `new`): zero weights, scale 0.
                     *v = scale.get(c * CHUNK + j).copied().unwrap_or(0.0);
                 }
                 for t0 in (0..t).step_by(8) {

@@ -61,6 +61,8 @@ impl BmKernel {
         let out = bias.len();
         let mut b = bias.to_vec();
         b.resize(out.div_ceil(CHUNK) * CHUNK, 0.0);
+        let rows = plan.cfg.tscale() * plan.cfg.num_sample();
+        assert!(plan.rows.iter().all(|&r| (r as usize) < rows), "tap plan rows within T·N");
         BmKernel { plan, out, bias: b, simd: Simd::detect() }
     }
 
@@ -365,13 +367,13 @@ fn accumulate<const FMA: bool>(taps: &[u32], weights: &[f32], zc: &[f32], bias: 
     acc
 }
 
-/// The 32-float row `r` of a Z block (the plan's rows are in range by construction; an
-/// out-of-range row reads as zeros rather than panicking).
+/// The 32-float row `r` of a Z block. The plan holds only rows `< T·N` (asserted in
+/// [`BmKernel::new`]) and every caller checks that a block is `T·N·32` values long, so the
+/// row is in range; the indexing asserts it.
 #[inline(always)]
 fn z_row(zc: &[f32], r: u32) -> &[f32; CHUNK] {
-    const ZERO: [f32; CHUNK] = [0.0; CHUNK];
     let off = r as usize * CHUNK;
-    zc.get(off..off + CHUNK).and_then(|row| row.try_into().ok()).unwrap_or(&ZERO)
+    zc[off..off + CHUNK].try_into().expect("CHUNK values")
 }
 
 #[cfg(test)]

@@ -69,35 +69,6 @@ pub(crate) fn winograd_filter(g: &[f32]) -> [f32; 16] {
     u
 }
 
-/// `V = Bᵀ d B` for one 4×4 patch `d` (row-major), `Bᵀ = [[1,0,−1,0],[0,1,1,0],[0,−1,1,0],[0,1,0,−1]]`.
-#[cfg(test)]
-fn winograd_input(d: &[[f32; 4]; 4]) -> [f32; 16] {
-    let tf = |a: [f32; 4]| -> [f32; 4] { [a[0] - a[2], a[1] + a[2], a[2] - a[1], a[1] - a[3]] };
-    let col = |j: usize| tf([d[0][j], d[1][j], d[2][j], d[3][j]]);
-    let c = [col(0), col(1), col(2), col(3)];
-    let mut v = [0.0f32; 16];
-    for i in 0..4 {
-        let r = tf([c[0][i], c[1][i], c[2][i], c[3][i]]);
-        v[4 * i..4 * i + 4].copy_from_slice(&r);
-    }
-    v
-}
-
-/// `Y = Aᵀ M A` for one 4×4 product `m`, `Aᵀ = [[1,1,1,0],[0,1,−1,−1]]`: the 2×2 outputs.
-#[cfg(test)]
-fn winograd_output(m: &[f32; 16]) -> [f32; 4] {
-    let tf = |a: [f32; 4]| -> [f32; 2] { [a[0] + a[1] + a[2], a[1] - a[2] - a[3]] };
-    let c: [[f32; 2]; 4] = [
-        tf([m[0], m[1], m[2], m[3]]),
-        tf([m[4], m[5], m[6], m[7]]),
-        tf([m[8], m[9], m[10], m[11]]),
-        tf([m[12], m[13], m[14], m[15]]),
-    ];
-    let r0 = tf([c[0][0], c[1][0], c[2][0], c[3][0]]);
-    let r1 = tf([c[0][1], c[1][1], c[2][1], c[3][1]]);
-    [r0[0], r1[0], r0[1], r1[1]]
-}
-
 /// A layer after the first.
 enum Layer {
     /// 3×3 in Winograd form: the needed outputs' tiles, in chunks of [`TILE_CHUNK`] tiles
@@ -243,16 +214,7 @@ impl Tail {
                     .map(|ti| e[2 * ti].max(e.get(2 * ti + 1).copied().unwrap_or(0)).div_ceil(2))
                     .collect();
                 let tiles = tile_chunks(&widths, tile_chunk);
-                let mut u = vec![0.0f32; 16 * spec.cout * spec.cin];
-                for co in 0..spec.cout {
-                    for ci in 0..spec.cin {
-                        let g = &spec.weight[(co * spec.cin + ci) * 9..(co * spec.cin + ci + 1) * 9];
-                        for (xi, v) in winograd_filter(g).iter().enumerate() {
-                            u[(xi * spec.cout + co) * spec.cin + ci] = *v;
-                        }
-                    }
-                }
-                let gemm = matmul_model(u, 16, spec.cout, spec.cin, None)?;
+                let gemm = winograd_gemm(&spec)?;
                 // The spatial weights live on in U (inside the product's plan).
                 let spec = ConvSpec { weight: Vec::new(), ..spec };
                 layers.push(Layer::Winograd { spec, tiles, gemm });
@@ -527,6 +489,21 @@ impl Tail {
         }
         Ok(())
     }
+}
+
+/// The tract product of a 3×3 layer in Winograd form: `U` `[16][cout][cin]` (every
+/// filter transformed, [`winograd_filter`]) times `V` `[16][cin][n]`.
+fn winograd_gemm(spec: &ConvSpec) -> Result<Arc<TypedRunnableModel>, EngineError> {
+    let mut u = vec![0.0f32; 16 * spec.cout * spec.cin];
+    for co in 0..spec.cout {
+        for ci in 0..spec.cin {
+            let g = &spec.weight[(co * spec.cin + ci) * 9..(co * spec.cin + ci + 1) * 9];
+            for (xi, v) in winograd_filter(g).iter().enumerate() {
+                u[(xi * spec.cout + co) * spec.cin + ci] = *v;
+            }
+        }
+    }
+    matmul_model(u, 16, spec.cout, spec.cin, None)
 }
 
 /// One Winograd chunk: input transform of its tiles from `input`, the 16 products in
@@ -904,28 +881,66 @@ pub(crate) mod tests {
         }
     }
 
+    /// The production chunk (`winograd_chunk`: input transform, tract's 16 products, output
+    /// transform, bias) against a direct 3×3 "same" correlation, on a zero-padded grid of
+    /// 4 × 6 outputs cut into two segments that start at different tiles.
     #[test]
-    fn winograd_tile_equals_direct_correlation() {
-        let g: Vec<f32> = (0..9).map(|i| (i as f32 * 0.37).sin()).collect();
-        let x: Vec<f32> = (0..16).map(|i| (i as f32 * 1.3).cos()).collect();
-        // The 2×2 outputs of a 4×4 patch are the interior of the direct correlation.
-        let direct = conv3(&x, 4, 4, &g);
-        let u = winograd_filter(&g);
-        let p = [
-            [x[0], x[1], x[2], x[3]],
-            [x[4], x[5], x[6], x[7]],
-            [x[8], x[9], x[10], x[11]],
-            [x[12], x[13], x[14], x[15]],
-        ];
-        let v = winograd_input(&p);
-        let mut m = [0.0f32; 16];
-        for i in 0..16 {
-            m[i] = u[i] * v[i];
+    fn winograd_chunk_equals_direct_correlation() {
+        let (h, w, cin, cout) = (4usize, 6usize, 3usize, 2usize);
+        let mut seed = 0x5eed_u64;
+        let spec = spec(&mut seed, cout, cin, 3, Act::None);
+        let x: Vec<f32> = (0..cin * h * w).map(|_| rand(&mut seed, 2.0)).collect();
+        // The grid: one cell of zero padding around each channel's map, rows of gc values.
+        let (gr, gc) = (h + 2, w + 2);
+        let plane = gr * gc;
+        let mut grid = vec![0.0f32; cin * plane];
+        for ci in 0..cin {
+            for r in 0..h {
+                for c in 0..w {
+                    grid[ci * plane + (r + 1) * gc + c + 1] = x[(ci * h + r) * w + c];
+                }
+            }
         }
-        let y = winograd_output(&m);
-        let want = [direct[5], direct[6], direct[9], direct[10]];
-        for (a, b) in y.iter().zip(want) {
-            assert!((a - b).abs() < 1e-5, "{y:?} vs {want:?}");
+        let row_off: Vec<usize> = (0..gr).map(|r| r * gc).collect();
+        let segments = [Segment { ti: 0, tj: 0, w: 3 }, Segment { ti: 1, tj: 1, w: 2 }];
+        let gemm = winograd_gemm(&spec).unwrap();
+        let mut v = Vec::new();
+        let y = winograd_chunk(&spec, &gemm, &segments, &grid, plane, &row_off, gc, None, &mut v).unwrap();
+        // Direct: Σ_ci conv3(x_ci, g_{co,ci}) + bias, in f64 per channel (conv3).
+        let mut want = vec![0.0f32; cout * h * w];
+        let mut mag = vec![0.0f32; cout * h * w];
+        for co in 0..cout {
+            for ci in 0..cin {
+                let g = &spec.weight[(co * cin + ci) * 9..(co * cin + ci + 1) * 9];
+                let xc = &x[ci * h * w..(ci + 1) * h * w];
+                let gabs: Vec<f32> = g.iter().map(|v| v.abs()).collect();
+                let xabs: Vec<f32> = xc.iter().map(|v| v.abs()).collect();
+                for (i, (d, m)) in conv3(xc, h, w, g).iter().zip(conv3(&xabs, h, w, &gabs)).enumerate() {
+                    want[co * h * w + i] += d;
+                    mag[co * h * w + i] += m;
+                }
+            }
+            for i in 0..h * w {
+                want[co * h * w + i] += spec.bias[co];
+            }
         }
+        // Output: per segment [cout][2][2w]. The transforms add and subtract at most 4 terms
+        // per stage around one f32 product sum: a few ulps of the sum of magnitudes.
+        let mut off = 0;
+        for seg in segments {
+            let sw = seg.w as usize;
+            for co in 0..cout {
+                for rr in 0..2 {
+                    for cc in 0..2 * sw {
+                        let got = y[off + (co * 2 + rr) * 2 * sw + cc];
+                        let at = co * h * w + (2 * seg.ti as usize + rr) * w + 2 * seg.tj as usize + cc;
+                        let tol = 16.0 * f32::EPSILON * (mag[at] + spec.bias[co].abs());
+                        assert!((got - want[at]).abs() <= tol, "seg {seg:?} co {co} ({rr}, {cc}): {got} vs {}", want[at]);
+                    }
+                }
+            }
+            off += cout * 4 * sw;
+        }
+        assert_eq!(off, y.len());
     }
 }
