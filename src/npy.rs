@@ -142,9 +142,8 @@ mod tests {
 
     #[test]
     fn round_trip_and_errors() {
-        let dir = std::env::temp_dir().join(format!("bmn-edge-npy-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join("a.npy");
+        let dir = tempfile::Builder::new().prefix("bmn-edge-npy-").tempdir().unwrap();
+        let p = dir.path().join("a.npy");
         write_f32(&p, &[2, 3], &[1., 2., 3., 4., 5., 6.]).unwrap();
         let a = read_f32(&p).unwrap();
         assert_eq!(a.shape, vec![2, 3]);
@@ -155,7 +154,6 @@ mod tests {
         assert_eq!(read_f32(&p).unwrap_err().kind(), NpyErrorKind::NonFinite);
         std::fs::write(&p, b"not numpy").unwrap();
         assert_eq!(read_f32(&p).unwrap_err().kind(), NpyErrorKind::Format);
-        assert_eq!(read_f32(&dir.join("missing.npy")).unwrap_err().kind(), NpyErrorKind::Io);
-        std::fs::remove_dir_all(&dir).ok();
+        assert_eq!(read_f32(&dir.path().join("missing.npy")).unwrap_err().kind(), NpyErrorKind::Io);
     }
 }

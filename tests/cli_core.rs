@@ -9,26 +9,9 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_bmn-edge"))
 }
 
-/// A scratch directory removed when the test ends.
-struct TempDir(PathBuf);
-
-impl std::ops::Deref for TempDir {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        std::fs::remove_dir_all(&self.0).ok();
-    }
-}
-
-fn tmpdir(name: &str) -> TempDir {
-    let d = std::env::temp_dir().join(format!("bmn-edge-cli-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    TempDir(d)
+/// A scratch directory, removed when dropped (also when the test fails).
+fn tmpdir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("bmn-edge-cli-{name}-")).tempdir().unwrap()
 }
 
 fn golden(p: &str) -> PathBuf {
@@ -42,7 +25,7 @@ fn stderr(o: &Output) -> String {
 #[test]
 fn mask_command_writes_the_reference_mask() {
     let dir = tmpdir("mask");
-    let out = dir.join("m.npy");
+    let out = dir.path().join("m.npy");
     let o = bin()
         .args([
             "mask",
@@ -103,9 +86,9 @@ fn postprocess_command_matches_reference_in_seconds() {
     let case = manifest["cases"].as_array().unwrap().iter().find(|c| c["name"] == "realistic_00").unwrap();
     let (t, d) = (case["T"].as_u64().unwrap() as usize, case["D"].as_u64().unwrap() as usize);
     let dir = tmpdir("post");
-    let maps = split_case(&dir, case["file"].as_str().unwrap(), t, d);
+    let maps = split_case(dir.path(), case["file"].as_str().unwrap(), t, d);
     for conv in ["mmaction2", "paddle"] {
-        let out = dir.join(format!("{conv}.json"));
+        let out = dir.path().join(format!("{conv}.json"));
         let out_arg = out.to_str().unwrap();
         let o = postprocess(
             &maps,
@@ -139,7 +122,7 @@ fn postprocess_command_matches_reference_in_seconds() {
 #[test]
 fn frame_count_corrects_the_duration_under_mmaction2() {
     let dir = tmpdir("frames");
-    let maps = split_case(&dir, "realistic_00.npy", 100, 100);
+    let maps = split_case(dir.path(), "realistic_00.npy", 100, 100);
     let segments = |extra: &[&str]| -> Vec<(f64, f64)> {
         let o = postprocess(&maps, extra);
         assert!(o.status.success(), "{}", stderr(&o));
@@ -180,8 +163,9 @@ fn frame_count_corrects_the_duration_under_mmaction2() {
 
 #[test]
 fn postprocess_rejects_bad_input_clearly() {
-    let dir = tmpdir("bad");
-    let [s, e, c] = split_case(&dir, "realistic_00.npy", 100, 100);
+    let tmp = tmpdir("bad");
+    let dir = tmp.path();
+    let [s, e, c] = split_case(dir, "realistic_00.npy", 100, 100);
     let run = |start: &Path, end: &Path, conf: &Path, extra: &[&str]| {
         postprocess(&[start.to_path_buf(), end.to_path_buf(), conf.to_path_buf()], extra)
     };
@@ -228,7 +212,7 @@ fn postprocess_rejects_bad_input_clearly() {
 fn output_to_a_device_is_written_through() {
     use std::os::unix::fs::FileTypeExt;
     let dir = tmpdir("devnull");
-    let maps = split_case(&dir, "realistic_00.npy", 100, 100);
+    let maps = split_case(dir.path(), "realistic_00.npy", 100, 100);
     let o = postprocess(&maps, &["--out", "/dev/null"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let meta = std::fs::metadata("/dev/null").unwrap();

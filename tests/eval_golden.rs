@@ -135,16 +135,15 @@ fn cli_json_matches_reference() {
     }
 }
 
-fn tmp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("bmn-edge-eval-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A scratch directory, removed when dropped (also when the test fails).
+fn tmp_dir(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("bmn-edge-eval-{tag}-")).tempdir().unwrap()
 }
 
 #[test]
 fn cli_human_output_and_curve() {
     let dir = tmp_dir("curve");
-    let csv = dir.join("curve.csv");
+    let csv = dir.path().join("curve.csv");
     let g = golden_dir();
     let o = run_eval(&[
         "--ground-truth",
@@ -181,19 +180,17 @@ fn cli_human_output_and_curve() {
     for (k, (a, r)) in rows.iter().enumerate() {
         assert!(close(*a, an[k], 1e-12) && close(*r, 100.0 * ar[k], 1e-9), "row {k}: {a},{r}");
     }
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// Runs `eval` on the given file contents; returns (success, stderr).
 fn eval_texts(tag: &str, gt: &str, pr: &str, extra: &[&str]) -> (bool, String) {
     let dir = tmp_dir(tag);
-    let (g, p) = (dir.join("gt.json"), dir.join("pr.json"));
+    let (g, p) = (dir.path().join("gt.json"), dir.path().join("pr.json"));
     std::fs::write(&g, gt).unwrap();
     std::fs::write(&p, pr).unwrap();
     let mut args = vec!["--ground-truth", g.to_str().unwrap(), "--proposals", p.to_str().unwrap(), "--json"];
     args.extend(extra);
     let o = run_eval(&args);
-    std::fs::remove_dir_all(&dir).ok();
     let err = stderr(&o);
     assert!(!err.contains("panicked"), "{tag}: panic: {err}");
     (o.status.success(), err)
