@@ -9,7 +9,9 @@ use bmn_edge::engine::detect::{detect_video, DetectOptions, WindowMode};
 use bmn_edge::engine::{convert_to_edge, Engine, EngineError, EngineErrorKind, EngineOptions, ModelFormat};
 use bmn_edge::npy::read_f32;
 use bmn_edge::post::{postprocess_window, Proposal, WindowMaps};
+use bmn_edge::Convention;
 use prost::Message;
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use tract_onnx::pb;
@@ -29,10 +31,9 @@ fn io(name: &str, file: &str) -> Vec<f32> {
     read_f32(&fixtures().join(format!("{name}.io")).join(file)).unwrap().data
 }
 
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("bmn-edge-engine-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A scratch directory, removed when dropped (also when the test fails).
+fn tmpdir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("bmn-edge-engine-{name}-")).tempdir().unwrap()
 }
 
 fn bin() -> Command {
@@ -89,8 +90,8 @@ fn proposals_equal_core_postprocessing_of_onnxruntime_maps() {
 fn cli_detect_dump_maps_match_onnxruntime() {
     let dir = tmpdir("dump");
     for name in FIXTURES {
-        let maps = dir.join(name);
-        let results = dir.join(format!("{name}.json"));
+        let maps = dir.path().join(name);
+        let results = dir.path().join(format!("{name}.json"));
         let o = bin()
             .args(["detect", "--threads", "2", "--duration", "32.0", "--video-id", "v1", "--model"])
             .arg(model(name))
@@ -115,7 +116,6 @@ fn cli_detect_dump_maps_match_onnxruntime() {
         let seg = props[0]["segment"].as_array().unwrap();
         assert!(seg[0].as_f64().unwrap() >= 0.0 && seg[1].as_f64().unwrap() <= 32.0);
     }
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -127,7 +127,7 @@ fn edge_format_round_trip() {
         // The mask is 16·8·16·16 floats = 128 KiB of the file.
         assert!(edge.len() + 120_000 < len, "{name}: {} vs {len}", edge.len());
         let dir = tmpdir("edge");
-        let path = dir.join(format!("{name}.edge.onnx"));
+        let path = dir.path().join(format!("{name}.edge.onnx"));
         std::fs::write(&path, &edge).unwrap();
         let decoded = pb::ModelProto::decode(&edge[..]).unwrap();
         let meta =
@@ -150,8 +150,24 @@ fn edge_format_round_trip() {
         let (out, _) = engine.run(&xt).unwrap();
         assert!(max_abs(&out.confidence, &io(name, "confidence.npy")) <= 1e-4);
         assert!(max_abs(&out.start, &io(name, "start.npy")) <= 1e-4);
-        // Converting an edge file again is not possible (no mask) but loading it is.
-        std::fs::remove_dir_all(&dir).ok();
+        // Converting an edge file again is accepted (its BM node carries (T, D, N, K, r); there
+        // is no mask to verify) and, with the same options, gives the same file byte for byte:
+        // the node is rewritten as it was and the metadata written in the same order.
+        let (again, info2) = convert_to_edge(edge.clone(), None, WindowMode::Sliding).unwrap();
+        assert!(again == edge, "{name}: converting the edge file again changed it");
+        assert_eq!((info2.format, info2.config, info2.mask_nnz), (ModelFormat::Edge, info.config, info.mask_nnz));
+        // Other options rewrite the stored ones and nothing else: the maps are the same.
+        let other =
+            if info.config.convention() == Convention::Paddle { Convention::Mmaction2 } else { Convention::Paddle };
+        let (changed, info3) = convert_to_edge(edge.clone(), Some(other), WindowMode::Rescale).unwrap();
+        assert_eq!((info3.config.convention(), info3.window_mode), (other, Some(WindowMode::Rescale)));
+        let meta3 = pb::ModelProto::decode(&changed[..]).unwrap().metadata_props;
+        let get = |k: &str| meta3.iter().find(|e| e.key == format!("bmn_edge.{k}")).map(|e| e.value.as_str());
+        assert_eq!((get("convention"), get("window_mode")), (Some(other.name()), Some("rescale")));
+        let mut e3 = Engine::from_bytes(changed, &EngineOptions::default()).unwrap();
+        assert_eq!(e3.config().convention(), other);
+        assert_eq!(e3.info().window_mode, Some(WindowMode::Rescale));
+        assert_eq!(e3.run(&xt).unwrap().0, out);
     }
 }
 
@@ -240,7 +256,8 @@ fn bad_models_are_clear_errors() {
 
 #[test]
 fn cli_errors_exit_non_zero_with_a_message() {
-    let dir = tmpdir("errors");
+    let tmp = tmpdir("errors");
+    let dir = tmp.path();
     let feats = fixtures().join("bmn_tiny_pytorch_op17.io/input.npy");
     let run = |args: &[&std::ffi::OsStr]| bin().args(args).output().unwrap();
     // Not a model.
@@ -297,18 +314,51 @@ fn cli_errors_exit_non_zero_with_a_message() {
     let out = dir.join("x.onnx");
     let o = run(&["convert".as_ref(), feats.as_os_str(), "-o".as_ref(), out.as_os_str()]);
     assert!(!o.status.success() && !out.exists());
-    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `bmn-edge bench --json` on `model` with `args`.
+fn bench(model: &Path, args: &[&str]) -> Value {
+    let o = bin().args(["bench", "--json", "--model"]).arg(model).args(args).output().unwrap();
+    assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// `bmn-edge inspect --json`.
+fn inspect(model: &Path) -> Value {
+    let o = bin().arg("inspect").arg("--json").arg(model).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// What a bench report must say about the model and the run, whatever the timings.
+fn check_bench(v: &Value, model: &Path, threads: u64, iterations: u64, band_rows: Option<u64>, form: &str) {
+    let described = inspect(model);
+    assert_eq!(v["model"].as_str(), model.to_str());
+    assert_eq!((&v["format"], &v["variant"]), (&described["format"], &described["variant"]));
+    assert_eq!(
+        (v["threads"].as_u64(), v["iterations"].as_u64(), v["band_rows"].as_u64()),
+        (Some(threads), Some(iterations), band_rows)
+    );
+    assert_eq!(v["stage_b_form"], form);
+    // The BM kernel's instruction set is the one the library picks on this machine.
+    let engine = Engine::load(model, &EngineOptions::default()).unwrap();
+    assert_eq!(v["simd"], engine.kernel().simd().name());
+    let ms = |k: &str| v[k].as_f64().unwrap_or_else(|| panic!("{k}: {}", v[k]));
+    let stages: Vec<f64> =
+        ["stage_a", "bm", "stage_b", "post"].iter().map(|k| v["stages_ms"][k].as_f64().unwrap()).collect();
+    assert!(stages.iter().all(|&t| t > 0.0 && t.is_finite()), "{stages:?}");
+    assert!(ms("load_ms") > 0.0 && ms("peak_rss_mb") > 0.0);
+    // The best window is no slower than the median one.
+    assert!(ms("best_total_ms") <= ms("total_ms"), "{v}");
 }
 
 #[test]
 fn cli_inspect_and_convert() {
-    let dir = tmpdir("convert");
-    let out = dir.join("edge.onnx");
+    let tmp = tmpdir("convert");
+    let out = tmp.path().join("edge.onnx");
     let o = bin().arg("convert").arg(model("bmn_tiny_paddle_op17")).arg("-o").arg(&out).output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
-    let o = bin().arg("inspect").arg("--json").arg(&out).output().unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = inspect(&out);
     assert_eq!(v["format"], "edge");
     assert_eq!(v["variant"], "paddle");
     assert_eq!(v["convention"], "paddle");
@@ -316,9 +366,35 @@ fn cli_inspect_and_convert() {
         (v["tscale"].as_u64(), v["num_sample_perbin"].as_u64(), v["ratio"].as_f64()),
         (Some(16), Some(3), Some(0.5))
     );
-    let o = bin().args(["bench", "--iterations", "2", "--json", "--model"]).arg(&out).output().unwrap();
+    // Converting the edge file again: accepted, the same bytes.
+    let again = tmp.path().join("again.onnx");
+    let o = bin().arg("convert").arg(&out).arg("-o").arg(&again).output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert!(v["stages_ms"]["bm"].as_f64().unwrap() >= 0.0);
-    std::fs::remove_dir_all(&dir).ok();
+    assert!(std::fs::read(&again).unwrap() == std::fs::read(&out).unwrap());
+    // One timed window: its four stage times are disjoint parts of the window's total
+    // (stage A, BM and stage B partition `Engine::run`'s wall time, post-processing follows),
+    // so their sum is at most the total (up to float64 rounding of the milliseconds).
+    let v = bench(&out, &["--iterations", "1"]);
+    check_bench(&v, &out, 1, 1, None, "sparse-winograd");
+    let sum: f64 = ["stage_a", "bm", "stage_b", "post"].iter().map(|k| v["stages_ms"][k].as_f64().unwrap()).sum();
+    let total = v["total_ms"].as_f64().unwrap();
+    assert!(sum <= total * (1.0 + 1e-12), "stages {sum} ms > total {total} ms: {v}");
+    assert_eq!(v["best_total_ms"], v["total_ms"]);
+    // Medians of three, stage B in tract's bands on two threads; the standard export.
+    let v = bench(
+        &model("bmn_tiny_paddle_op17"),
+        &["--iterations", "3", "--threads", "2", "--tract-stage-b", "--band-rows", "4"],
+    );
+    check_bench(&v, &model("bmn_tiny_paddle_op17"), 2, 3, Some(4), "tract-bands");
+    assert_eq!(v["format"], "standard");
+    // An int8 file: the integer tail, or the float emulation on request.
+    let q = fixtures().join("../onnx_int8/bmn_tiny_pytorch_int8_qop.onnx");
+    check_bench(&bench(&q, &["--iterations", "2"]), &q, 1, 2, None, "sparse-int8");
+    check_bench(&bench(&q, &["--iterations", "2", "--emulate-int8"]), &q, 1, 2, None, "sparse-winograd");
+    // Bad counts are errors, not panics.
+    for (flag, value) in [("--iterations", "0"), ("--threads", "0")] {
+        let o = bin().args(["bench", flag, value, "--model"]).arg(&out).output().unwrap();
+        assert_eq!(o.status.code(), Some(1), "{flag} {value}");
+        assert!(stderr(&o).contains(flag), "{flag} {value}: {}", stderr(&o));
+    }
 }
