@@ -38,6 +38,8 @@ pub mod engine;
 #[cfg(feature = "std")]
 pub mod eval;
 #[cfg(feature = "std")]
+pub mod features;
+#[cfg(feature = "std")]
 pub mod npy;
 #[cfg(feature = "std")]
 pub mod results;

@@ -1,4 +1,5 @@
-//! The `bmn-edge` command-line tool. Each subcommand lives in `src/cli/<name>.rs`.
+//! The `bmn-edge` command-line tool: the commands are in `src/cli/`, one module each.
+#![deny(unsafe_code)]
 
 mod cli;
 
@@ -6,7 +7,7 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    tune_allocator();
+    cli::process::tune_allocator();
     let args = cli::Cli::parse();
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -16,105 +17,3 @@ fn main() -> ExitCode {
         }
     }
 }
-
-/// Keeps peak memory close to live memory on glibc while a model loads: large buffers (the
-/// file, decoded weights) go straight to `mmap` and back to the system when freed, and at
-/// most one malloc arena exists, instead of the default per-thread arenas that hold freed
-/// memory. [`tune_allocator_for_windows`] then lets window-sized buffers be reused. One
-/// arena: the engine's worker threads allocate a few buffers per chunk, so sharing one
-/// arena costs nothing measurable and saves the second arena's retained memory (~2 MB).
-/// Environment variables `MALLOC_MMAP_THRESHOLD_`, `MALLOC_TRIM_THRESHOLD_` and
-/// `MALLOC_ARENA_MAX` still override these defaults, as glibc reads them first.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn tune_allocator() {
-    mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024, "MALLOC_MMAP_THRESHOLD_");
-    mallopt(libc::M_ARENA_MAX, 1, "MALLOC_ARENA_MAX");
-}
-
-/// Once the model is loaded: the allocator tuned for windows ([`tune_allocator_for_windows`]),
-/// the heap that loading left returned ([`release_free_memory`]), and the code only loading
-/// ran dropped from the resident set ([`release_code_pages`]).
-pub(crate) fn prepare_for_windows() {
-    tune_allocator_for_windows();
-    release_free_memory();
-    release_code_pages();
-}
-
-/// Once the model is loaded: buffers up to 4 MB (tract's packed operands and products, the
-/// stage-B chunks) come from the heap and are reused from window to window instead of being
-/// mapped, faulted in and unmapped on every matrix product — that churn made tract's
-/// products 2–3× slower, and serialised threads on the kernel's memory map. Freed memory
-/// at the top of the heap is kept up to 8 MB.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn tune_allocator_for_windows() {
-    mallopt(libc::M_MMAP_THRESHOLD, 4 << 20, "MALLOC_MMAP_THRESHOLD_");
-    mallopt(libc::M_TRIM_THRESHOLD, 8 << 20, "MALLOC_TRIM_THRESHOLD_");
-}
-
-/// Loading a model runs a lot of code that the windows never run again (ONNX decoding,
-/// tract's graph optimizer: ~10 MiB of the executable's pages here, a quarter of the peak
-/// resident set of an int8 `detect`), and those pages stay resident. This drops the
-/// executable's code pages from the resident set (`madvise(MADV_DONTNEED)` on its `r-xp`
-/// mappings); the code the windows do run is read back from the page cache on first use
-/// (minor faults, once). Without `/proc` (or if anything does not parse) it does nothing.
-#[cfg(target_os = "linux")]
-#[allow(unsafe_code)]
-fn release_code_pages() {
-    let (Ok(exe), Ok(maps)) = (std::env::current_exe(), std::fs::read_to_string("/proc/self/maps")) else {
-        return;
-    };
-    let Some(exe) = exe.to_str() else { return };
-    for line in maps.lines() {
-        // start-end perms offset dev inode path
-        let f: Vec<&str> = line.split_whitespace().collect();
-        if f.len() != 6 || f[1] != "r-xp" || f[5] != exe {
-            continue;
-        }
-        let Some((a, b)) = f[0].split_once('-') else { continue };
-        let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) else { continue };
-        // SAFETY: [a, b) is one whole mapping of the executable's code as the kernel lists
-        // it: private, read-only and never written (code is mapped without write permission
-        // and a PIE executable has no text relocations), so discarding its pages loses
-        // nothing: the kernel reads them back from the file on the next access, exactly as
-        // after eviction under memory pressure. No Rust reference points into code.
-        unsafe {
-            libc::madvise(a as *mut libc::c_void, b.saturating_sub(a), libc::MADV_DONTNEED);
-        }
-    }
-}
-
-/// Between windows: returns the heap's free pages to the system (`malloc_trim`), so that a
-/// long video's windows do not add up heap fragments in the resident set.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[allow(unsafe_code)]
-pub(crate) fn release_free_memory() {
-    // SAFETY: malloc_trim only returns free heap pages to the kernel; it takes the arena
-    // locks itself and is safe to call at any time.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[allow(unsafe_code)]
-fn mallopt(param: libc::c_int, value: libc::c_int, var: &str) {
-    if std::env::var_os(var).is_none() {
-        // SAFETY: mallopt only adjusts allocator tunables, with documented parameters and
-        // values; glibc serialises it against concurrent allocations.
-        unsafe {
-            libc::mallopt(param, value);
-        }
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn tune_allocator() {}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn tune_allocator_for_windows() {}
-
-#[cfg(not(target_os = "linux"))]
-fn release_code_pages() {}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-pub(crate) fn release_free_memory() {}

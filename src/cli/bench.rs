@@ -1,7 +1,10 @@
 //! `bmn-edge bench`: median latency per stage and peak RSS.
 
+use super::args::EngineArgs;
+use super::process::{self, peak_rss_mb};
 use anyhow::{bail, Context, Result};
-use bmn_edge::engine::{Engine, EngineOptions};
+use bmn_edge::engine::Engine;
+use bmn_edge::features::read_features;
 use bmn_edge::post::{postprocess_window, Proposal, WindowMaps};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -12,9 +15,6 @@ pub struct Args {
     /// BMN model (standard export or edge file).
     #[arg(long)]
     model: PathBuf,
-    /// Threads for tract's matrix products and the BM kernel.
-    #[arg(long, default_value_t = 1)]
-    threads: usize,
     /// Timed iterations (after two warm-up runs).
     #[arg(long, default_value_t = 10)]
     iterations: usize,
@@ -22,29 +22,11 @@ pub struct Args {
     /// default: seeded pseudo-random values.
     #[arg(long)]
     features: Option<PathBuf>,
-    /// Map rows per stage-B band when stage B runs in tract (quantized models, or with
-    /// --tract-stage-b; default 25): smaller bands use less memory and a little more
-    /// arithmetic; the map's D runs stage B on the whole map.
-    #[arg(long)]
-    band_rows: Option<usize>,
-    /// Run stage B as tract runs the graph (row bands) instead of the sparse tail.
-    #[arg(long)]
-    tract_stage_b: bool,
-    /// Run a symmetric int8 stage B in float arithmetic emulating the quantization instead
-    /// of integer products (for comparisons).
-    #[arg(long)]
-    emulate_int8: bool,
+    #[command(flatten)]
+    engine: EngineArgs,
     /// Print JSON.
     #[arg(long)]
     json: bool,
-}
-
-/// Peak resident set size of this process (VmHWM), in MiB.
-pub fn peak_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -59,28 +41,22 @@ fn median(v: &mut [f64]) -> f64 {
 
 /// Runs `bmn-edge bench`.
 pub fn run(a: Args) -> Result<()> {
-    if a.iterations == 0 || a.threads == 0 {
-        bail!("--iterations and --threads must be at least 1");
+    if a.iterations == 0 {
+        bail!("--iterations must be at least 1");
     }
+    // One thread unless told: the per-window cost on one core.
+    let options = a.engine.options(1, None)?;
+    let threads = options.threads;
     let t0 = Instant::now();
-    let mut engine = Engine::load(
-        &a.model,
-        &EngineOptions {
-            threads: a.threads,
-            convention: None,
-            band_rows: a.band_rows,
-            tract_stage_b: a.tract_stage_b,
-            emulate_int8_stage_b: a.emulate_int8,
-        },
-    )
-    .with_context(|| format!("loading {}", a.model.display()))?;
-    crate::prepare_for_windows();
+    let mut engine = Engine::load(&a.model, &options).with_context(|| format!("loading {}", a.model.display()))?;
+    process::prepare_for_windows();
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
     let cfg = *engine.config();
     let (c, t, d) = (engine.info().channels, cfg.tscale(), cfg.dscale());
     let x: Vec<f32> = match &a.features {
         Some(p) => {
-            let (f, l, fc) = super::detect::read_features(p)?;
+            let features = read_features(p)?;
+            let (f, l, fc) = (&features.data, features.snippets, features.channels);
             if fc != c {
                 bail!("{}: feature width {fc} does not match the model's C = {c}", p.display());
             }
@@ -133,10 +109,10 @@ pub fn run(a: Args) -> Result<()> {
         let v = serde_json::json!({
             "model": a.model.display().to_string(),
             "format": info.format.name(),
-            "variant": info.variant,
-            "threads": a.threads,
-            "band_rows": a.band_rows,
-            "stage_b_form": engine.stage_b_form(),
+            "variant": info.variant.to_string(),
+            "threads": threads,
+            "band_rows": a.engine.band_rows,
+            "stage_b_form": engine.stage_b_form().name(),
             "simd": engine.kernel().simd().name(),
             "iterations": a.iterations,
             "load_ms": load_ms,
@@ -148,8 +124,8 @@ pub fn run(a: Args) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         println!("model     {} ({}, {} variant)", a.model.display(), info.format.name(), info.variant);
-        println!("threads   {}, {} iterations (median per window)", a.threads, a.iterations);
-        println!("kernels   stage B {}, BM {}", engine.stage_b_form(), engine.kernel().simd().name());
+        println!("threads   {threads}, {} iterations (median per window)", a.iterations);
+        println!("kernels   stage B {}, BM {}", engine.stage_b_form().name(), engine.kernel().simd().name());
         println!("load      {load_ms:9.1} ms");
         println!("stage A   {ma:9.2} ms");
         println!("BM        {mbm:9.2} ms");

@@ -1,9 +1,10 @@
 //! `bmn-edge convert`: standard export → edge format (no dense mask, parameters in metadata).
 
-use super::detect::ModeArg;
-use super::ConventionArg;
+use super::args::{ConventionArg, ModeArg};
+use super::output::write_file;
 use anyhow::{bail, Context, Result};
 use bmn_edge::engine::convert_to_edge;
+use bmn_edge::engine::detect::WindowMode;
 use std::path::PathBuf;
 
 /// Arguments of `bmn-edge convert`.
@@ -26,16 +27,13 @@ pub struct Args {
 pub fn run(a: Args) -> Result<()> {
     let bytes = std::fs::read(&a.input).with_context(|| format!("cannot read {}", a.input.display()))?;
     let in_len = bytes.len();
-    let mode = match a.mode {
-        ModeArg::Sliding => "sliding",
-        ModeArg::Rescale => "rescale",
-    };
+    let mode = WindowMode::from(a.mode);
     let (edge, info) = convert_to_edge(bytes, a.convention.map(Into::into), mode)
         .with_context(|| format!("converting {}", a.input.display()))?;
     if a.output == a.input {
         bail!("refusing to overwrite the input; choose another output path");
     }
-    super::write_file(&a.output, &edge)?;
+    write_file(&a.output, &edge)?;
     let c = info.config;
     eprintln!(
         "{} ({:.1} MB) -> {} ({:.1} MB): {} variant, T = {}, D = {}, N = {}, K = {}, r = {}, convention {}, mask verified ({} non-zeros) and dropped",

@@ -1,22 +1,16 @@
 //! `bmn-edge detect`: features → network → ActivityNet proposals.
 
-use super::{write_output, ConventionArg, SecondsArgs};
+use super::args::{available_cores, ConventionArg, EngineArgs, ModeArg, SecondsArgs};
+use super::output::write_output;
+use super::process;
 use anyhow::{bail, Context, Result};
 use bmn_edge::engine::detect::{detect_video, DetectOptions, WindowMode, WindowResult};
-use bmn_edge::engine::{Engine, EngineOptions};
-use bmn_edge::npy::{expect_shape, read_f32, write_f32};
+use bmn_edge::engine::Engine;
+use bmn_edge::features::read_features;
+use bmn_edge::npy::write_f32;
 use bmn_edge::post::DEFAULT_TOP_K;
 use bmn_edge::results::{to_seconds, ResultsFile};
 use std::path::{Path, PathBuf};
-
-/// The `--mode` flag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ModeArg {
-    /// Windows of T snippets with hop T/2, merged in video time (THUMOS-style streaming).
-    Sliding,
-    /// The whole video rescaled to T snippets (the ActivityNet setting).
-    Rescale,
-}
 
 /// Arguments of `bmn-edge detect`.
 #[derive(Debug, clap::Args)]
@@ -36,27 +30,14 @@ pub struct Args {
     /// Post-processing convention (default: from the model; Paddle variant → paddle).
     #[arg(long, value_enum)]
     convention: Option<ConventionArg>,
-    /// Threads for tract's matrix products and the BM kernel (default: available cores).
-    #[arg(long)]
-    threads: Option<usize>,
     /// Sliding windows (default; an edge file may store another default) or whole-video rescale.
     #[arg(long, value_enum)]
     mode: Option<ModeArg>,
     /// Hop between sliding windows, in snippets (default T/2).
     #[arg(long)]
     hop: Option<usize>,
-    /// Map rows per stage-B band when stage B runs in tract (quantized models, or with
-    /// --tract-stage-b; default 25): smaller bands use less memory and a little more
-    /// arithmetic; the map's D runs stage B on the whole map.
-    #[arg(long)]
-    band_rows: Option<usize>,
-    /// Run stage B as tract runs the graph (row bands) instead of the sparse tail.
-    #[arg(long)]
-    tract_stage_b: bool,
-    /// Run a symmetric int8 stage B in float arithmetic emulating the quantization instead
-    /// of integer products (for comparisons).
-    #[arg(long)]
-    emulate_int8: bool,
+    #[command(flatten)]
+    engine: EngineArgs,
     /// Proposals kept per video.
     #[arg(long, default_value_t = DEFAULT_TOP_K)]
     top_k: usize,
@@ -67,57 +48,6 @@ pub struct Args {
     /// Results file (stdout when absent).
     #[arg(long)]
     out: Option<PathBuf>,
-}
-
-/// Features `[L, C]` row-major and `(L, C)`.
-pub fn read_features(path: &Path) -> Result<(Vec<f32>, usize, usize)> {
-    let is_csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-    if is_csv {
-        return read_csv(path);
-    }
-    let a = read_f32(path)?;
-    expect_shape(&a, path, &[None, None], "features [L, C] (rows are snippets)")?;
-    let (l, c) = (a.shape[0], a.shape[1]);
-    if l == 0 || c == 0 {
-        bail!("{}: empty feature array {:?}", path.display(), a.shape);
-    }
-    Ok((a.data, l, c))
-}
-
-/// A BSN `csv_mean_100` file: a header row, then one row of C comma-separated values per
-/// snippet.
-fn read_csv(path: &Path) -> Result<(Vec<f32>, usize, usize)> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let header = lines.next().with_context(|| format!("{}: empty csv", path.display()))?;
-    let c = header.split(',').count();
-    let mut data = Vec::new();
-    let mut l = 0;
-    for (i, line) in lines.enumerate() {
-        let row: Vec<&str> = line.split(',').collect();
-        if row.len() != c {
-            bail!("{}: row {} has {} values, the header has {c}", path.display(), i + 2, row.len());
-        }
-        for (j, v) in row.iter().enumerate() {
-            let x: f64 = v.trim().parse().with_context(|| {
-                format!("{}: row {}, column {}: `{v}` is not a number", path.display(), i + 2, j + 1)
-            })?;
-            if !x.is_finite() {
-                bail!(
-                    "{}: row {}, column {} is {x} (NaN or infinite values are not accepted)",
-                    path.display(),
-                    i + 2,
-                    j + 1
-                );
-            }
-            data.push(x as f32);
-        }
-        l += 1;
-    }
-    if l == 0 {
-        bail!("{}: no snippet rows after the header", path.display());
-    }
-    Ok((data, l, c))
 }
 
 fn dump(dir: &Path, w: &WindowResult, t: usize, d: usize) -> Result<()> {
@@ -136,23 +66,12 @@ pub fn run(a: Args) -> Result<()> {
     if a.top_k == 0 {
         bail!("--top-k must be at least 1");
     }
-    let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    if threads == 0 {
-        bail!("--threads must be at least 1");
-    }
-    let mut engine = Engine::load(
-        &a.model,
-        &EngineOptions {
-            threads,
-            convention: a.convention.map(Into::into),
-            band_rows: a.band_rows,
-            tract_stage_b: a.tract_stage_b,
-            emulate_int8_stage_b: a.emulate_int8,
-        },
-    )
-    .with_context(|| format!("loading {}", a.model.display()))?;
-    crate::prepare_for_windows();
-    let (features, l, c) = read_features(&a.features)?;
+    let options = a.engine.options(available_cores(), a.convention.map(Into::into))?;
+    let mut engine = Engine::load(&a.model, &options).with_context(|| format!("loading {}", a.model.display()))?;
+    process::prepare_for_windows();
+    let features = read_features(&a.features)?;
+    let (l, c) = (features.snippets, features.channels);
+    log::info!("features: {l} snippets of {c} channels from {}", a.features.display());
     let info = engine.info();
     if c != info.channels {
         bail!(
@@ -163,11 +82,16 @@ pub fn run(a: Args) -> Result<()> {
         );
     }
     let mode = match a.mode {
-        Some(ModeArg::Sliding) => WindowMode::Sliding,
-        Some(ModeArg::Rescale) => WindowMode::Rescale,
-        None if info.window_mode.as_deref() == Some("rescale") => WindowMode::Rescale,
+        Some(m) => m.into(),
+        None if info.window_mode == Some(WindowMode::Rescale) => WindowMode::Rescale,
         None => WindowMode::Sliding,
     };
+    let chosen_by = match (a.mode, &info.window_mode) {
+        (Some(_), _) => "--mode",
+        (None, Some(_)) => "the model file",
+        (None, None) => "default",
+    };
+    log::info!("window mode: {} ({chosen_by})", mode.name());
     let cfg = *engine.config();
     let (t, d) = (cfg.tscale(), cfg.dscale());
     let single = mode == WindowMode::Rescale || l <= t;
@@ -175,12 +99,13 @@ pub fn run(a: Args) -> Result<()> {
     let rescale_epsilon = duration.map_or(0.0, |dur| 0.0001 * l as f64 / dur);
     let opts = DetectOptions { mode, top_k: a.top_k, hop: a.hop, rescale_epsilon };
     let dump_dir = a.dump_maps.clone();
-    let result = detect_video(&mut engine, &features, l, &opts, |index, w| -> Result<()> {
+    let result = detect_video(&mut engine, &features.data, l, &opts, |index, w| -> Result<()> {
         if let Some(dir) = &dump_dir {
             let dir = if single { dir.clone() } else { dir.join(format!("window_{index:04}")) };
             dump(&dir, w, t, d)?;
+            log::debug!("window {index}: maps written to {}", dir.display());
         }
-        crate::release_free_memory();
+        process::release_free_memory();
         Ok(())
     })?;
     let video_id = a
@@ -189,7 +114,7 @@ pub fn run(a: Args) -> Result<()> {
     let mut file = ResultsFile::default();
     let scale = a.seconds.scale(cfg.convention())?;
     file.results.insert(video_id, to_seconds(&result.proposals, scale));
-    write_output(a.out.as_deref(), &file.to_json_pretty())?;
+    write_output(a.out.as_deref(), &file.to_json_pretty()?)?;
     eprintln!(
         "{} snippets, {} window(s) ({} mode, T = {t}), {} proposals; stage A {:.1} ms, BM {:.1} ms, stage B {:.1} ms, post {:.1} ms; peak RSS {:.1} MB",
         l,
@@ -200,7 +125,7 @@ pub fn run(a: Args) -> Result<()> {
         result.times.bm.as_secs_f64() * 1e3,
         result.times.stage_b.as_secs_f64() * 1e3,
         result.post.as_secs_f64() * 1e3,
-        super::bench::peak_rss_mb().unwrap_or(f64::NAN),
+        process::peak_rss_mb().unwrap_or(f64::NAN),
     );
     Ok(())
 }

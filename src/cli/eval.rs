@@ -1,6 +1,6 @@
 //! `bmn-edge eval`: the official ActivityNet proposal metric (AR@k, AUC, the AR–AN curve).
 
-use super::write_output;
+use super::output::write_output;
 use anyhow::{Context, Result};
 use bmn_edge::eval::{evaluate, Evaluation, GroundTruth, Proposals, REPORTED_K};
 use std::fmt::Write as _;

@@ -19,11 +19,11 @@ fn to_json(info: &ModelInfo) -> serde_json::Value {
     serde_json::json!({
         "format": info.format.name(),
         "quantized_ops": info.quantized_ops,
-        "variant": info.variant,
+        "variant": info.variant.to_string(),
         "tscale": c.tscale(), "dscale": c.dscale(), "num_sample": c.num_sample(),
         "num_sample_perbin": c.num_sample_perbin(), "ratio": c.ratio(),
         "convention": c.convention().name(),
-        "window_mode": info.window_mode,
+        "window_mode": info.window_mode.map(|m| m.name()),
         "channels": info.channels, "pem_width": info.pem_width, "bm_width": info.bm_width,
         "mask_nnz": info.mask_nnz,
         "input": info.input,
@@ -50,8 +50,8 @@ pub fn run(a: Args) -> Result<()> {
     println!("variant     {} (P = {}, O = {})", info.variant, info.pem_width, info.bm_width);
     println!("T D N K r   {} {} {} {} {}", c.tscale(), c.dscale(), c.num_sample(), c.num_sample_perbin(), c.ratio());
     println!("convention  {}", c.convention());
-    if let Some(m) = &info.window_mode {
-        println!("window mode {m}");
+    if let Some(m) = info.window_mode {
+        println!("window mode {}", m.name());
     }
     println!("input       {} [1, {}, {}]", info.input, info.channels, c.tscale());
     println!("outputs     confidence = {}, start = {}, end = {}", info.outputs[0], info.outputs[1], info.outputs[2]);

@@ -1,6 +1,7 @@
 //! `bmn-edge postprocess`: one window's maps → ActivityNet results JSON.
 
-use super::{write_output, ConventionArg, SecondsArgs};
+use super::args::{ConventionArg, SecondsArgs};
+use super::output::write_output;
 use anyhow::{bail, Result};
 use bmn_edge::npy::{expect_shape, read_f32};
 use bmn_edge::post::{postprocess_window, Proposal, WindowMaps, DEFAULT_TOP_K};
@@ -59,5 +60,5 @@ pub fn run(a: Args) -> Result<()> {
     let summary = postprocess_window(&cfg, &maps, &mut starts, &mut ends, &mut pairs, a.top_k)?;
     let mut file = ResultsFile::default();
     file.results.insert(a.video_id, to_seconds(&pairs[..summary.output], duration));
-    write_output(a.out.as_deref(), &file.to_json_pretty())
+    write_output(a.out.as_deref(), &file.to_json_pretty()?)
 }

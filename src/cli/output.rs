@@ -1,0 +1,32 @@
+//! Where commands write their results: stdout, or a file written atomically.
+
+use anyhow::{Context, Result};
+use std::io::Write;
+use std::path::Path;
+
+/// Writes `text` to `out`, or to stdout when `out` is `None`; see [`write_file`].
+pub fn write_output(out: Option<&Path>, text: &str) -> Result<()> {
+    match out {
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(text.as_bytes()).context("writing to stdout")?;
+            stdout.write_all(b"\n").context("writing to stdout")?;
+            Ok(())
+        }
+        Some(path) => write_file(path, format!("{text}\n").as_bytes()),
+    }
+}
+
+/// Writes `bytes` to `path`. A regular file (or a new one) is written atomically: to a
+/// temporary file beside it, then renamed into place, so a failure never leaves half a file.
+/// Anything else that exists at `path` — `/dev/null`, a FIFO, a terminal — is written
+/// directly: renaming over it would replace the device node itself.
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let special = std::fs::metadata(path).map(|m| !m.is_file()).unwrap_or(false);
+    if special {
+        return std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()));
+    }
+    let tmp = path.with_extension("tmp-bmn-edge");
+    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot move {} to {}", tmp.display(), path.display()))
+}
