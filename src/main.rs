@@ -1,4 +1,9 @@
 //! The `bmn-edge` command-line tool: the commands are in `src/cli/`, one module each.
+//!
+//! Diagnostics (what the engine chose: kernels, stage-B form, bands, threads; window
+//! progress) go through the `log` crate to stderr, filtered by `RUST_LOG` (default `warn`):
+//! `RUST_LOG=info` shows the choices, `RUST_LOG=bmn_edge=debug` also the windows without
+//! tract's own (copious) debug output. Results and errors do not depend on it.
 #![deny(unsafe_code)]
 
 mod cli;
@@ -8,6 +13,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     cli::process::tune_allocator();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let args = cli::Cli::parse();
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
