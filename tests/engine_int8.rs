@@ -92,8 +92,8 @@ fn floats(t: &pb::TensorProto) -> Vec<f32> {
     }
 }
 
-/// The layer that produces one output map: `QLinearConv → DequantizeLinear → Sigmoid`
-/// (then possibly a Squeeze).
+/// The layer that produces one output map: `QLinearConv` (or `QuantizeLinear`) →
+/// `DequantizeLinear → Sigmoid` (then possibly a Squeeze).
 #[derive(Debug)]
 struct LastLayer {
     /// The output scale `s`: the sigmoid's input is a whole number of these.
@@ -119,9 +119,15 @@ impl LastLayer {
         };
         assert!(sigmoid, "{output}: no Sigmoid");
         let step = floats(init(&dq.input[1]))[0] as f64;
-        let conv = producer[dq.input[0].as_str()];
-        assert_eq!(conv.op_type, "QLinearConv", "{output}");
-        assert_eq!(floats(init(&conv.input[6]))[0] as f64, step, "{output}: y_scale vs the DequantizeLinear's");
+        // The int8 tensor comes from a QLinearConv (QOperator) or a QuantizeLinear (QDQ) of
+        // the same scale; a zero point only shifts the whole levels.
+        let q = producer[dq.input[0].as_str()];
+        let scale = match q.op_type.as_str() {
+            "QLinearConv" => &q.input[6],
+            "QuantizeLinear" => &q.input[1],
+            op => panic!("{output}: the sigmoid's input is dequantized from {op}"),
+        };
+        assert_eq!(floats(init(scale))[0] as f64, step, "{output}: {}'s scale vs the DequantizeLinear's", q.op_type);
         LastLayer { step }
     }
 }
@@ -382,9 +388,23 @@ fn qdq_form_runs_with_a_warning() {
     assert!(info.warnings.iter().any(|w| w.contains("uint8")), "{:?}", info.warnings);
     let xt = fixture_window(info.channels);
     let (out, _) = engine.run(&xt).unwrap();
-    let dev = max_abs(&out.confidence, &npy("onnx/bmn_tiny_pytorch_op17.io/confidence.npy"));
-    eprintln!("QDQ u8: confidence max|Δ| vs fp32 {dev:.3e}");
-    assert!(dev < 0.25);
+    // There are no onnxruntime goldens for this file: its maps must be the model's quantized
+    // outputs (whole levels of its uint8 output scales) and its proposals close to fp32's.
+    let model = load_model(&path);
+    let maps = [&out.confidence, &out.start, &out.end];
+    for (map, name) in maps.into_iter().zip(&info.outputs) {
+        levels(map, LastLayer::read(&model, name).step, name).unwrap();
+    }
+    let fp = ["confidence", "start", "end"].map(|f| npy(&format!("onnx/bmn_tiny_pytorch_op17.io/{f}.npy")));
+    let ours = proposals(&engine, &out.start, &out.end, &out.confidence);
+    let reference = proposals(&engine, &fp[1], &fp[2], &fp[0]);
+    let overlap = ours.iter().filter(|p| reference.contains(p)).count();
+    eprintln!(
+        "QDQ u8: confidence max|Δ| vs fp32 {:.3e}; top-100 overlap with fp32 {overlap}/{}",
+        max_abs(&out.confidence, &fp[0]),
+        reference.len()
+    );
+    assert!(overlap * 2 >= reference.len());
 }
 
 #[test]
