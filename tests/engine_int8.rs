@@ -132,9 +132,12 @@ impl LastLayer {
     }
 }
 
+/// A near tie: map cell `(d, t)` and the radius of the 3×3 layers after it.
+type Tie = (usize, usize, usize);
+
 /// Where onnxruntime's roundings of the QOperator fixture are near ties (`make.py
 /// --near-ties`): stage-B cells `(d, t)` and the radius of the 3×3 layers after them.
-fn near_ties() -> Vec<(usize, usize, usize)> {
+fn near_ties() -> Vec<Tie> {
     let text = std::fs::read_to_string(root().join("onnx_int8/manifest.json")).unwrap();
     let m: Value = serde_json::from_str(&text).unwrap();
     let ties = &m["near_ties_qop"];
@@ -156,7 +159,7 @@ fn near_ties() -> Vec<(usize, usize, usize)> {
 }
 
 /// Whether map cell `(d, t)` is within a near tie's field.
-fn in_tie_field(ties: &[(usize, usize, usize)], d: usize, t: usize) -> bool {
+fn in_tie_field(ties: &[Tie], d: usize, t: usize) -> bool {
     ties.iter().any(|&(d0, t0, r)| d.abs_diff(d0) <= r && t.abs_diff(t0) <= r)
 }
 
@@ -173,7 +176,7 @@ fn levels(map: &[f32], step: f64, what: &str) -> Result<Vec<i32>, String> {
     for (i, &p) in map.iter().enumerate() {
         let p = p as f64;
         let slack = DP / (p * (1.0 - p)) / step;
-        if !(slack < 0.25) {
+        if slack.is_nan() || slack >= 0.25 {
             return Err(format!("{what}[{i}] = {p}: too close to 0 or 1 to recover its level"));
         }
         let x = (p / (1.0 - p)).ln() / step;
@@ -208,7 +211,7 @@ fn check_levels(
     theirs: &[f32],
     last: &LastLayer,
     (d, t): (usize, usize),
-    ties: &[(usize, usize, usize)],
+    ties: &[Tie],
     what: &str,
 ) -> Result<LevelStats, String> {
     assert_eq!((ours.len(), theirs.len() % (d * t)), (theirs.len(), 0));
@@ -241,12 +244,9 @@ fn check_maps(engine: &Engine, out: &bmn_edge::engine::WindowOutputs, model: &pb
     let (d, t) = (engine.config().dscale(), engine.config().tscale());
     let ties = near_ties();
     let outputs = &engine.info().outputs;
-    let maps: [(&[f32], &str, (usize, usize), &[(usize, usize, usize)]); 3] = [
-        (&out.confidence, "confidence", (d, t), &ties),
-        (&out.start, "start", (1, t), &[]),
-        (&out.end, "end", (1, t), &[]),
-    ];
-    for ((ours, file, shape, ties), name) in maps.into_iter().zip(outputs) {
+    let maps = [(&out.confidence, "confidence", d), (&out.start, "start", 1), (&out.end, "end", 1)];
+    for ((ours, file, rows), name) in maps.into_iter().zip(outputs) {
+        let (shape, ties) = ((rows, t), if rows == 1 { &[][..] } else { &ties[..] });
         let last = LastLayer::read(model, name);
         let theirs = npy(&format!("{io}/{file}.npy"));
         let s = check_levels(ours, &theirs, &last, shape, ties, file).unwrap_or_else(|e| panic!("{io}: {e}"));
