@@ -30,6 +30,8 @@ pub mod bm;
 pub mod config;
 pub mod json;
 pub mod post;
+#[doc = include_str!("reference.md")]
+pub mod reference {}
 pub mod window;
 
 #[cfg(feature = "engine")]

@@ -25,7 +25,7 @@ use prost::Message;
 use std::path::Path;
 use std::sync::Arc;
 use tract_onnx::prelude::*;
-use tract_onnx::tract_core::model::TypedRunnableModel;
+use tract_core::model::TypedRunnableModel;
 
 /// A model file analysed: the decoded graph (mask released), the BM site and the verified
 /// tap plan.

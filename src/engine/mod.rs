@@ -113,7 +113,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
 use tract_onnx::prelude::*;
-use tract_onnx::tract_core::model::TypedRunnableModel;
+use tract_core::model::TypedRunnableModel;
 use workers::{set_tract_threads, Workers};
 
 /// Options for loading a model.

@@ -4,7 +4,7 @@ use crate::engine::error::{EngineError, EngineErrorKind};
 use crate::engine::onnx::{dtype, pb, value_info};
 use std::sync::Arc;
 use tract_onnx::prelude::*;
-use tract_onnx::tract_core::model::TypedRunnableModel;
+use tract_core::model::TypedRunnableModel;
 
 /// A one-node tract model: `op(a, b)` where one operand is the input `x` (`x_dims`, `None`
 /// for a symbolic `n`; element type `elem`) and the other the constant `w` (`w_dims`, raw

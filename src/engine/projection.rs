@@ -7,7 +7,7 @@ use crate::engine::product::{projection_model, projection_model_t};
 use crate::engine::workers::{Scratch, Workers};
 use std::sync::Arc;
 use tract_onnx::prelude::*;
-use tract_onnx::tract_core::model::TypedRunnableModel;
+use tract_core::model::TypedRunnableModel;
 
 /// The BM layer's projection `Z = yᵀ · Wz` , one tract product per block of
 /// [`CHUNK`] output channels, the blocks run by the worker threads (tract's own

@@ -73,7 +73,7 @@ impl Workers {
             }
             return Ok(());
         };
-        use tract_onnx::prelude::tract_linalg::multithread::{multithread_tract_scope, Executor};
+        use tract_linalg::multithread::{multithread_tract_scope, Executor};
         thread_local! {
             static SCRATCH: std::cell::RefCell<Scratch> =
                 const { std::cell::RefCell::new(Scratch { f: Vec::new(), q: Vec::new(), z: crate::engine::bm::ZBuf::new() }) };
@@ -126,7 +126,7 @@ impl Workers {
             items.into_iter().for_each(f);
             return;
         };
-        use tract_onnx::prelude::tract_linalg::multithread::{multithread_tract_scope, Executor};
+        use tract_linalg::multithread::{multithread_tract_scope, Executor};
         let f = &f;
         pool.in_place_scope(|scope| {
             for item in items {
@@ -138,7 +138,7 @@ impl Workers {
 
 /// Sets tract's default executor (stage A's products) to `threads` threads.
 pub(crate) fn set_tract_threads(threads: usize) {
-    use tract_onnx::prelude::tract_linalg::multithread::{set_default_executor, Executor};
+    use tract_linalg::multithread::{set_default_executor, Executor};
     if threads <= 1 {
         set_default_executor(Executor::SingleThread);
     } else {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tract_onnx::pb;
 use tract_onnx::prelude::*;
-use tract_onnx::tract_core::model::TypedRunnableModel;
+use tract_core::model::TypedRunnableModel;
 
 /// Default rows per stage-B band.
 pub const DEFAULT_BAND_ROWS: usize = 25;

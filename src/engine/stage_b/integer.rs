@@ -40,7 +40,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tract_onnx::prelude::*;
-use tract_onnx::tract_core::model::TypedRunnableModel;
+use tract_core::model::TypedRunnableModel;
 
 /// Writes the first layer's input levels (`H` quantized with [`QTail::input_quant`]) for a
 /// range of valid cells into a `[O][CELL_CHUNK]` buffer.

@@ -45,7 +45,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tract_onnx::prelude::*;
-use tract_onnx::tract_core::model::TypedRunnableModel;
+use tract_core::model::TypedRunnableModel;
 
 /// Cells per first-layer chunk.
 pub(crate) const CELL_CHUNK: usize = 128;
