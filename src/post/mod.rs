@@ -1,7 +1,9 @@
 //! Post-processing of one window (bmn-spec §3): boundary candidates → pairing with the
-//! confidence map → Soft-NMS → top-k proposals. No allocation: buffers are slices or const
-//! generics ([`WindowPostProcessor`]); a full buffer is a [`PostError::Capacity`] carrying the
-//! proposal that did not fit.
+//! confidence map → Soft-NMS → top-k proposals; and of a video cut into windows
+//! ([`merge`], bmn-spec §6): each window's pairs mapped to video time, one Soft-NMS over the
+//! video. No allocation: buffers are slices or const generics ([`WindowPostProcessor`],
+//! [`SliceStore`]); a full buffer is a [`PostError::Capacity`] carrying the proposal that did
+//! not fit.
 //!
 //! Every decision equals the float reference's: candidates compare the f32 outputs through
 //! an order-preserving integer encoding ([`encode`]), pairing works on snippet indices, and
@@ -10,6 +12,7 @@
 
 pub mod candidates;
 pub mod encode;
+pub mod merge;
 pub mod pairing;
 pub mod soft_nms;
 
@@ -17,6 +20,7 @@ use crate::config::WindowConfig;
 use core::fmt;
 
 pub use candidates::{select_candidates, Boundary};
+pub use merge::{ProposalStore, SliceStore, VideoMerger};
 pub use pairing::pair_candidates;
 pub use soft_nms::{soft_nms, SoftNmsParams, SoftNmsStats};
 
@@ -100,6 +104,8 @@ pub enum PostErrorKind {
     NonFinite,
     /// An output buffer was full.
     Capacity,
+    /// A length or position was outside what it may be.
+    Range,
 }
 
 /// A post-processing error.
@@ -129,6 +135,17 @@ pub enum PostError {
         /// The buffer's capacity.
         capacity: usize,
     },
+    /// `what` is `value`, outside `min..=max`.
+    OutOfRange {
+        /// Which quantity.
+        what: &'static str,
+        /// Its value.
+        value: u64,
+        /// Smallest allowed value.
+        min: u64,
+        /// Largest allowed value.
+        max: u64,
+    },
 }
 
 impl PostError {
@@ -138,6 +155,7 @@ impl PostError {
             PostError::Length { .. } => PostErrorKind::Length,
             PostError::NonFinite { .. } => PostErrorKind::NonFinite,
             PostError::Capacity { .. } => PostErrorKind::Capacity,
+            PostError::OutOfRange { .. } => PostErrorKind::Range,
         }
     }
 }
@@ -156,6 +174,7 @@ impl fmt::Display for PostError {
                 "proposal buffer full ({capacity} entries); proposal [{}, {}) score {} did not fit",
                 rejected.start, rejected.end, rejected.score
             ),
+            PostError::OutOfRange { what, value, min, max } => write!(f, "{what} is {value}, outside {min}..={max}"),
         }
     }
 }
