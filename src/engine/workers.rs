@@ -2,7 +2,7 @@
 //! the BM kernel's blocks, the stage-B tails' chunks, the bands) runs on it, each job with
 //! tract single-threaded inside (tract's own threading gains little on these products)
 //! and a per-thread scratch kept from window to window. Stage A's products use tract's own
-//! executor with the same thread count ([`set_tract_threads`]).
+//! executor with the same thread count (`set_tract_threads`).
 
 use crate::engine::error::{EngineError, EngineErrorKind};
 use std::sync::atomic::{AtomicUsize, Ordering};

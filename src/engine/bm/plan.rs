@@ -4,7 +4,7 @@
 //! ## Layout
 //!
 //! Stage A delivers the projection `Z[o, n, t] = Σ_c W[o, c, n] · y[c, t]` as
-//! `[O/CHUNK][T][N][CHUNK]`: output channels in blocks of [`CHUNK`] (32), each block a
+//! `[O/CHUNK][T][N][CHUNK]`: output channels in blocks of [`CHUNK`](super::CHUNK) (32), each block a
 //! `T × N` array of 32-float rows. One block is `T·N·32` floats (410 KB at the paper
 //! configuration), small enough to stay in L2 while every cell reads it, and each tap
 //! `(t, n, w)` of a cell is one contiguous 32-wide multiply-add into an accumulator that
@@ -38,7 +38,7 @@ pub struct TapPlan {
 }
 
 impl TapPlan {
-    /// The valid cells `(d, s)`, d-major: the order of [`BmKernel::run_cells`].
+    /// The valid cells `(d, s)`, d-major: the order of [`BmKernel::run_cells`](super::BmKernel::run_cells).
     pub fn cells(&self) -> &[(u16, u16)] {
         &self.cells
     }

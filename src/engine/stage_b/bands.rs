@@ -23,7 +23,7 @@ pub const DEFAULT_BAND_ROWS: usize = 25;
 
 /// One stage-B band: output rows `[r0, r1)`, computed from H rows `[i0, i0 + input rows)`
 /// and its first `cols` columns by `models[model]`; output columns `≥ exact` come from
-/// the constant field (see [`Engine`]).
+/// the constant field (see `Engine`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Band {
     /// First output row.
