@@ -1,7 +1,7 @@
 //! The BM sampling table: the Boundary-Matching layer's mask without the 128 MB.
 //!
 //! BMN's BM layer multiplies the features `y[c, t]` by a constant mask `M[t, n, d, s]`
-//! (`[T, N, D, T]`, bmn-spec §2). For a valid cell `(d, s)` (`s + d ≤ T − 1`) the reference
+//! (`[T, N, D, T]`, reference §2). For a valid cell `(d, s)` (`s + d ≤ T − 1`) the reference
 //! places `N·K` points evenly on the region `[s − r·(d+1), s + d + r·(d+1)]`, both ends
 //! included, and each point spreads linear-interpolation weights onto its two neighbouring
 //! snippets; bin `n` owns points `n·K … n·K+K−1` and its column is divided by `K`.
@@ -86,7 +86,7 @@ impl BmTable {
         }
         let n = self.cfg.num_sample();
         let k = self.cfg.num_sample_perbin();
-        // The reference's operations, in its order (bmn-spec §2).
+        // The reference's operations, in its order (reference §2).
         let center_len = d as f64 + 1.0;
         let expand = center_len * self.cfg.ratio();
         let xmin = s as f64 - expand;
@@ -245,7 +245,7 @@ mod tests {
 
     #[test]
     fn paper_checks_of_the_spec() {
-        // bmn-spec §2: Σ M[:,:,9,45] = 32, Σ M[:,:,99,0] = 16, M[50,16,9,45] = 0.8,
+        // reference §2: Σ M[:,:,9,45] = 32, Σ M[:,:,99,0] = 16, M[50,16,9,45] = 0.8,
         // cell (0,0) touches only t ∈ {0, 1}.
         let table = paper();
         assert!((cell_sum(&table, 9, 45) - 32.0).abs() < 1e-5);

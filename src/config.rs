@@ -7,7 +7,7 @@
 
 use core::fmt;
 
-/// Which reference implementation's post-processing conventions to follow (bmn-spec §3).
+/// Which reference implementation's post-processing conventions to follow (reference §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Convention {
     /// OpenMMLab mmaction2 (and the JJBOY PyTorch port): the default.

@@ -1,5 +1,5 @@
 //! The official ActivityNet proposal metric: average recall against the average number of
-//! proposals per video (AR–AN), AR@1/5/10/100 and the area under the curve (bmn-spec §4).
+//! proposals per video (AR–AN), AR@1/5/10/100 and the area under the curve (reference §4).
 //!
 //! This is the arithmetic of ActivityNet's `Evaluation/eval_proposal.py` as BSN and BMN call
 //! it (`max_avg_nr_proposals = 100`, tIoU thresholds `np.linspace(0.5, 0.95, 10)`),

@@ -80,7 +80,7 @@ pub struct WindowBuffer<'a> {
 }
 
 impl<'a> WindowBuffer<'a> {
-    /// The default hop, `T/2` (50 % overlap, the streaming setting of bmn-spec §6), at least 1.
+    /// The default hop, `T/2` (50 % overlap, the streaming setting of reference §6), at least 1.
     pub const fn default_hop(tscale: usize) -> usize {
         if tscale >= 2 {
             tscale / 2

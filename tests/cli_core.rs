@@ -118,7 +118,7 @@ fn postprocess_command_matches_reference_in_seconds() {
 }
 
 /// `--frames`: mmaction2 reports seconds over the frames whole 16-frame snippets cover,
-/// `(frames // 16 · 16) / frames · duration` (bmn-spec §3); paddle over the duration.
+/// `(frames // 16 · 16) / frames · duration` (reference §3); paddle over the duration.
 #[test]
 fn frame_count_corrects_the_duration_under_mmaction2() {
     let dir = tmpdir("frames");

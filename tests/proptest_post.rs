@@ -16,7 +16,7 @@ fn curve() -> impl Strategy<Value = Vec<f32>> {
     ]
 }
 
-/// The rules of bmn-spec §3 written plainly with float64 comparisons.
+/// The rules of reference §3 written plainly with float64 comparisons.
 fn float_rule(p: &[f32], conv: Convention, boundary: Boundary) -> Vec<bool> {
     let t = p.len();
     let v: Vec<f64> = p.iter().map(|&x| x as f64).collect();

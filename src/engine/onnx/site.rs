@@ -65,7 +65,7 @@ pub(crate) struct Site {
     pub quant_slow: Vec<String>,
 }
 
-/// Which quantization forms of a graph tract 0.23 runs slowly (design.md "Quantized").
+/// Which quantization forms of a graph tract 0.23 runs slowly (README, "Model files").
 fn quant_slow_forms(ix: &GraphIndex<'_>) -> Vec<String> {
     let g = ix.graph;
     let mut out = Vec::new();
