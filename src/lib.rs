@@ -10,6 +10,7 @@
 //! features -> window (ring buffer / whole-video rescale)          no_std
 //!          -> engine: stage A (tract) -> bm (sparse BM layer) -> stage B (tract)   std
 //!          -> post: candidates -> pairing -> soft_nms            no_std
+//!          -> post::merge: windows -> video time, one soft_nms    no_std
 //!          -> sink: json (proposal serialisation)                no_std
 //! ```
 //!
@@ -36,6 +37,9 @@ pub mod window;
 
 #[cfg(feature = "engine")]
 pub mod engine;
+
+#[cfg(feature = "hal")]
+pub mod indicator;
 
 #[cfg(feature = "std")]
 pub mod eval;

@@ -5,23 +5,19 @@
 //! * **Sliding** (the streaming setting, bmn-spec §6): the core's
 //!   [`WindowBuffer`] cuts the `L` snippets into windows of
 //!   `T` with hop `T/2`; the last window is aligned to the end of the video; a video shorter
-//!   than `T` is one window, edge-padded (its last snippet repeated), and proposals whose
-//!   boundaries fall in the padding are dropped. Each window's candidate pairs (candidates
-//!   and pairing, no per-window Soft-NMS) are mapped to video positions `w0 + s`, `w0 + e`
-//!   and normalised by `L` with the convention's expression (mmaction2 `p / L`, paddle
-//!   `(1/L)·p`), so a video of exactly `T` snippets gives exactly the window's proposals.
-//!   One Soft-NMS then runs over the merged set — with `grid = None`, i.e. the convention's
-//!   float64 threshold test on these normalised coordinates (the same decisions the
-//!   reference makes) — and the top `k` are kept.
+//!   than `T` is one window, edge-padded (its last snippet repeated). Each window's candidate
+//!   pairs (candidates and pairing, no per-window Soft-NMS) go to the core's
+//!   [`VideoMerger`], which drops those ending in the padding, maps the rest to video
+//!   positions normalised by `L` (so a video of exactly `T` snippets gives exactly the
+//!   window's proposals), and at the end runs one Soft-NMS over the merged set and keeps the
+//!   top `k` (see [`crate::post::merge`]). Here the merger collects into a growing `Vec`.
 //! * **Rescale** (the ActivityNet setting): the whole video is resampled to `T` positions
 //!   ([`rescale_to_window`]) and post-processed as one
 //!   window ([`postprocess_window`]).
 
 use super::{Engine, EngineError, EngineErrorKind, StageTimes, WindowOutputs};
 use crate::post::postprocess_window;
-use crate::post::{
-    pair_candidates, select_candidates, soft_nms, Boundary, PostError, Proposal, SoftNmsParams, WindowMaps,
-};
+use crate::post::{pair_candidates, select_candidates, Boundary, PostError, Proposal, VideoMerger, WindowMaps};
 use crate::window::{rescale_to_window, WindowBuffer, WindowError};
 use std::time::{Duration, Instant};
 
@@ -139,7 +135,9 @@ pub fn detect_video<E: From<EngineError>>(
     let hop = opts.hop.unwrap_or(WindowBuffer::default_hop(t)).clamp(1, t);
     let mut storage = vec![0.0f32; c * t];
     let mut buffer = WindowBuffer::new(&mut storage, t, c, hop).map_err(window_err)?;
-    let mut merged: Vec<Proposal> = Vec::new();
+    // The core's merger over a growing Vec: a window's pairs are kept until the video ends.
+    let mut merger = VideoMerger::new(cfg.convention(), snippets as u64, Vec::new())
+        .map_err(|e| EngineError::new(EngineErrorKind::Input, format!("features: {e}")))?;
     let mut starts = vec![false; t];
     let mut ends = vec![false; t];
     let mut pairs = vec![Proposal::default(); t * cfg.dscale()];
@@ -160,18 +158,7 @@ pub fn detect_video<E: From<EngineError>>(
         select_candidates(maps.start(), cfg.convention(), Boundary::Start, &mut starts).map_err(post_err)?;
         select_candidates(maps.end(), cfg.convention(), Boundary::End, &mut ends).map_err(post_err)?;
         let n = pair_candidates(&cfg, &maps, &starts, &ends, &mut pairs).map_err(post_err)?;
-        for p in &pairs[..n] {
-            // The last boundary snippet: mmaction2's end index e = end; paddle's e = end − 1.
-            let last = match cfg.convention() {
-                crate::Convention::Mmaction2 => p.end as usize,
-                crate::Convention::Paddle => p.end as usize - 1,
-            };
-            if last >= valid {
-                continue;
-            }
-            let (s, e) = (start + u64::from(p.start), start + u64::from(p.end));
-            merged.push(Proposal::on_grid(s as u32, e as u32, snippets as u32, cfg.convention(), p.score));
-        }
+        merger.push_window(&pairs[..n], start, valid).map_err(post_err)?;
         result.post += p0.elapsed();
         Ok(())
     };
@@ -186,11 +173,7 @@ pub fn detect_video<E: From<EngineError>>(
         process(engine, &window, em.start, em.valid, index, &mut result)?;
     }
     let p0 = Instant::now();
-    let params = SoftNmsParams::for_convention(cfg.convention());
-    // As the window post-processing does: a single proposal is kept without Soft-NMS.
-    let kept = if merged.len() > 1 { soft_nms(&mut merged, &params, None).0 } else { merged.len() };
-    merged.truncate(kept.min(opts.top_k));
-    result.proposals = merged;
+    result.proposals = merger.finish(opts.top_k);
     result.post += p0.elapsed();
     Ok(result)
 }
