@@ -2,7 +2,7 @@
 //!
 //! Two modes:
 //!
-//! * **Sliding** (the streaming setting, bmn-spec §6): the core's
+//! * **Sliding** (the streaming setting, reference §6): the core's
 //!   [`WindowBuffer`] cuts the `L` snippets into windows of
 //!   `T` with hop `T/2`; the last window is aligned to the end of the video; a video shorter
 //!   than `T` is one window, edge-padded (its last snippet repeated). Each window's candidate

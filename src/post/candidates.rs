@@ -1,4 +1,4 @@
-//! Boundary candidates: which snippets may start or end a proposal (bmn-spec §3).
+//! Boundary candidates: which snippets may start or end a proposal (reference §3).
 
 use super::encode::{half_key, key32, wide_key};
 use super::PostError;

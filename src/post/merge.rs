@@ -1,4 +1,4 @@
-//! Windows to video (bmn-spec §6): one window's candidate pairs at a time are mapped to
+//! Windows to video (reference §6): one window's candidate pairs at a time are mapped to
 //! video time and collected; one Soft-NMS then runs over the whole video's set.
 //!
 //! A long video is cut into windows of `T` snippets (overlapping, e.g. hop `T/2`; a video

@@ -1,6 +1,6 @@
-//! Post-processing of one window (bmn-spec §3): boundary candidates → pairing with the
+//! Post-processing of one window (reference §3): boundary candidates → pairing with the
 //! confidence map → Soft-NMS → top-k proposals; and of a video cut into windows
-//! ([`merge`], bmn-spec §6): each window's pairs mapped to video time, one Soft-NMS over the
+//! ([`merge`], reference §6): each window's pairs mapped to video time, one Soft-NMS over the
 //! video. No allocation: buffers are slices or const generics ([`WindowPostProcessor`],
 //! [`SliceStore`]); a full buffer is a [`PostError::Capacity`] carrying the proposal that did
 //! not fit.

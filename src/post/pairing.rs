@@ -1,4 +1,4 @@
-//! Pairing start and end candidates through the confidence map (bmn-spec §3).
+//! Pairing start and end candidates through the confidence map (reference §3).
 
 use super::{PostError, Proposal, WindowMaps};
 use crate::config::{Convention, WindowConfig};

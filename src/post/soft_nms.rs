@@ -1,4 +1,4 @@
-//! Gaussian Soft-NMS with the width-adaptive threshold (bmn-spec §3), in place, bounded.
+//! Gaussian Soft-NMS with the width-adaptive threshold (reference §3), in place, bounded.
 //!
 //! Repeatedly take the best remaining proposal `m` (first in list order on equal scores),
 //! decay every other remaining `i` with `IoU(i, m) > t1 + (t2 − t1)·width(m)` by
