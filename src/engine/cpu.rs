@@ -1,0 +1,397 @@
+//! What the CPU offers for int8 products, and which arithmetic an int8 model should use.
+//!
+//! An int8 model can run its products in two arithmetics with the **same levels**:
+//!
+//! * [`Int8Arithmetic::Integer`]: tract's integer kernels (`MatMulInteger`, int8 × int8 →
+//!   int32). Fast where the CPU has a dot-product instruction: x86-64 AVX-512 VNNI
+//!   (`vpdpbusd`), AVX-VNNI, AMX-INT8; aarch64 `sdot` (FEAT_DotProd), SVE/SME. On an x86-64
+//!   with only AVX2, tract's integer kernel (`avx2_mmm_i32_8x8`) is an emulation of the dot
+//!   product and runs the shipped model's products about 20× slower than tract's float
+//!   kernels (benches/int8_kernels.rs).
+//! * [`Int8Arithmetic::ExactFloat`]: the same int8 levels and weights stored as
+//!   integer-valued `f32`s, multiplied by tract's float kernels. Every product of two levels
+//!   is at most `128 · 128 = 2^14` in magnitude, so a sum of `K` of them is an integer below
+//!   `K · 2^14`, and every partial sum is exact in `f32` (24-bit significand) while it stays
+//!   below `2^24` — for any data when `K ≤ 1024` ([`EXACT_F32_TERMS`]). The sums, hence the
+//!   requantized levels, are then bit-identical to the integer kernels', whatever order the
+//!   float kernel adds in. Longer sums are split into chunks of at most
+//!   [`EXACT_F32_TERMS`] terms, each exact, added in `i32` (or `f64`).
+//!
+//! [`CpuFeatures::detect`] reads the relevant features (the standard library's run-time
+//! detection; AMX from tract-linalg's probe), [`tract_kernel`] names the
+//! tract-linalg kernel tract's dispatch picks for a float or an integer product of a given
+//! shape on this CPU, and [`Int8Arithmetic::choose`] combines the two: integer kernels only
+//! where the CPU has a dot-product instruction *and* tract's choice uses it (tract compiles
+//! some of those kernels only when its build's assembler can encode them).
+
+use std::fmt;
+use tract_onnx::prelude::DatumType;
+
+/// Largest number of int8 × int8 terms whose sum (and every partial sum, in any order) is
+/// exact in `f32` for any levels: `|a · b| ≤ 128 · 128 = 2^14`, and `1024 · 2^14 = 2^24`
+/// (integers up to `2^24` are exact in `f32`; the bound is reached only when every term is
+/// `(−128)·(−128)`).
+pub const EXACT_F32_TERMS: usize = 1024;
+
+/// Whether a sum of `k` int8 × int8 products is exact in `f32` for all inputs.
+pub fn exact_in_f32(k: usize) -> bool {
+    k <= EXACT_F32_TERMS
+}
+
+/// The instruction-set features that decide how int8 products should run. Features of the
+/// other architecture are `false`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CpuFeatures {
+    /// x86-64: AVX usable (CPUID and enabled by the OS in XCR0).
+    pub avx: bool,
+    /// x86-64: AVX2.
+    pub avx2: bool,
+    /// x86-64: FMA3.
+    pub fma: bool,
+    /// x86-64: AVX-512 Foundation (with the OS saving the 512-bit state).
+    pub avx512f: bool,
+    /// x86-64: AVX-512 VNNI (`vpdpbusd` on 128/256/512-bit registers).
+    pub avx512vnni: bool,
+    /// x86-64: AVX-VNNI (the VEX-encoded `vpdpbusd`, for CPUs without AVX-512).
+    pub avxvnni: bool,
+    /// x86-64: AMX-INT8 tiles usable by tract (CPUID, the OS's XCR0 and, on Linux, the
+    /// per-process permission; tract-linalg's probe, `false` in builds without its AMX kernels).
+    pub amx_int8: bool,
+    /// aarch64: FEAT_DotProd (`sdot`/`udot`).
+    pub dotprod: bool,
+    /// aarch64: FEAT_I8MM (`smmla`; no tract 0.23.9 kernel uses it).
+    pub i8mm: bool,
+    /// aarch64: SVE.
+    pub sve: bool,
+    /// aarch64: SVE2.
+    pub sve2: bool,
+}
+
+impl CpuFeatures {
+    /// The running CPU's features.
+    pub fn detect() -> CpuFeatures {
+        detect_impl()
+    }
+
+    /// Whether the CPU has an instruction that multiplies and adds int8 vectors into int32
+    /// lanes (a dot product), i.e. whether integer products can beat float ones at all.
+    pub fn has_int8_dot(&self) -> bool {
+        self.avx512vnni || self.avxvnni || self.amx_int8 || self.dotprod || self.i8mm || self.sve
+    }
+
+    /// The features present, by their usual names (`avx2`, `fma`, `avx512vnni`, `dotprod`, …).
+    pub fn names(&self) -> Vec<&'static str> {
+        [
+            (self.avx, "avx"),
+            (self.avx2, "avx2"),
+            (self.fma, "fma"),
+            (self.avx512f, "avx512f"),
+            (self.avx512vnni, "avx512vnni"),
+            (self.avxvnni, "avxvnni"),
+            (self.amx_int8, "amx-int8"),
+            (self.dotprod, "dotprod"),
+            (self.i8mm, "i8mm"),
+            (self.sve, "sve"),
+            (self.sve2, "sve2"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect()
+    }
+}
+
+impl fmt::Display for CpuFeatures {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names = self.names();
+        if names.is_empty() {
+            f.write_str("(none of the int8-relevant features)")
+        } else {
+            f.write_str(&names.join(","))
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn detect_impl() -> CpuFeatures {
+    // The standard library checks CPUID and that the OS saves the registers' state (XCR0).
+    macro_rules! has {
+        ($f:tt) => {
+            std::arch::is_x86_feature_detected!($f)
+        };
+    }
+    CpuFeatures {
+        avx: has!("avx"),
+        avx2: has!("avx2"),
+        fma: has!("fma"),
+        avx512f: has!("avx512f"),
+        avx512vnni: has!("avx512vnni"),
+        avxvnni: has!("avxvnni"),
+        // AMX needs, besides CPUID and XCR0, a per-process permission on Linux; tract's own
+        // probe checks all three (and only in builds whose assembler has the AMX kernels).
+        amx_int8: tract_linalg::isa::native().has(tract_linalg::isa::Isa::X86_64AmxInt8),
+        ..CpuFeatures::default()
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+fn detect_impl() -> CpuFeatures {
+    use std::arch::is_aarch64_feature_detected as has;
+    CpuFeatures {
+        dotprod: has!("dotprod"),
+        i8mm: has!("i8mm"),
+        sve: has!("sve"),
+        sve2: has!("sve2"),
+        ..CpuFeatures::default()
+    }
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+fn detect_impl() -> CpuFeatures {
+    CpuFeatures::default()
+}
+
+/// The element type of a product, as tract-linalg's kernels are chosen for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Product {
+    /// `f32 × f32 → f32`.
+    F32,
+    /// `i8 × i8 → i32` (`MatMulInteger`, `QLinearConv`).
+    I8,
+}
+
+/// The tract-linalg kernel tract's dispatch prefers on this CPU for a product of `m × k`
+/// by `k × n` (`None`: a dimension unknown when the model is optimised), e.g.
+/// `fma_mmm_f32_16x6` or `avx2_mmm_i32_8x8`; `None` when no dispatch tier has an opinion.
+///
+/// This is tract-linalg's own answer (`MmmDispatch::preferred_kernel`), the one its
+/// einsum lowering uses when all three dimensions are known; with a symbolic `n` tract's
+/// optimiser picks among the same kernels by packing, which on the CPUs measured here gave
+/// the same integer kernel. `TRACT_CPU_ISA` edits what tract believes the CPU has.
+pub fn tract_kernel(product: Product, m: Option<usize>, k: Option<usize>, n: Option<usize>) -> Option<String> {
+    let acc = match product {
+        Product::F32 => DatumType::F32,
+        Product::I8 => DatumType::I32,
+    };
+    tract_linalg::MmmDispatch::native().preferred_kernel(acc, m, k, n).map(|ker| ker.name().to_string())
+}
+
+/// Whether a tract-linalg integer kernel, by its name, is built on a dot-product
+/// instruction (`vpdpbusd`, AMX tiles, `sdot`, SVE/SME) rather than on widening multiplies
+/// (`avx2_mmm_i32_8x8`, `avx_mmm_i32_8x4`, `arm64simd_mmm_i32_8x8`) or portable Rust.
+pub fn is_dot_product_kernel(name: &str) -> bool {
+    ["vnni", "amx", "_dot", "sve_", "sme_"].iter().any(|tag| name.contains(tag))
+}
+
+/// How an int8 model's products run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Int8Arithmetic {
+    /// tract's integer kernels (int8 operands, int32 sums).
+    Integer,
+    /// tract's float kernels on integer-valued `f32` levels and weights: the same sums
+    /// exactly (see the module docs), for CPUs whose integer kernels are slow.
+    ExactFloat,
+}
+
+impl Int8Arithmetic {
+    /// The arithmetic for a CPU with `features` on which tract runs the integer kernel
+    /// `i8_kernel` (see [`tract_kernel`]): integer where tract's choice is a dot-product kernel
+    /// and the CPU has the instruction; otherwise exact float. aarch64 without FEAT_DotProd
+    /// (Cortex-A72: Raspberry Pi 4) gets exact float too: its integer kernel widens and
+    /// multiplies (`smlal`) at the same 4 lanes per instruction as `fmla`, so integers save
+    /// memory traffic but not arithmetic — to be confirmed on the board.
+    pub fn choose(features: &CpuFeatures, i8_kernel: Option<&str>) -> Int8Arithmetic {
+        match i8_kernel {
+            Some(name) if features.has_int8_dot() && is_dot_product_kernel(name) => Int8Arithmetic::Integer,
+            _ => Int8Arithmetic::ExactFloat,
+        }
+    }
+
+    /// [`Self::choose`] for this CPU and tract's integer kernel for a product with a long
+    /// `m` and `n` (the stage-B layers'), overridable with `BMN_EDGE_INT8=integer|float`.
+    pub fn for_this_cpu() -> Int8Arithmetic {
+        match std::env::var("BMN_EDGE_INT8").ok().as_deref().and_then(Int8Arithmetic::parse) {
+            Some(forced) => forced,
+            None => {
+                let kernel = tract_kernel(Product::I8, Some(256), Some(512), Some(128));
+                Int8Arithmetic::choose(&CpuFeatures::detect(), kernel.as_deref())
+            }
+        }
+    }
+
+    /// `integer` or `float` (also `exact-float`).
+    pub fn parse(s: &str) -> Option<Int8Arithmetic> {
+        match s {
+            "integer" | "int" => Some(Int8Arithmetic::Integer),
+            "float" | "exact-float" => Some(Int8Arithmetic::ExactFloat),
+            _ => None,
+        }
+    }
+
+    /// `integer` or `exact-float`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Int8Arithmetic::Integer => "integer",
+            Int8Arithmetic::ExactFloat => "exact-float",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kernel's view of the CPU (`/proc/cpuinfo` on Linux): `flags` on x86-64,
+    /// `Features` on aarch64, of the first processor. `None` where it cannot be read.
+    fn cpuinfo_flags(key: &str) -> Option<Vec<String>> {
+        let text = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+        let line = text.lines().find(|l| l.split(':').next().is_some_and(|k| k.trim() == key))?;
+        Some(line.split(':').nth(1)?.split_whitespace().map(str::to_string).collect())
+    }
+
+    /// Detection agrees with the Linux kernel's feature flags (which it clears for features
+    /// the OS does not enable), feature by feature.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn x86_detection_agrees_with_the_kernel() {
+        let Some(flags) = cpuinfo_flags("flags") else { return };
+        let has = |name: &str| flags.iter().any(|f| f == name);
+        let f = CpuFeatures::detect();
+        for (got, flag) in [
+            (f.avx, "avx"),
+            (f.avx2, "avx2"),
+            (f.fma, "fma"),
+            (f.avx512f, "avx512f"),
+            (f.avx512vnni, "avx512_vnni"),
+            (f.avxvnni, "avx_vnni"),
+        ] {
+            assert_eq!(got, has(flag), "{flag}");
+        }
+        // AMX as tract sees it implies the kernel's flag (not conversely: tract's build may lack
+        // the AMX kernels, or the process its permission).
+        assert!(!f.amx_int8 || has("amx_int8"));
+        assert!(!f.dotprod && !f.i8mm && !f.sve && !f.sve2);
+    }
+
+    #[cfg(target_arch = "aarch64")]
+    #[test]
+    fn aarch64_detection_agrees_with_the_kernel() {
+        let Some(flags) = cpuinfo_flags("Features") else { return };
+        let has = |name: &str| flags.iter().any(|f| f == name);
+        let f = CpuFeatures::detect();
+        for (got, flag) in [(f.dotprod, "asimddp"), (f.i8mm, "i8mm"), (f.sve, "sve"), (f.sve2, "sve2")] {
+            assert_eq!(got, has(flag), "{flag}");
+        }
+        assert!(!f.avx2 && !f.avx512vnni);
+    }
+
+    /// The x86 features agree with what tract-linalg's own probe found (it decides which
+    /// kernels run), unless `TRACT_CPU_ISA` edits that.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn x86_detection_agrees_with_tract() {
+        if std::env::var_os("TRACT_CPU_ISA").is_some() {
+            return;
+        }
+        use tract_linalg::isa::Isa;
+        let (f, isa) = (CpuFeatures::detect(), tract_linalg::isa::native());
+        assert_eq!(f.avx2, isa.has(Isa::X86_64Avx2));
+        assert_eq!(f.fma, isa.has(Isa::X86_64Fma));
+        assert_eq!(f.avx512f, isa.has(Isa::X86_64Avx512f));
+    }
+
+    #[cfg(target_arch = "aarch64")]
+    #[test]
+    fn aarch64_detection_agrees_with_tract() {
+        if std::env::var_os("TRACT_CPU_ISA").is_some() || std::env::var_os("TRACT_DOTPROD_DISABLE").is_some() {
+            return;
+        }
+        let (f, isa) = (CpuFeatures::detect(), tract_linalg::isa::native());
+        assert_eq!(f.dotprod, isa.has(tract_linalg::isa::Isa::Aarch64DotProd));
+        assert!(!f.avx2 && !f.avx512vnni);
+    }
+
+    /// tract names a kernel of its x86-64 family for both products, of the element type
+    /// asked for, and an integer kernel built on a dot product exactly when the CPU has one
+    /// (or, with AVX-VNNI only, when tract's build includes that kernel).
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn tract_kernels_on_this_cpu() {
+        if std::env::var_os("TRACT_CPU_ISA").is_some() {
+            return;
+        }
+        let f = CpuFeatures::detect();
+        for (m, k, n) in [(1024, 256, 100), (256, 512, 128), (256, 2304, 256)] {
+            let f32k = tract_kernel(Product::F32, Some(m), Some(k), Some(n)).expect("an f32 kernel");
+            let i8k = tract_kernel(Product::I8, Some(m), Some(k), Some(n)).expect("an int8 kernel");
+            assert!(f32k.contains("_mmm_f32_"), "{f32k}");
+            assert!(i8k.contains("_mmm_i32_"), "{i8k}");
+            if f.fma && !f.avx512f {
+                assert!(f32k.starts_with("fma_mmm_f32_"), "{f32k}");
+            }
+            if f.avx2 && !f.avx512vnni && !f.avxvnni && !f.amx_int8 {
+                assert_eq!(i8k, "avx2_mmm_i32_8x8");
+            }
+            if f.avx512vnni {
+                assert!(i8k.starts_with("avx512"), "{i8k}");
+            }
+            assert_eq!(is_dot_product_kernel(&i8k), f.avx512vnni || f.amx_int8 || i8k.contains("avxvnni"));
+        }
+    }
+
+    #[test]
+    fn integer_only_with_a_dot_product_kernel_and_instruction() {
+        let avx2 = CpuFeatures { avx: true, avx2: true, fma: true, ..CpuFeatures::default() };
+        let vnni = CpuFeatures { avx512f: true, avx512vnni: true, ..avx2 };
+        let a72 = CpuFeatures::default();
+        let a76 = CpuFeatures { dotprod: true, ..a72 };
+        let cases = [
+            (avx2, Some("avx2_mmm_i32_8x8"), Int8Arithmetic::ExactFloat),
+            (vnni, Some("avx512vnni_mmm_i32_8x8"), Int8Arithmetic::Integer),
+            (vnni, Some("avx512vnni_mmm_i32_16x16"), Int8Arithmetic::Integer),
+            // AVX-VNNI hardware but a tract build without that kernel: the emulation remains.
+            (CpuFeatures { avxvnni: true, ..avx2 }, Some("avx2_mmm_i32_8x8"), Int8Arithmetic::ExactFloat),
+            (CpuFeatures { avxvnni: true, ..avx2 }, Some("avxvnni_mmm_i32_8x8"), Int8Arithmetic::Integer),
+            (a72, Some("arm64simd_mmm_i32_8x8"), Int8Arithmetic::ExactFloat),
+            (a76, Some("arm64simd_mmm_i32_8x8_dot"), Int8Arithmetic::Integer),
+            // A dot-product kernel name without the instruction (TRACT_CPU_ISA forcing): float.
+            (avx2, Some("avx512vnni_mmm_i32_8x8"), Int8Arithmetic::ExactFloat),
+            (vnni, None, Int8Arithmetic::ExactFloat),
+        ];
+        for (f, kernel, want) in cases {
+            assert_eq!(Int8Arithmetic::choose(&f, kernel), want, "{f} / {kernel:?}");
+        }
+        assert_eq!(Int8Arithmetic::parse("integer"), Some(Int8Arithmetic::Integer));
+        assert_eq!(Int8Arithmetic::parse("float"), Some(Int8Arithmetic::ExactFloat));
+        assert_eq!(Int8Arithmetic::parse("fast"), None);
+    }
+
+    /// The exactness bound: at `K = 1024` the worst sum is exactly `2^24`; past the bound an
+    /// integer sum need not be representable (`2^24 + 1` is not), shown by a sum `f32` gets
+    /// wrong one term past it. Below it, random levels sum exactly in any order.
+    #[test]
+    fn f32_sums_of_level_products_are_exact_up_to_the_bound() {
+        assert!(exact_in_f32(EXACT_F32_TERMS) && !exact_in_f32(EXACT_F32_TERMS + 1));
+        let worst = -128.0f32 * -128.0;
+        let s: f32 = (0..EXACT_F32_TERMS).map(|_| worst).sum();
+        assert_eq!(s as i64, EXACT_F32_TERMS as i64 * 16384);
+        let over: f32 = (0..EXACT_F32_TERMS).map(|_| worst).chain([1.0]).sum();
+        assert_ne!(over as i64, EXACT_F32_TERMS as i64 * 16384 + 1);
+        // Random levels, K = 1024, checked against i64 sums in both summation orders.
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut level = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 56) as u8 as i8
+        };
+        for _ in 0..50 {
+            let (a, b): (Vec<i8>, Vec<i8>) = (0..EXACT_F32_TERMS).map(|_| (level(), level())).unzip();
+            let exact: i64 = a.iter().zip(&b).map(|(&x, &y)| i64::from(x) * i64::from(y)).sum();
+            let fwd: f32 = a.iter().zip(&b).map(|(&x, &y)| f32::from(x) * f32::from(y)).sum();
+            let rev: f32 = a.iter().zip(&b).rev().map(|(&x, &y)| f32::from(x) * f32::from(y)).sum();
+            assert_eq!((fwd as i64, rev as i64), (exact, exact));
+        }
+    }
+}
