@@ -7,7 +7,7 @@
 //!   while every partial sum stays below `2^24`;
 //! * `f32x2` (3×3 layers only, `K = 9·cin` > 1024): the float product split into two halves
 //!   of `K`, each exact for any levels, as the float path would run a layer whose weights do
-//!   not certify a single product (see the report in the module docs of `cpu`).
+//!   not certify a single product (`bmn_edge::engine::cpu::weights_exact_in_f32`).
 //!
 //! Shapes are the shipped model's (`models/bmn_synth_int8.edge.onnx`, paper configuration
 //! T = D = 100, N = 32, P = 256, O = 512; stage B 512 → 128 → 128 (3×3) → 128 (3×3) → 2):

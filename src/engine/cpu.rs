@@ -14,8 +14,9 @@
 //!   `K · 2^14`, and every partial sum is exact in `f32` (24-bit significand) while it stays
 //!   below `2^24` — for any data when `K ≤ 1024` ([`EXACT_F32_TERMS`]). The sums, hence the
 //!   requantized levels, are then bit-identical to the integer kernels', whatever order the
-//!   float kernel adds in. Longer sums are split into chunks of at most
-//!   [`EXACT_F32_TERMS`] terms, each exact, added in `i32` (or `f64`).
+//!   float kernel adds in. Longer sums are exact too when the weights certify it
+//!   ([`weights_exact_in_f32`]: `128 · Σ|w|` per output channel at most `2^24`, checked once
+//!   at load); otherwise they are split into chunks that are, added in `i32`.
 //!
 //! [`CpuFeatures::detect`] reads the relevant features (the standard library's run-time
 //! detection; AMX from tract-linalg's probe), [`tract_kernel`] names the
@@ -36,6 +37,20 @@ pub const EXACT_F32_TERMS: usize = 1024;
 /// Whether a sum of `k` int8 × int8 products is exact in `f32` for all inputs.
 pub fn exact_in_f32(k: usize) -> bool {
     k <= EXACT_F32_TERMS
+}
+
+/// Whether `f32` sums of the products of the int8 weight rows `w` (`[rows][k]`, row-major)
+/// with **any** int8 levels are exact, in any summation order: every partial sum of row `c`
+/// is at most `128 · Σ_j |w[c][j]|` in magnitude, so this holds when that bound is at most
+/// `2^24` for every row. A load-time certificate that holds for far longer rows than
+/// [`EXACT_F32_TERMS`] when the weights are not all extreme: the shipped model's worst layer
+/// (a 3×3, `K = 1152`) reaches 16 % of the bound. A layer that fails it can split `K` into
+/// chunks that pass, summed in `i32`. `false` when `k` is 0 or does not divide `w.len()`.
+pub fn weights_exact_in_f32(w: &[i8], k: usize) -> bool {
+    if k == 0 || w.len() % k != 0 {
+        return false;
+    }
+    w.chunks_exact(k).all(|row| 128 * row.iter().map(|&v| i64::from(v).abs()).sum::<i64>() <= 1 << 24)
 }
 
 /// The instruction-set features that decide how int8 products should run. Features of the
@@ -338,6 +353,28 @@ mod tests {
             }
             assert_eq!(is_dot_product_kernel(&i8k), f.avx512vnni || f.amx_int8 || i8k.contains("avxvnni"));
         }
+    }
+
+    #[test]
+    fn weight_certificate() {
+        // 1024 weights of −128: 128 · 2^17 = 2^24 exactly, certified; one more 1 is not.
+        let mut w = vec![-128i8; 1024];
+        assert!(weights_exact_in_f32(&w, 1024));
+        w.push(1);
+        assert!(!weights_exact_in_f32(&w, 1025));
+        // K = 1152 (a 3×3 over 128 channels) of moderate weights passes; of extreme ones fails.
+        let row: Vec<i8> = (0..1152).map(|j| ((j * 37) % 61) as i8 - 30).collect();
+        let two: Vec<i8> = row.iter().chain(&row).copied().collect();
+        assert!(weights_exact_in_f32(&two, 1152));
+        assert!(!weights_exact_in_f32(&[127; 1152], 1152));
+        assert!(!weights_exact_in_f32(&two, 1000) && !weights_exact_in_f32(&two, 0));
+        // The certificate's guarantee on a worst-case input for the certified row: the f32
+        // sum in either order equals the exact one.
+        let x: Vec<i8> = row.iter().map(|&v| if v < 0 { -128 } else { 127 }).collect();
+        let exact: i64 = row.iter().zip(&x).map(|(&a, &b)| i64::from(a) * i64::from(b)).sum();
+        let fwd: f32 = row.iter().zip(&x).map(|(&a, &b)| f32::from(a) * f32::from(b)).sum();
+        let rev: f32 = row.iter().zip(&x).rev().map(|(&a, &b)| f32::from(a) * f32::from(b)).sum();
+        assert_eq!((fwd as i64, rev as i64), (exact, exact));
     }
 
     #[test]
