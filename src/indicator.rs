@@ -90,7 +90,9 @@
 //! assert_eq!(indicator.release().writes, 3);
 //!
 //! // A NaN threshold is refused, and the pin comes back.
-//! let refused = Indicator::new(Led { high: false, writes: 0 }, f64::NAN).unwrap_err();
+//! let Err(refused) = Indicator::new(Led { high: false, writes: 0 }, f64::NAN) else {
+//!     panic!("a NaN threshold was accepted");
+//! };
 //! assert_eq!(refused.into_pin().writes, 0);
 //! ```
 
