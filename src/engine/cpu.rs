@@ -47,7 +47,7 @@ pub fn exact_in_f32(k: usize) -> bool {
 /// (a 3×3, `K = 1152`) reaches 16 % of the bound. A layer that fails it can split `K` into
 /// chunks that pass, summed in `i32`. `false` when `k` is 0 or does not divide `w.len()`.
 pub fn weights_exact_in_f32(w: &[i8], k: usize) -> bool {
-    if k == 0 || w.len() % k != 0 {
+    if k == 0 || !w.len().is_multiple_of(k) {
         return false;
     }
     w.chunks_exact(k).all(|row| 128 * row.iter().map(|&v| i64::from(v).abs()).sum::<i64>() <= 1 << 24)
