@@ -6,7 +6,7 @@
 #![cfg(feature = "engine")]
 
 use bmn_edge::engine::detect::{detect_video, DetectOptions, WindowMode};
-use bmn_edge::engine::{convert_to_edge, Engine, EngineError, EngineErrorKind, EngineOptions, ModelFormat};
+use bmn_edge::engine::{convert_to_edge, Converted, Engine, EngineError, EngineErrorKind, EngineOptions, ModelFormat};
 use bmn_edge::npy::read_f32;
 use bmn_edge::post::{postprocess_window, Proposal, WindowMaps};
 use bmn_edge::Convention;
@@ -123,7 +123,7 @@ fn edge_format_round_trip() {
     for name in ["bmn_tiny_pytorch_op11_legacy", "bmn_tiny_paddle_op17", "bmn_tiny_pytorch_dynbatch_op17"] {
         let bytes = std::fs::read(model(name)).unwrap();
         let len = bytes.len();
-        let (edge, info) = convert_to_edge(bytes, None, WindowMode::Sliding).unwrap();
+        let Converted { edge, info, .. } = convert_to_edge(bytes, None, WindowMode::Sliding).unwrap();
         // The mask is 16·8·16·16 floats = 128 KiB of the file.
         assert!(edge.len() + 120_000 < len, "{name}: {} vs {len}", edge.len());
         let dir = tmpdir("edge");
@@ -153,13 +153,16 @@ fn edge_format_round_trip() {
         // Converting an edge file again is accepted (its BM node carries (T, D, N, K, r); there
         // is no mask to verify) and, with the same options, gives the same file byte for byte:
         // the node is rewritten as it was and the metadata written in the same order.
-        let (again, info2) = convert_to_edge(edge.clone(), None, WindowMode::Sliding).unwrap();
+        let Converted { edge: again, info: info2, input_format } =
+            convert_to_edge(edge.clone(), None, WindowMode::Sliding).unwrap();
+        assert_eq!(input_format, ModelFormat::Edge);
         assert!(again == edge, "{name}: converting the edge file again changed it");
         assert_eq!((info2.format, info2.config, info2.mask_nnz), (ModelFormat::Edge, info.config, info.mask_nnz));
         // Other options rewrite the stored ones and nothing else: the maps are the same.
         let other =
             if info.config.convention() == Convention::Paddle { Convention::Mmaction2 } else { Convention::Paddle };
-        let (changed, info3) = convert_to_edge(edge.clone(), Some(other), WindowMode::Rescale).unwrap();
+        let Converted { edge: changed, info: info3, .. } =
+            convert_to_edge(edge.clone(), Some(other), WindowMode::Rescale).unwrap();
         assert_eq!((info3.config.convention(), info3.window_mode), (other, Some(WindowMode::Rescale)));
         let meta3 = pb::ModelProto::decode(&changed[..]).unwrap().metadata_props;
         let get = |k: &str| meta3.iter().find(|e| e.key == format!("bmn_edge.{k}")).map(|e| e.value.as_str());

@@ -326,8 +326,8 @@ fn int8_qoperator_runs_and_stays_close_to_fp32() {
         max_abs(&out_f.confidence, &out_t.confidence)
     );
     // The edge conversion of an int8 file keeps its QLinearConv stages: the same maps.
-    let (edge, _) =
-        bmn_edge::engine::convert_to_edge(std::fs::read(&path).unwrap(), None, WindowMode::Sliding).unwrap();
+    let edge =
+        bmn_edge::engine::convert_to_edge(std::fs::read(&path).unwrap(), None, WindowMode::Sliding).unwrap().edge;
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("e.onnx");
     std::fs::write(&p, edge).unwrap();
@@ -450,8 +450,8 @@ fn qlinearconv_conv3d_runs_reassociated_in_int8() {
     eprintln!("  confidence levels: {same}/{} at onnxruntime's, at most {most} apart (step {:.4})", a.len(), last.step);
     assert!(vs_fp32 <= ort_vs_fp32 * 1.5 && mean_vs_fp32 <= ort_mean_vs_fp32 * 1.5);
     // Its edge form keeps the int8 weights (a 5-d int8 initializer) and gives the same maps.
-    let (edge, _) =
-        bmn_edge::engine::convert_to_edge(std::fs::read(&path).unwrap(), None, WindowMode::Sliding).unwrap();
+    let edge =
+        bmn_edge::engine::convert_to_edge(std::fs::read(&path).unwrap(), None, WindowMode::Sliding).unwrap().edge;
     assert!(edge.len() * 2 < std::fs::metadata(&path).unwrap().len() as usize);
     let mut e2 = Engine::from_bytes(edge, &EngineOptions::default()).unwrap();
     assert!(e2.info().warnings.iter().any(|w| w.contains("reassociated in int8")));

@@ -3,7 +3,7 @@
 use super::args::{ConventionArg, ModeArg};
 use super::output::write_file;
 use anyhow::{bail, Context, Result};
-use bmn_edge::engine::convert_to_edge;
+use bmn_edge::engine::{convert_to_edge, Converted, ModelFormat};
 use bmn_edge::engine::detect::WindowMode;
 use std::path::PathBuf;
 
@@ -28,15 +28,19 @@ pub fn run(a: Args) -> Result<()> {
     let bytes = std::fs::read(&a.input).with_context(|| format!("cannot read {}", a.input.display()))?;
     let in_len = bytes.len();
     let mode = WindowMode::from(a.mode);
-    let (edge, info) = convert_to_edge(bytes, a.convention.map(Into::into), mode)
+    let Converted { edge, info, input_format } = convert_to_edge(bytes, a.convention.map(Into::into), mode)
         .with_context(|| format!("converting {}", a.input.display()))?;
     if a.output == a.input {
         bail!("refusing to overwrite the input; choose another output path");
     }
     write_file(&a.output, &edge)?;
     let c = info.config;
+    let what = match input_format {
+        ModelFormat::Standard => format!("mask verified ({} non-zeros) and dropped", info.mask_nnz),
+        ModelFormat::Edge => "already an edge file: its metadata checked against its graph and rewritten".to_string(),
+    };
     eprintln!(
-        "{} ({:.1} MB) -> {} ({:.1} MB): {} variant, T = {}, D = {}, N = {}, K = {}, r = {}, convention {}, mask verified ({} non-zeros) and dropped",
+        "{} ({:.1} MB) -> {} ({:.1} MB): {} variant, T = {}, D = {}, N = {}, K = {}, r = {}, convention {}, {what}",
         a.input.display(),
         in_len as f64 / 1e6,
         a.output.display(),
@@ -48,7 +52,6 @@ pub fn run(a: Args) -> Result<()> {
         c.num_sample_perbin(),
         c.ratio(),
         c.convention(),
-        info.mask_nnz
     );
     Ok(())
 }

@@ -156,23 +156,35 @@ pub fn inspect(path: &Path) -> Result<ModelInfo, EngineError> {
     Ok(analyse(read_file(path)?, None)?.info)
 }
 
-/// Converts a model to the edge format; returns the encoded ONNX and the model's
-/// description. The mask of a standard export is verified against the table before it is
-/// dropped; an edge file is rewritten with fresh metadata (its graph was checked against
-/// its old metadata on reading).
+/// A model converted to the edge format.
+#[derive(Debug, Clone)]
+pub struct Converted {
+    /// The edge file's bytes.
+    pub edge: Vec<u8>,
+    /// The edge model's description.
+    pub info: ModelInfo,
+    /// The form the input was in: a standard export (its mask verified and dropped) or an
+    /// edge file (rewritten with fresh metadata).
+    pub input_format: ModelFormat,
+}
+
+/// Converts a model to the edge format. The mask of a standard export is verified against
+/// the table before it is dropped; an edge file is rewritten with fresh metadata (its graph
+/// was checked against its old metadata on reading).
 pub fn convert_to_edge(
     bytes: Vec<u8>,
     convention: Option<Convention>,
     window_mode: WindowMode,
-) -> Result<(Vec<u8>, ModelInfo), EngineError> {
+) -> Result<Converted, EngineError> {
     let a = analyse(bytes, convention)?;
+    let input_format = a.info.format;
     let cfg = a.info.config;
     let meta = edge_props(&a.info, window_mode);
     let edge = to_edge(a.proto, &a.site, cfg.num_sample_perbin(), cfg.ratio(), &meta)?;
     let mut info = a.info;
     info.format = ModelFormat::Edge;
     info.window_mode = Some(window_mode);
-    Ok((edge.encode_to_vec(), info))
+    Ok(Converted { edge: edge.encode_to_vec(), info, input_format })
 }
 
 pub(crate) fn build_stage(
@@ -278,13 +290,16 @@ mod tests {
 
     #[test]
     fn edge_metadata_is_read_back_and_checked() {
-        let (edge, info) = convert_to_edge(fixture(), None, WindowMode::Rescale).unwrap();
+        let Converted { edge, info, input_format } = convert_to_edge(fixture(), None, WindowMode::Rescale).unwrap();
+        assert_eq!(input_format, ModelFormat::Standard);
         assert_eq!(info.window_mode, Some(WindowMode::Rescale));
         let back = analyse(edge.clone(), None).unwrap().info;
         assert_eq!((back.format, back.window_mode, back.mask_nnz), (ModelFormat::Edge, Some(WindowMode::Rescale), info.mask_nnz));
         assert_eq!(back.config, info.config);
         // Converting an edge file again keeps its graph and rewrites its metadata.
-        let (again, info2) = convert_to_edge(edge.clone(), None, WindowMode::Sliding).unwrap();
+        let Converted { edge: again, info: info2, input_format } =
+            convert_to_edge(edge.clone(), None, WindowMode::Sliding).unwrap();
+        assert_eq!(input_format, ModelFormat::Edge);
         assert_eq!((info2.config, info2.mask_nnz), (info.config, info.mask_nnz));
         assert_eq!(analyse(again, None).unwrap().info.window_mode, Some(WindowMode::Sliding));
         // Each lie or damage is refused, naming what differs.

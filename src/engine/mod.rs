@@ -101,7 +101,7 @@ pub use bm::{BmKernel, Simd, TapPlan};
 pub use diag::StageTimes;
 pub use error::{EngineError, EngineErrorKind};
 pub use info::{ModelFormat, ModelInfo, StageBForm, Variant, WindowMode};
-pub use load::{convert_to_edge, inspect};
+pub use load::{convert_to_edge, inspect, Converted};
 pub use onnx::edge::FORMAT_VERSION;
 pub use stage_b::{Band, DEFAULT_BAND_ROWS};
 
