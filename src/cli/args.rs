@@ -116,6 +116,23 @@ pub struct EngineArgs {
     /// of integer products (for comparisons).
     #[arg(long)]
     pub emulate_int8: bool,
+    /// How an int8 model's products run: `auto` (default) uses tract's integer kernels where
+    /// the CPU has dot-product instructions (AVX-512 VNNI, Arm dotprod) and exact float
+    /// elsewhere; `integer` or `float` forces one (both give the same levels).
+    #[arg(long, value_enum, default_value_t = Int8Arg::Auto)]
+    pub int8: Int8Arg,
+}
+
+/// The `--int8` values.
+#[cfg(feature = "engine")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Int8Arg {
+    /// Chosen for this CPU.
+    Auto,
+    /// tract's integer kernels.
+    Integer,
+    /// tract's float kernels on integer-valued levels (exact).
+    Float,
 }
 
 #[cfg(feature = "engine")]
@@ -137,6 +154,11 @@ impl EngineArgs {
             band_rows: self.band_rows,
             tract_stage_b: self.tract_stage_b,
             emulate_int8_stage_b: self.emulate_int8,
+            int8_arithmetic: match self.int8 {
+                Int8Arg::Auto => None,
+                Int8Arg::Integer => Some(bmn_edge::engine::Int8Arithmetic::Integer),
+                Int8Arg::Float => Some(bmn_edge::engine::Int8Arithmetic::ExactFloat),
+            },
         })
     }
 }

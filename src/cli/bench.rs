@@ -3,7 +3,8 @@
 use super::args::EngineArgs;
 use super::process::{self, peak_rss_mb};
 use anyhow::{bail, Context, Result};
-use bmn_edge::engine::Engine;
+use super::output::{cpu_json, cpu_line};
+use bmn_edge::engine::{CpuReport, Engine};
 use bmn_edge::features::read_features;
 use bmn_edge::post::{postprocess_window, Proposal, WindowMaps};
 use std::path::PathBuf;
@@ -114,6 +115,14 @@ pub fn run(a: Args) -> Result<()> {
             "band_rows": a.engine.band_rows,
             "stage_b_form": engine.stage_b_form().name(),
             "simd": engine.kernel().simd().name(),
+            "int8": engine.int8_plan().map(|p| serde_json::json!({
+                "arithmetic": p.chosen.name(),
+                "forced": p.forced,
+                "stage_a": p.stage_a.map(|a| a.name()),
+                "projection": p.projection.map(|a| a.name()),
+                "stage_b": p.stage_b.iter().map(|a| a.name()).collect::<Vec<_>>(),
+            })),
+            "this_cpu": cpu_json(&CpuReport::this_cpu()),
             "iterations": a.iterations,
             "load_ms": load_ms,
             "total_ms": mt,
@@ -126,6 +135,17 @@ pub fn run(a: Args) -> Result<()> {
         println!("model     {} ({}, {} variant)", a.model.display(), info.format.name(), info.variant);
         println!("threads   {threads}, {} iterations (median per window)", a.iterations);
         println!("kernels   stage B {}, BM {}", engine.stage_b_form().name(), engine.kernel().simd().name());
+        if let Some(p) = engine.int8_plan() {
+            println!(
+                "int8      {} ({}): stage A {}, projection {}, stage B {}",
+                p.chosen.name(),
+                if p.forced { "forced" } else { "chosen for this CPU" },
+                p.stage_a.map_or("-", |a| a.name()),
+                p.projection.map_or("-", |a| a.name()),
+                p.stage_b.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ")
+            );
+        }
+        println!("this CPU  {}", cpu_line(&CpuReport::this_cpu()));
         println!("load      {load_ms:9.1} ms");
         println!("stage A   {ma:9.2} ms");
         println!("BM        {mbm:9.2} ms");

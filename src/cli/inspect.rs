@@ -1,7 +1,8 @@
 //! `bmn-edge inspect`: what a model file is.
 
 use anyhow::{Context, Result};
-use bmn_edge::engine::{inspect, ModelInfo};
+use super::output::{cpu_json, cpu_line};
+use bmn_edge::engine::{inspect, CpuReport, ModelInfo};
 use std::path::PathBuf;
 
 /// Arguments of `bmn-edge inspect`.
@@ -30,6 +31,7 @@ fn to_json(info: &ModelInfo) -> serde_json::Value {
         "outputs": {"confidence": info.outputs[0], "start": info.outputs[1], "end": info.outputs[2]},
         "opset": info.opset,
         "warnings": info.warnings,
+        "this_cpu": cpu_json(&CpuReport::this_cpu()),
     })
 }
 
@@ -57,6 +59,7 @@ pub fn run(a: Args) -> Result<()> {
     println!("outputs     confidence = {}, start = {}, end = {}", info.outputs[0], info.outputs[1], info.outputs[2]);
     println!("mask nnz    {}", info.mask_nnz);
     println!("opset       {}", info.opset);
+    println!("this CPU    {}", cpu_line(&CpuReport::this_cpu()));
     for w in &info.warnings {
         println!("warning     {w}");
     }

@@ -30,3 +30,27 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot move {} to {}", tmp.display(), path.display()))
 }
+
+/// This CPU's int8 picture for `inspect` and `bench`: features, tract's kernels, the
+/// arithmetic chosen for int8 models.
+#[cfg(feature = "engine")]
+pub fn cpu_json(r: &bmn_edge::engine::CpuReport) -> serde_json::Value {
+    serde_json::json!({
+        "features": r.features.names(),
+        "tract_kernel_f32": r.f32_kernel,
+        "tract_kernel_i8": r.i8_kernel,
+        "int8_arithmetic": r.arithmetic.name(),
+    })
+}
+
+/// One line of the same: `features …; tract f32 …, i8 …; int8 models: …`.
+#[cfg(feature = "engine")]
+pub fn cpu_line(r: &bmn_edge::engine::CpuReport) -> String {
+    format!(
+        "{}; tract f32 {}, i8 {}; int8 models: {}",
+        r.features,
+        r.f32_kernel.as_deref().unwrap_or("?"),
+        r.i8_kernel.as_deref().unwrap_or("?"),
+        r.arithmetic.name()
+    )
+}

@@ -198,6 +198,35 @@ pub fn is_dot_product_kernel(name: &str) -> bool {
     ["vnni", "amx", "_dot", "sve_", "sme_"].iter().any(|tag| name.contains(tag))
 }
 
+/// What this CPU and this build of tract do for int8 models: the features, tract's
+/// kernels for f32 and int8 products (stage-B shapes), and the arithmetic chosen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CpuReport {
+    /// The int8-relevant features.
+    pub features: CpuFeatures,
+    /// tract's kernel for an f32 product of the stage-B layers' shape.
+    pub f32_kernel: Option<String>,
+    /// tract's kernel for an int8 product of the same shape.
+    pub i8_kernel: Option<String>,
+    /// [`Int8Arithmetic::choose`] for these.
+    pub arithmetic: Int8Arithmetic,
+}
+
+impl CpuReport {
+    /// This CPU's.
+    pub fn this_cpu() -> CpuReport {
+        let (m, k, n) = (Some(256), Some(512), Some(128));
+        let features = CpuFeatures::detect();
+        let i8_kernel = tract_kernel(Product::I8, m, k, n);
+        CpuReport {
+            features,
+            f32_kernel: tract_kernel(Product::F32, m, k, n),
+            arithmetic: Int8Arithmetic::choose(&features, i8_kernel.as_deref()),
+            i8_kernel,
+        }
+    }
+}
+
 /// How an int8 model's products run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -224,15 +253,11 @@ impl Int8Arithmetic {
     }
 
     /// [`Self::choose`] for this CPU and tract's integer kernel for a product with a long
-    /// `m` and `n` (the stage-B layers'), overridable with `BMN_EDGE_INT8=integer|float`.
+    /// `m` and `n` (the stage-B layers'). Deterministic for a given CPU and build: no
+    /// timing is involved. `EngineOptions::int8_arithmetic` (`--int8` on the command line)
+    /// forces either.
     pub fn for_this_cpu() -> Int8Arithmetic {
-        match std::env::var("BMN_EDGE_INT8").ok().as_deref().and_then(Int8Arithmetic::parse) {
-            Some(forced) => forced,
-            None => {
-                let kernel = tract_kernel(Product::I8, Some(256), Some(512), Some(128));
-                Int8Arithmetic::choose(&CpuFeatures::detect(), kernel.as_deref())
-            }
-        }
+        CpuReport::this_cpu().arithmetic
     }
 
     /// `integer` or `float` (also `exact-float`).

@@ -1,6 +1,7 @@
 //! What the engine found in a model file, as types: the file's form, the BMN variant, the
 //! window geometry, and how stage B runs.
 
+use super::cpu::Int8Arithmetic;
 use crate::config::{Convention, WindowConfig};
 use std::fmt;
 
@@ -117,6 +118,23 @@ impl StageBForm {
             StageBForm::TractBands => "tract-bands",
         }
     }
+}
+
+/// How an int8 model's products run ([`Int8Arithmetic`]), product by product: chosen once at
+/// load from the CPU (or forced), and shown by `inspect`, `bench` and the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Int8Plan {
+    /// Forced by [`EngineOptions::int8_arithmetic`](super::EngineOptions::int8_arithmetic)
+    /// (`false`: chosen for this CPU, [`Int8Arithmetic::for_this_cpu`]).
+    pub forced: bool,
+    /// The arithmetic asked of every product.
+    pub chosen: Int8Arithmetic,
+    /// Stage A's quantized convolutions (`None`: stage A has none).
+    pub stage_a: Option<Int8Arithmetic>,
+    /// The BM layer's projection (`None`: float weights).
+    pub projection: Option<Int8Arithmetic>,
+    /// Each layer of the integer stage B (empty when stage B runs another form).
+    pub stage_b: Vec<Int8Arithmetic>,
 }
 
 /// What the engine found in a model file.

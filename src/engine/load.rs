@@ -5,7 +5,8 @@
 use super::bm::{identify_mask, BmKernel, MaskData, TapPlan, CHUNK};
 use super::diag::trace_rss;
 use super::error::{EngineError, EngineErrorKind};
-use super::info::{ModelFormat, ModelInfo, Variant, WindowMode};
+use super::cpu::Int8Arithmetic;
+use super::info::{Int8Plan, ModelFormat, ModelInfo, Variant, WindowMode};
 use super::onnx::chain::recognise;
 use super::onnx::edge::{check_edge_metadata, edge_props, metadata, to_edge};
 use super::onnx::index::GraphIndex;
@@ -220,6 +221,8 @@ impl Engine {
         let a = analyse(bytes, options.convention)?;
         trace_rss("analysed");
         let (t, d) = (a.info.config.tscale(), a.info.config.dscale());
+        let quantized = !a.info.quantized_ops.is_empty();
+        let chosen = options.int8_arithmetic.unwrap_or_else(Int8Arithmetic::for_this_cpu);
         let Split { halo, stage_a, stage_b, bias, projection } = split(a.proto, &a.site, a.info.channels, CHUNK)?;
         trace_rss("split");
         let stage_a = build_stage(stage_a, "stage A", &[1, a.info.channels, t])?;
@@ -233,7 +236,7 @@ impl Engine {
             Some(convs) => {
                 let cells = a.plan.cells().to_vec();
                 let int8 =
-                    if options.emulate_int8_stage_b { None } else { QTail::new(&convs, cells.clone(), t, d, &bias) };
+                    if options.emulate_int8_stage_b { None } else { QTail::new(&convs, cells.clone(), t, d, &bias, chosen) };
                 match int8 {
                     Some(q) => Box::new(q?),
                     None => Box::new(Tail::new(convs, cells, t, d, &bias, TILE_CHUNK)?),
@@ -242,7 +245,23 @@ impl Engine {
             None => Box::new(Bands::new(stage_b, &bias, (d, t), options.band_rows.unwrap_or(DEFAULT_BAND_ROWS), halo)?),
         };
         let kernel = BmKernel::new(a.plan, &bias);
-        let projection = Projector::new(projection, t, a.info.pem_width, a.info.config.num_sample())?;
+        let projection = Projector::new(projection, t, a.info.pem_width, a.info.config.num_sample(), chosen)?;
+        let int8 = quantized.then(|| Int8Plan {
+            forced: options.int8_arithmetic.is_some(),
+            chosen,
+            stage_a: None,
+            projection: projection.arithmetic(),
+            stage_b: tail.int8_arithmetics(),
+        });
+        if let Some(p) = &int8 {
+            log::info!(
+                "int8 arithmetic: {} ({}); projection {}, stage B {:?}",
+                p.chosen.name(),
+                if p.forced { "forced" } else { "chosen for this CPU" },
+                p.projection.map_or("float weights", |a| a.name()),
+                p.stage_b.iter().map(|a| a.name()).collect::<Vec<_>>()
+            );
+        }
         trace_rss("stage B built");
         log::info!(
             "model: {} {} ({}), T = {t}, D = {d}, N = {}, K = {}, r = {}; stage B {}; BM kernel {}; {threads} thread(s)",
@@ -262,6 +281,7 @@ impl Engine {
             stage_b: tail,
             threads,
             workers: Workers::new(threads)?,
+            int8,
         })
     }
 }

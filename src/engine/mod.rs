@@ -100,7 +100,8 @@ pub mod workers;
 pub use bm::{BmKernel, Simd, TapPlan};
 pub use diag::StageTimes;
 pub use error::{EngineError, EngineErrorKind};
-pub use info::{ModelFormat, ModelInfo, StageBForm, Variant, WindowMode};
+pub use cpu::{CpuReport, Int8Arithmetic};
+pub use info::{Int8Plan, ModelFormat, ModelInfo, StageBForm, Variant, WindowMode};
 pub use load::{convert_to_edge, inspect, Converted};
 pub use onnx::edge::FORMAT_VERSION;
 pub use stage_b::{Band, DEFAULT_BAND_ROWS};
@@ -138,6 +139,11 @@ pub struct EngineOptions {
     /// Run a quantized stage B that the integer tail could take (symmetric int8) in float
     /// arithmetic emulating the quantization instead. For comparisons and tests.
     pub emulate_int8_stage_b: bool,
+    /// How an int8 model's products run: `None` chooses for this CPU
+    /// ([`Int8Arithmetic::for_this_cpu`]: tract's integer kernels where the CPU has
+    /// dot-product instructions and tract uses them, exact float elsewhere); `Some` forces
+    /// either (both give the same levels).
+    pub int8_arithmetic: Option<Int8Arithmetic>,
 }
 
 /// One window's network outputs.
@@ -162,6 +168,8 @@ pub struct Engine {
     threads: usize,
     /// The worker pool: projection blocks, BM blocks, stage-B chunks or bands.
     workers: Workers,
+    /// How an int8 model's products run (`None`: an fp32 model).
+    int8: Option<Int8Plan>,
 }
 
 impl fmt::Debug for Engine {
@@ -211,6 +219,11 @@ impl Engine {
     /// Rows of H each stage-B band reads (0 unless stage B runs in tract).
     pub fn band_input_rows(&self) -> usize {
         self.stage_b.bands().1
+    }
+
+    /// How an int8 model's products run (`None` for an fp32 model).
+    pub fn int8_plan(&self) -> Option<&Int8Plan> {
+        self.int8.as_ref()
     }
 
     /// The BM kernel.

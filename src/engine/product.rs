@@ -1,5 +1,6 @@
 //! One-node tract models for the engine's matrix products, and reading their outputs.
 
+use crate::engine::cpu::{weights_exact_in_f32, Int8Arithmetic};
 use crate::engine::error::{EngineError, EngineErrorKind};
 use crate::engine::onnx::{dtype, pb, value_info};
 use std::sync::Arc;
@@ -102,18 +103,6 @@ pub(crate) fn projection_model(
     product_model("MatMul", dtype::FLOAT, raw, &[k, n], &[Some(m), Some(k)], true, "BM projection")
 }
 
-/// Builds a tract model computing `W · X` for a constant int8 `W` `[m][k]` (raw bytes) and
-/// an int8 input `X` `[k][n]` (`MatMulInteger`, int32 product): one block of the BM layer's
-/// int8 projection, transposed.
-pub(crate) fn projection_model_t(
-    raw: Vec<u8>,
-    n: usize,
-    k: usize,
-    m: usize,
-) -> Result<Arc<TypedRunnableModel>, EngineError> {
-    product_model("MatMulInteger", dtype::INT8, raw, &[m, k], &[Some(k), Some(n)], false, "BM projection")
-}
-
 /// Runs a [`matmul_model`] on `x` (`shape`); returns the product as a plain tensor.
 pub(crate) fn run_matmul(model: &Arc<TypedRunnableModel>, x: &[f32], shape: &[usize]) -> Result<Tensor, EngineError> {
     let tract = |e: TractError| EngineError::tract("stage B matrix product", e);
@@ -155,4 +144,97 @@ pub(crate) fn plain(v: &TValue, what: &str, len: usize) -> Result<Vec<f32>, Engi
         ));
     }
     Ok(s)
+}
+
+/// An int8 product `W · X` — `W` a constant `[m][k]` of int8 weights, `X` `[k][n]` int8
+/// levels — giving the exact `i32` sums, in one of two arithmetics
+/// ([`Int8Arithmetic`]): tract's integer kernels (`MatMulInteger`), or tract's float
+/// kernels on integer-valued `f32` (`MatMul`), which is exact when the weights pass
+/// [`weights_exact_in_f32`] (checked here: a product that fails it runs in integers).
+/// Both give the same `i32` values, so everything after the product is shared.
+pub(crate) struct Int8Gemm {
+    model: Arc<TypedRunnableModel>,
+    arithmetic: Int8Arithmetic,
+    m: usize,
+    k: usize,
+    /// The float form's fixed column count (tract plans a fixed `n` several times faster
+    /// than a symbolic one); inputs with fewer columns are padded with zeros.
+    cols: Option<usize>,
+}
+
+impl Int8Gemm {
+    /// `w` is `[m][k]`; `n` the input's column count (`None`: any). `wanted` is the
+    /// arithmetic asked for; the float form also needs the exactness certificate, and
+    /// takes `float_cols` as its fixed width when `n` is `None`.
+    pub(crate) fn new(
+        w: &[i8],
+        (m, k): (usize, usize),
+        n: Option<usize>,
+        wanted: Int8Arithmetic,
+        float_cols: usize,
+        what: &str,
+    ) -> Result<Int8Gemm, EngineError> {
+        if w.len() != m * k {
+            return Err(EngineError::new(EngineErrorKind::Runtime, format!("{what}: weights are not [{m}][{k}]")));
+        }
+        let arithmetic = match wanted {
+            Int8Arithmetic::ExactFloat if weights_exact_in_f32(w, k) => Int8Arithmetic::ExactFloat,
+            _ => Int8Arithmetic::Integer,
+        };
+        let (model, cols) = match arithmetic {
+            Int8Arithmetic::Integer => {
+                let raw: Vec<u8> = w.iter().map(|&v| v as u8).collect();
+                (product_model("MatMulInteger", dtype::INT8, raw, &[m, k], &[Some(k), n], false, what)?, None)
+            }
+            Int8Arithmetic::ExactFloat => {
+                let cols = n.unwrap_or(float_cols);
+                let raw: Vec<u8> = w.iter().flat_map(|&v| f32::from(v).to_le_bytes()).collect();
+                (product_model("MatMul", dtype::FLOAT, raw, &[m, k], &[Some(k), Some(cols)], false, what)?, Some(cols))
+            }
+        };
+        Ok(Int8Gemm { model, arithmetic, m, k, cols })
+    }
+
+    /// The arithmetic this product runs in.
+    pub(crate) fn arithmetic(&self) -> Int8Arithmetic {
+        self.arithmetic
+    }
+
+    /// `W · X` for `x` `[k][n]`, into `acc` (`[m][n]`, resized); `scratch` holds the float
+    /// form's input.
+    pub(crate) fn run(&self, x: &[i8], n: usize, scratch: &mut Vec<f32>, acc: &mut Vec<i32>) -> Result<(), EngineError> {
+        let (m, k) = (self.m, self.k);
+        if x.len() != k * n {
+            return Err(EngineError::new(EngineErrorKind::Runtime, "int8 product: input size"));
+        }
+        acc.clear();
+        match self.cols {
+            None => {
+                let y = run_i8(&self.model, x, &[k, n])?;
+                acc.extend_from_slice(plain_i32(&y)?);
+            }
+            Some(cols) => {
+                if n > cols {
+                    return Err(EngineError::new(EngineErrorKind::Runtime, "int8 product: too many columns"));
+                }
+                scratch.clear();
+                scratch.resize(k * cols, 0.0);
+                for (dst, src) in scratch.chunks_exact_mut(cols).zip(x.chunks_exact(n.max(1))) {
+                    for (d, &s) in dst[..n].iter_mut().zip(src) {
+                        *d = f32::from(s);
+                    }
+                }
+                let y = run_matmul(&self.model, scratch, &[k, cols])?;
+                let y = plain_f32(&y)?;
+                // Exact integers below 2^24 (the certificate): the conversion is exact.
+                for row in y.chunks_exact(cols) {
+                    acc.extend(row[..n].iter().map(|&v| v as i32));
+                }
+            }
+        }
+        if acc.len() != m * n {
+            return Err(EngineError::new(EngineErrorKind::Runtime, "int8 product: output size"));
+        }
+        Ok(())
+    }
 }

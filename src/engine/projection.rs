@@ -3,29 +3,57 @@
 use crate::engine::bm::{ZBuf, CHUNK};
 use crate::engine::error::{EngineError, EngineErrorKind};
 use crate::engine::onnx::split::Projection;
-use crate::engine::product::{projection_model, projection_model_t};
+use crate::engine::cpu::Int8Arithmetic;
+use crate::engine::product::{projection_model, Int8Gemm};
 use crate::engine::workers::{Scratch, Workers};
 use std::sync::Arc;
 use tract_onnx::prelude::*;
 use tract_core::model::TypedRunnableModel;
 
-/// The BM layer's projection `Z = yᵀ · Wz` , one tract product per block of
-/// [`CHUNK`] output channels, the blocks run by the worker threads (tract's own
-/// threading gains little on these products). Z comes out in the kernel's layout
-/// `[O/32][T][N][32]`.
+/// The BM layer's projection `Z = yᵀ · Wz`, one product per block of [`CHUNK`] output
+/// channels, the blocks run by the worker threads (tract's own threading gains little on
+/// these products). Z comes out in the kernel's layout `[O/32][T][N][32]`.
 pub(crate) struct Projector {
-    models: Vec<Arc<TypedRunnableModel>>,
-    /// int8: `(x_scale, per-channel factor)`.
-    int8: Option<(f32, Vec<f32>)>,
+    blocks: Blocks,
     t: usize,
     p: usize,
     /// Samples per bin row `N` (a block's columns are `N·32`).
     cols: usize,
 }
 
+/// The products, per block.
+enum Blocks {
+    /// Float weights: `yᵀ · W` (`[T][P] · [P][N·32]`) in tract.
+    Float(Vec<Arc<TypedRunnableModel>>),
+    /// int8 symmetric weights, transposed: `Wᵀ · y_q` (`[N·32][P] · [P][T]`: tract's
+    /// integer kernels run this shape ~3x faster than `yᵀ · W`), in integers or exact
+    /// float ([`Int8Gemm`]); `Z[.., o] = acc · col_scale[o]` with `y_q = round(y / x_scale)`.
+    Int8 { gemms: Vec<Int8Gemm>, x_scale: f32, col_scale: Vec<f32> },
+}
+
+/// The products' input: `yᵀ` as it is, or `y` `[P][T]` as int8 levels.
+pub(crate) enum ProjInput {
+    Float(Arc<Tensor>),
+    Levels(Vec<i8>),
+}
+
+/// One block's product: float `[T][N·32]`, or int8 sums `[N·32][T]`.
+pub(crate) enum BlockOut {
+    Float(Tensor),
+    Int(Vec<i32>),
+}
+
 impl Projector {
-    pub(crate) fn new(projection: Projection, t: usize, p: usize, n: usize) -> Result<Projector, EngineError> {
-        let (models, int8) = match projection {
+    /// `arithmetic`: how an int8 projection's products run (a block whose weights fail the
+    /// float exactness certificate runs in integers whatever is asked).
+    pub(crate) fn new(
+        projection: Projection,
+        t: usize,
+        p: usize,
+        n: usize,
+        arithmetic: Int8Arithmetic,
+    ) -> Result<Projector, EngineError> {
+        let blocks = match projection {
             Projection::Float { blocks } => {
                 let mut models = Vec::with_capacity(blocks.len());
                 for b in blocks {
@@ -34,7 +62,7 @@ impl Projector {
                     drop(b);
                     models.push(projection_model(raw, t, p, cols)?);
                 }
-                (models, None)
+                Blocks::Float(models)
             }
             Projection::Int8 { blocks, x_scale, col_scale } => {
                 // One scale per real output channel: the last block may be partial, its
@@ -49,24 +77,22 @@ impl Projector {
                         ),
                     ));
                 }
-                // Transposed, `Wᵀ · y` ([cols][P] · [P][T]): tract's integer kernels run this
-                // shape ~3x faster than `yᵀ · W` (a long M, the short T as N).
-                let mut models = Vec::with_capacity(blocks.len());
+                let mut gemms = Vec::with_capacity(blocks.len());
                 for b in blocks {
                     let cols = b.len() / p;
-                    let mut raw = vec![0u8; b.len()];
+                    let mut wt = vec![0i8; b.len()];
                     for (k, row) in b.chunks_exact(cols).enumerate() {
                         for (c, &v) in row.iter().enumerate() {
-                            raw[c * p + k] = v as u8;
+                            wt[c * p + k] = v;
                         }
                     }
                     drop(b);
-                    models.push(projection_model_t(raw, t, p, cols)?);
+                    gemms.push(Int8Gemm::new(&wt, (cols, p), Some(t), arithmetic, t, "BM projection")?);
                 }
-                (models, Some((x_scale, col_scale)))
+                Blocks::Int8 { gemms, x_scale, col_scale }
             }
         };
-        Ok(Projector { models, int8, t, p, cols: n })
+        Ok(Projector { blocks, t, p, cols: n })
     }
 
     /// Values per block of Z (`T · N · 32`).
@@ -76,12 +102,28 @@ impl Projector {
 
     /// Blocks of 32 output channels.
     pub(crate) fn blocks(&self) -> usize {
-        self.models.len()
+        match &self.blocks {
+            Blocks::Float(m) => m.len(),
+            Blocks::Int8 { gemms, .. } => gemms.len(),
+        }
+    }
+
+    /// How an int8 projection's products run (`None` for float weights); mixed blocks report
+    /// integer.
+    pub(crate) fn arithmetic(&self) -> Option<Int8Arithmetic> {
+        match &self.blocks {
+            Blocks::Float(_) => None,
+            Blocks::Int8 { gemms, .. } => Some(if gemms.iter().all(|g| g.arithmetic() == Int8Arithmetic::ExactFloat) {
+                Int8Arithmetic::ExactFloat
+            } else {
+                Int8Arithmetic::Integer
+            }),
+        }
     }
 
     /// The products' input from `yt` (`yᵀ` `[T][P]`): as it is (float), or quantized and
     /// transposed (int8).
-    pub(crate) fn input(&self, yt: &[f32]) -> Result<Arc<Tensor>, EngineError> {
+    pub(crate) fn input(&self, yt: &[f32]) -> Result<ProjInput, EngineError> {
         let (t, p) = (self.t, self.p);
         if yt.len() != t * p {
             return Err(EngineError::new(
@@ -89,59 +131,69 @@ impl Projector {
                 format!("stage A output y has {} values, expected T·P = {}", yt.len(), t * p),
             ));
         }
-        let tract = |e: TractError| EngineError::tract("BM projection", e);
-        let input = match &self.int8 {
-            None => Tensor::from_shape(&[t, p], yt).map_err(tract)?,
-            Some((xs, _)) => {
+        Ok(match &self.blocks {
+            Blocks::Float(_) => ProjInput::Float(
+                Tensor::from_shape(&[t, p], yt).map_err(|e| EngineError::tract("BM projection", e))?.into_arc_tensor(),
+            ),
+            Blocks::Int8 { x_scale, .. } => {
                 // onnxruntime's QuantizeLinear: round half to even, saturate to int8; as
                 // `y` `[P][T]` for the transposed product.
                 let mut q = vec![0i8; t * p];
                 for (tt, row) in yt.chunks_exact(p).enumerate() {
                     for (k, v) in row.iter().enumerate() {
-                        q[k * t + tt] = (v / xs).round_ties_even().clamp(-128.0, 127.0) as i8;
+                        q[k * t + tt] = (v / x_scale).round_ties_even().clamp(-128.0, 127.0) as i8;
                     }
                 }
-                Tensor::from_shape(&[p, t], &q).map_err(tract)?
+                ProjInput::Levels(q)
             }
-        };
-        Ok(input.into_arc_tensor())
+        })
     }
 
-    /// Block `c`'s product.
-    pub(crate) fn product(&self, c: usize, input: &Arc<Tensor>) -> Result<Tensor, EngineError> {
-        let out = self.models[c]
-            .run(tvec!(TValue::from_const(input.clone())))
-            .map_err(|e| EngineError::tract("BM projection", e))?;
-        out.into_iter()
-            .next()
-            .map(TValue::into_tensor)
-            .ok_or_else(|| EngineError::new(EngineErrorKind::Runtime, "BM projection: no output"))
+    /// Block `c`'s product (`scratch`: the exact-float form's input).
+    pub(crate) fn product(&self, c: usize, input: &ProjInput, scratch: &mut Vec<f32>) -> Result<BlockOut, EngineError> {
+        match (&self.blocks, input) {
+            (Blocks::Float(models), ProjInput::Float(x)) => {
+                let out = models[c]
+                    .run(tvec!(TValue::from_const(x.clone())))
+                    .map_err(|e| EngineError::tract("BM projection", e))?;
+                out.into_iter()
+                    .next()
+                    .map(|v| BlockOut::Float(v.into_tensor()))
+                    .ok_or_else(|| EngineError::new(EngineErrorKind::Runtime, "BM projection: no output"))
+            }
+            (Blocks::Int8 { gemms, .. }, ProjInput::Levels(q)) => {
+                let mut acc = Vec::new();
+                gemms[c].run(q, self.t, scratch, &mut acc)?;
+                Ok(BlockOut::Int(acc))
+            }
+            _ => Err(EngineError::new(EngineErrorKind::Runtime, "BM projection: input of the other form")),
+        }
     }
 
     /// Writes block `c`'s product `y` into `dst` (`[T][N][32]`).
-    pub(crate) fn place(&self, c: usize, y: &Tensor, dst: &mut [f32]) -> Result<(), EngineError> {
-        let tract = |e: TractError| EngineError::tract("BM projection", e);
+    pub(crate) fn place(&self, c: usize, y: &BlockOut, dst: &mut [f32]) -> Result<(), EngineError> {
         let (t, cols) = (self.t, self.block_len() / self.t);
-        let y = y.try_as_plain_ram().map_err(tract)?;
-        match &self.int8 {
-            None => {
-                let yf = y.as_slice::<f32>().map_err(tract)?;
+        match (&self.blocks, y) {
+            (Blocks::Float(_), BlockOut::Float(y)) => {
+                let yf = y
+                    .try_as_plain_ram()
+                    .and_then(|y| y.as_slice::<f32>())
+                    .map_err(|e| EngineError::tract("BM projection", e))?;
                 if yf.len() != dst.len() {
                     return Err(EngineError::new(EngineErrorKind::Runtime, "BM projection: block size"));
                 }
                 dst.copy_from_slice(yf);
             }
-            Some((_, scale)) => {
+            (Blocks::Int8 { col_scale, .. }, BlockOut::Int(yi)) => {
                 // `yi` is `[cols][T]`, column (n, j) is channel c·32 + j; Z wants `[T][cols]`:
                 // transposed in tiles of 8 times, scaled to float.
-                let yi = y.as_slice::<i32>().map_err(tract)?;
                 if yi.len() != dst.len() {
                     return Err(EngineError::new(EngineErrorKind::Runtime, "BM projection: block size"));
                 }
                 let mut s = [0.0f32; CHUNK];
                 for (j, v) in s.iter_mut().enumerate() {
                     // Padding channels past O (checked in `new`): zero weights, scale 0.
-                    *v = scale.get(c * CHUNK + j).copied().unwrap_or(0.0);
+                    *v = col_scale.get(c * CHUNK + j).copied().unwrap_or(0.0);
                 }
                 for t0 in (0..t).step_by(8) {
                     let t1 = (t0 + 8).min(t);
@@ -153,6 +205,7 @@ impl Projector {
                     }
                 }
             }
+            _ => return Err(EngineError::new(EngineErrorKind::Runtime, "BM projection: output of the other form")),
         }
         Ok(())
     }
@@ -163,8 +216,8 @@ impl Projector {
         let per = self.block_len();
         let mut zbuf = ZBuf::zeros(self.blocks() * per);
         let z = zbuf.as_mut_slice();
-        let job = |c: usize, _: &mut Scratch| self.product(c, &input);
-        let place = |c: usize, y: Tensor| self.place(c, &y, &mut z[c * per..(c + 1) * per]);
+        let job = |c: usize, s: &mut Scratch| self.product(c, &input, &mut s.f);
+        let place = |c: usize, y: BlockOut| self.place(c, &y, &mut z[c * per..(c + 1) * per]);
         workers.run(self.blocks(), job, place)?;
         Ok(zbuf)
     }
@@ -199,16 +252,21 @@ mod tests {
             }
             z
         };
-        // int8
-        let proj = Projector::new(
-            Projection::Int8 { blocks: wq.clone(), x_scale, col_scale: col_scale.clone() },
-            t,
-            p,
-            n,
-        )
-        .unwrap();
-        let z = proj.run(&yt, &workers).unwrap();
-        let z = z.as_slice();
+        // int8, in both arithmetics: the same Z bit for bit
+        let int8 = |arithmetic| {
+            let proj = Projector::new(
+                Projection::Int8 { blocks: wq.clone(), x_scale, col_scale: col_scale.clone() },
+                t,
+                p,
+                n,
+                arithmetic,
+            )
+            .unwrap();
+            assert_eq!(proj.arithmetic(), Some(arithmetic));
+            proj.run(&yt, &workers).unwrap().as_slice().to_vec()
+        };
+        let z = int8(Int8Arithmetic::Integer);
+        assert_eq!(z, int8(Int8Arithmetic::ExactFloat));
         let yq = |tt: usize, k: usize| (yt[tt * p + k] / x_scale).round_ties_even().clamp(-128.0, 127.0);
         let want = direct(
             &|b, k, col| {
@@ -221,7 +279,7 @@ mod tests {
         assert!(err < 1e-5, "int8 projection: relative error {err}");
         // float
         let wf: Vec<Vec<f32>> = wq.iter().map(|b| b.iter().map(|&v| v as f32 * 0.01).collect()).collect();
-        let proj = Projector::new(Projection::Float { blocks: wf.clone() }, t, p, n).unwrap();
+        let proj = Projector::new(Projection::Float { blocks: wf.clone() }, t, p, n, Int8Arithmetic::Integer).unwrap();
         let z = proj.run(&yt, &workers).unwrap();
         let z = z.as_slice();
         let want = direct(&|b, k, col| wf[b][k * cols + col], &|tt, k| yt[tt * p + k]);

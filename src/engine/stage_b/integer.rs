@@ -30,17 +30,14 @@ use crate::engine::bm::CHUNK;
 use crate::engine::error::{EngineError, EngineErrorKind};
 use crate::engine::info::StageBForm;
 use crate::engine::onnx::chain::ConvSpec;
-use crate::engine::onnx::dtype;
-use crate::engine::product::{plain_i32, product_model, run_i8};
+use crate::engine::cpu::Int8Arithmetic;
+use crate::engine::product::Int8Gemm;
 #[cfg(test)]
 use crate::engine::quant::{finish, finish_level};
 use crate::engine::quant::{Act, Quant};
 use crate::engine::workers::{AtomicDuration, Scratch, Workers};
 use std::ops::Range;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tract_onnx::prelude::*;
-use tract_core::model::TypedRunnableModel;
 
 /// Writes the first layer's input levels (`H` quantized with [`QTail::input_quant`]) for a
 /// range of valid cells into a `[O][CELL_CHUNK]` buffer.
@@ -59,21 +56,19 @@ struct QConv {
     out_q: Quant,
     /// Per output channel: `x_scale · w_scale[c]`, the value of one unit of the product.
     unit: Vec<f32>,
-    /// `W_q · X` (`[cout][cin·k²] · [cin·k²][n]`, int32).
-    gemm: Arc<TypedRunnableModel>,
+    /// `W_q · X` (`[cout][cin·k²] · [cin·k²][n]`, int32 sums).
+    gemm: Int8Gemm,
 }
 
 impl QConv {
-    fn new(spec: &ConvSpec, n: Option<usize>) -> Option<Result<QConv, EngineError>> {
+    fn new(spec: &ConvSpec, n: Option<usize>, arithmetic: Int8Arithmetic) -> Option<Result<QConv, EngineError>> {
         let (in_q, out_q, int_w) = (spec.in_q?, spec.out_q?, spec.int_w.as_ref()?);
         if !in_q.is_symmetric_s8() {
             return None;
         }
         let kdim = spec.cin * spec.kernel * spec.kernel;
         let unit = int_w.scale.iter().map(|s| s * in_q.scale()).collect();
-        let raw: Vec<u8> = int_w.q.iter().map(|&v| v as u8).collect();
-        let gemm =
-            product_model("MatMulInteger", dtype::INT8, raw, &[spec.cout, kdim], &[Some(kdim), n], false, "stage B (int8)");
+        let gemm = Int8Gemm::new(&int_w.q, (spec.cout, kdim), n, arithmetic, COLS, "stage B (int8)");
         let spec = ConvSpec { weight: Vec::new(), int_w: None, ..spec.clone() };
         Some(gemm.map(|gemm| QConv { spec, in_q, out_q, unit, gemm }))
     }
@@ -142,18 +137,19 @@ impl QTail {
         t: usize,
         d: usize,
         bm_bias: &[f32],
+        arithmetic: Int8Arithmetic,
     ) -> Option<Result<QTail, EngineError>> {
         let (first_spec, rest) = convs.split_first()?;
         if rest.is_empty() {
             return None;
         }
-        let first = match QConv::new(first_spec, Some(CELL_CHUNK))? {
+        let first = match QConv::new(first_spec, Some(CELL_CHUNK), arithmetic)? {
             Ok(c) => c,
             Err(e) => return Some(Err(e)),
         };
         let mut layers = Vec::with_capacity(rest.len());
         for spec in rest {
-            match QConv::new(spec, None)? {
+            match QConv::new(spec, None, arithmetic)? {
                 Ok(c) => layers.push(c),
                 Err(e) => return Some(Err(e)),
             }
@@ -194,29 +190,54 @@ impl QTail {
             .collect();
         let kernels: Vec<usize> = layers.iter().map(|l| l.spec.kernel).collect();
         let maxc = layers.iter().map(|l| l.spec.cout).chain([first.spec.cout]).max().unwrap_or(0);
-        let plane = (d + 2) * (t + 2);
+        // The constant field: the tail on a map with no valid cell. A cell's value depends
+        // only on where the map's borders fall within its receptive field (radius R), so it
+        // is computed on a map of at most (2R + 1) × (2R + 1) cells and spread: rows and
+        // columns within R of a border keep their own values, the others take the middle's.
+        let radius: usize = kernels.iter().map(|k| k / 2).sum();
+        let (dd, tt) = (d.min(2 * radius + 1), t.min(2 * radius + 1));
+        let small_plane = (dd + 2) * (tt + 2);
         let mut tail = QTail {
-            t,
-            d,
+            t: tt,
+            d: dd,
             o,
             first,
             first_const,
             cells: Vec::new(),
             layers,
-            plan: Plan::new(kernels.iter().map(|_| vec![t; d]).collect()),
+            plan: Plan::new(kernels.iter().map(|_| vec![tt; dd]).collect()),
             constant: Vec::new(),
-            grids: [vec![0; maxc * plane], vec![0; maxc * plane]],
+            grids: [vec![0; maxc * small_plane], vec![0; maxc * small_plane]],
             h_levels: Vec::new(),
         };
-        // The constant field: the tail on a map with no valid cell, everywhere.
         let one = Workers::new(1)?;
-        let mut constant = Vec::new();
+        let mut small = Vec::new();
         tail.run_first(&|_, _| Ok(()), &one)?;
-        tail.run_rest(&one, &mut constant)?;
+        tail.run_rest(&one, &mut small)?;
+        let from = |i: usize, n: usize, m: usize| if i < radius { i } else if i + radius >= n { m - (n - i) } else { radius };
+        let cout = tail.layers[tail.layers.len() - 1].spec.cout;
+        let mut constant = vec![0.0f32; cout * d * t];
+        for c in 0..cout {
+            for r in 0..d {
+                let src = &small[(c * dd + from(r, d, dd)) * tt..(c * dd + from(r, d, dd) + 1) * tt];
+                for (s, v) in constant[(c * d + r) * t..(c * d + r + 1) * t].iter_mut().enumerate() {
+                    *v = src[from(s, t, tt)];
+                }
+            }
+        }
+        let plane = (d + 2) * (t + 2);
+        tail.t = t;
+        tail.d = d;
+        tail.grids = [vec![0; maxc * plane], vec![0; maxc * plane]];
         tail.constant = constant;
         tail.cells = cells;
         tail.plan = Plan::new(needed_extents(&kernels, t, d));
         Ok(tail)
+    }
+
+    /// The arithmetic of each product: the first layer's, then the later layers'.
+    pub(crate) fn arithmetics(&self) -> Vec<Int8Arithmetic> {
+        [&self.first].into_iter().chain(&self.layers).map(|l| l.gemm.arithmetic()).collect()
     }
 
     /// The quantization of the first layer's input: `fill` writes `H`'s levels.
@@ -254,12 +275,12 @@ impl QTail {
             fill(range, &mut s.q)?;
             fill_time.add(t0.elapsed());
             let t1 = Instant::now();
-            let y = run_i8(&first.gemm, &s.q, &[o, CELL_CHUNK]);
+            let mut acc = Vec::new();
+            first.gemm.run(&s.q, CELL_CHUNK, &mut s.f, &mut acc)?;
             gemm_time.add(t1.elapsed());
-            y
+            Ok(acc)
         };
-        let place = |k: usize, y: Tensor| {
-            let y = plain_i32(&y)?;
+        let place = |k: usize, y: Vec<i32>| {
             let cells = &cells[k * CELL_CHUNK..((k + 1) * CELL_CHUNK).min(n)];
             // Runs of consecutive cells of one row are contiguous in the grid.
             let mut i = 0;
@@ -329,10 +350,11 @@ impl QTail {
                     }
                     off += w;
                 }
-                run_i8(&layer.gemm, &s.q, &[kdim, n])
+                let mut acc = Vec::new();
+                layer.gemm.run(&s.q, n, &mut s.f, &mut acc)?;
+                Ok(acc)
             };
-            let place = |j: usize, y: Tensor| {
-                let y = plain_i32(&y)?;
+            let place = |j: usize, y: Vec<i32>| {
                 let n: usize = chunks[j].iter().map(|g| g.w as usize).sum();
                 for c in 0..layer.spec.cout {
                     let mut off = c * n;
@@ -366,6 +388,10 @@ impl QTail {
 impl StageB for QTail {
     fn form(&self) -> StageBForm {
         StageBForm::Integer
+    }
+
+    fn int8_arithmetics(&self) -> Vec<Int8Arithmetic> {
+        self.arithmetics()
     }
 
     /// Projection and sampling block by block ([`project_and_sample`]: Z never whole), H
@@ -449,7 +475,7 @@ fn project_and_sample(
     let (proj_time, bm_time) = (AtomicDuration::default(), AtomicDuration::default());
     let job = |c: usize, s: &mut Scratch| {
         let t0 = Instant::now();
-        let y = bm.projection.product(c, &input)?;
+        let y = bm.projection.product(c, &input, &mut s.f)?;
         s.z.resize(bm.projection.block_len());
         bm.projection.place(c, &y, s.z.as_mut_slice())?;
         drop(y);
@@ -554,7 +580,10 @@ mod tests {
             ];
             let (bm_bias, cells, h) = super::super::winograd::tests::random_map(&mut seed, o, d, t, 4.0);
             let want = dense(&convs, &h, d, t);
-            let mut tail = QTail::new(&convs, cells.clone(), t, d, &bm_bias).unwrap().unwrap();
+            // Both arithmetics give the dense integer computation exactly.
+            for arithmetic in [Int8Arithmetic::Integer, Int8Arithmetic::ExactFloat] {
+            let mut tail = QTail::new(&convs, cells.clone(), t, d, &bm_bias, arithmetic).unwrap().unwrap();
+            assert!(tail.arithmetics().iter().all(|&a| a == arithmetic));
             for workers in [1usize, 2, 3] {
                 let workers = &Workers::new(workers).unwrap();
                 let q = tail.input_quant();
@@ -573,8 +602,9 @@ mod tests {
                     tail.run_rest(workers, &mut got).unwrap();
                     assert_eq!(got.len(), want.len());
                     let err = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-                    assert!(err == 0.0, "d {d} t {t} workers {}: max |Δ| {err}", workers.count());
+                    assert!(err == 0.0, "d {d} t {t} {arithmetic:?} workers {}: max |Δ| {err}", workers.count());
                 }
+            }
             }
         }
     }
@@ -585,14 +615,14 @@ mod tests {
         let convs = vec![spec(&mut seed, 4, 6, 1, Act::Relu, 0.02), spec(&mut seed, 2, 4, 3, Act::Sigmoid, 0.02)];
         let cells = vec![(0u16, 0u16)];
         let bias = vec![0.1f32; 6];
-        assert!(QTail::new(&convs, cells.clone(), 4, 4, &bias).is_some());
+        assert!(QTail::new(&convs, cells.clone(), 4, 4, &bias, Int8Arithmetic::Integer).is_some());
         // An asymmetric (uint8) input, float weights, a single layer: the float tail's.
         let mut u8_input = convs.clone();
         u8_input[1].in_q = Some(Quant::symmetric_s8(0.02).with_zero_point(128.0, 0.0, 255.0));
         let mut float_w = convs.clone();
         float_w[0].int_w = None;
         for c in [u8_input, float_w, convs[..1].to_vec()] {
-            assert!(QTail::new(&c, cells.clone(), 4, 4, &bias).is_none());
+            assert!(QTail::new(&c, cells.clone(), 4, 4, &bias, Int8Arithmetic::Integer).is_none());
         }
     }
 }

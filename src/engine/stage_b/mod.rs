@@ -58,6 +58,11 @@ pub(crate) trait StageB: Send {
     /// Stage B alone from a whole `H` (`[O, D, T]`), for benchmarks.
     fn run_h(&mut self, h: &[f32], workers: &Workers, confidence: &mut Vec<f32>) -> Result<(), EngineError>;
 
+    /// How the int8 products run, layer by layer (empty but for [`integer::QTail`]).
+    fn int8_arithmetics(&self) -> Vec<crate::engine::cpu::Int8Arithmetic> {
+        Vec::new()
+    }
+
     /// The row bands and the H rows each reads (none but for [`bands::Bands`]).
     fn bands(&self) -> (&[Band], usize) {
         (&[], 0)
