@@ -49,7 +49,10 @@ fn maps_match_onnxruntime() {
         for (threads, band_rows, tract_stage_b) in runs {
             let opts = EngineOptions { threads, band_rows, tract_stage_b, ..EngineOptions::default() };
             let mut engine = Engine::load(&dir().join(format!("{name}.onnx")), &opts).unwrap();
-            assert_eq!(engine.stage_b_form(), if tract_stage_b { StageBForm::TractBands } else { StageBForm::Winograd });
+            assert_eq!(
+                engine.stage_b_form(),
+                if tract_stage_b { StageBForm::TractBands } else { StageBForm::Winograd }
+            );
             let info = engine.info().clone();
             assert_eq!(info.format, ModelFormat::Standard);
             let cfg = *engine.config();

@@ -1,9 +1,9 @@
 //! `bmn-edge bench`: median latency per stage and peak RSS.
 
 use super::args::EngineArgs;
+use super::output::{cpu_json, cpu_line};
 use super::process::{self, peak_rss_mb};
 use anyhow::{bail, Context, Result};
-use super::output::{cpu_json, cpu_line};
 use bmn_edge::engine::{CpuReport, Engine};
 use bmn_edge::features::read_features;
 use bmn_edge::post::{postprocess_window, Proposal, WindowMaps};

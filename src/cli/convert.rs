@@ -3,8 +3,8 @@
 use super::args::{ConventionArg, ModeArg};
 use super::output::write_file;
 use anyhow::{bail, Context, Result};
-use bmn_edge::engine::{convert_to_edge, Converted, ModelFormat};
 use bmn_edge::engine::detect::WindowMode;
+use bmn_edge::engine::{convert_to_edge, Converted, ModelFormat};
 use std::path::PathBuf;
 
 /// Arguments of `bmn-edge convert`.

@@ -1,7 +1,7 @@
 //! `bmn-edge inspect`: what a model file is.
 
-use anyhow::{Context, Result};
 use super::output::{cpu_json, cpu_line};
+use anyhow::{Context, Result};
 use bmn_edge::engine::{inspect, CpuReport, ModelInfo};
 use std::path::PathBuf;
 

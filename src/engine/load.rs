@@ -3,9 +3,9 @@
 //! tract, the BM layer, stage B in the form that fits).
 
 use super::bm::{identify_mask, BmKernel, MaskData, TapPlan, CHUNK};
+use super::cpu::Int8Arithmetic;
 use super::diag::trace_rss;
 use super::error::{EngineError, EngineErrorKind};
-use super::cpu::Int8Arithmetic;
 use super::info::{Int8Plan, ModelFormat, ModelInfo, Variant, WindowMode};
 use super::onnx::chain::recognise;
 use super::onnx::edge::{check_edge_metadata, edge_props, metadata, to_edge};
@@ -25,8 +25,8 @@ use crate::config::{Convention, WindowConfig};
 use prost::Message;
 use std::path::Path;
 use std::sync::Arc;
-use tract_onnx::prelude::*;
 use tract_core::model::TypedRunnableModel;
+use tract_onnx::prelude::*;
 
 /// A model file analysed: the decoded graph (mask released), the BM site and the verified
 /// tap plan.
@@ -38,7 +38,8 @@ pub(crate) struct Analysed {
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>, EngineError> {
-    std::fs::read(path).map_err(|e| EngineError::with_source(EngineErrorKind::Io, format!("cannot read {}", path.display()), e))
+    std::fs::read(path)
+        .map_err(|e| EngineError::with_source(EngineErrorKind::Io, format!("cannot read {}", path.display()), e))
 }
 
 /// Reads and analyses a model: finds the BM layer, identifies and verifies the mask (then
@@ -235,8 +236,11 @@ impl Engine {
         let tail: Box<dyn StageB> = match convs {
             Some(convs) => {
                 let cells = a.plan.cells().to_vec();
-                let int8 =
-                    if options.emulate_int8_stage_b { None } else { QTail::new(&convs, cells.clone(), t, d, &bias, chosen) };
+                let int8 = if options.emulate_int8_stage_b {
+                    None
+                } else {
+                    QTail::new(&convs, cells.clone(), t, d, &bias, chosen)
+                };
                 match int8 {
                     Some(q) => Box::new(q?),
                     None => Box::new(Tail::new(convs, cells, t, d, &bias, TILE_CHUNK)?),
@@ -314,7 +318,10 @@ mod tests {
         assert_eq!(input_format, ModelFormat::Standard);
         assert_eq!(info.window_mode, Some(WindowMode::Rescale));
         let back = analyse(edge.clone(), None).unwrap().info;
-        assert_eq!((back.format, back.window_mode, back.mask_nnz), (ModelFormat::Edge, Some(WindowMode::Rescale), info.mask_nnz));
+        assert_eq!(
+            (back.format, back.window_mode, back.mask_nnz),
+            (ModelFormat::Edge, Some(WindowMode::Rescale), info.mask_nnz)
+        );
         assert_eq!(back.config, info.config);
         // Converting an edge file again keeps its graph and rewrites its metadata.
         let Converted { edge: again, info: info2, input_format } =

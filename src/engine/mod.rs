@@ -98,9 +98,9 @@ pub(crate) mod stage_b;
 pub mod workers;
 
 pub use bm::{BmKernel, Simd, TapPlan};
+pub use cpu::{CpuReport, Int8Arithmetic};
 pub use diag::StageTimes;
 pub use error::{EngineError, EngineErrorKind};
-pub use cpu::{CpuReport, Int8Arithmetic};
 pub use info::{Int8Plan, ModelFormat, ModelInfo, StageBForm, Variant, WindowMode};
 pub use load::{convert_to_edge, inspect, Converted};
 pub use onnx::edge::FORMAT_VERSION;
@@ -113,8 +113,8 @@ use stage_b::{BmLayer, StageB};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
-use tract_onnx::prelude::*;
 use tract_core::model::TypedRunnableModel;
+use tract_onnx::prelude::*;
 use workers::{set_tract_threads, Workers};
 
 /// Options for loading a model.

@@ -4,8 +4,8 @@ use crate::engine::cpu::{weights_exact_in_f32, Int8Arithmetic};
 use crate::engine::error::{EngineError, EngineErrorKind};
 use crate::engine::onnx::{dtype, pb, value_info};
 use std::sync::Arc;
-use tract_onnx::prelude::*;
 use tract_core::model::TypedRunnableModel;
+use tract_onnx::prelude::*;
 
 /// A one-node tract model: `op(a, b)` where one operand is the input `x` (`x_dims`, `None`
 /// for a symbolic `n`; element type `elem`) and the other the constant `w` (`w_dims`, raw
@@ -112,7 +112,6 @@ pub(crate) fn run_matmul(model: &Arc<TypedRunnableModel>, x: &[f32], shape: &[us
     Ok(y.into_tensor())
 }
 
-
 pub(crate) fn plain_f32(t: &Tensor) -> Result<&[f32], EngineError> {
     t.try_as_plain_ram().and_then(|p| p.as_slice::<f32>()).map_err(|e| EngineError::tract("stage B matrix product", e))
 }
@@ -129,7 +128,6 @@ pub(crate) fn run_i8(model: &Arc<TypedRunnableModel>, x: &[i8], shape: &[usize])
 pub(crate) fn plain_i32(t: &Tensor) -> Result<&[i32], EngineError> {
     t.try_as_plain_ram().and_then(|p| p.as_slice::<i32>()).map_err(|e| EngineError::tract("stage B integer product", e))
 }
-
 
 /// A stage output as a vector of `len` floats (an error names `what` otherwise).
 pub(crate) fn plain(v: &TValue, what: &str, len: usize) -> Result<Vec<f32>, EngineError> {
@@ -202,7 +200,13 @@ impl Int8Gemm {
 
     /// `W · X` for `x` `[k][n]`, into `acc` (`[m][n]`, resized); `scratch` holds the float
     /// form's input.
-    pub(crate) fn run(&self, x: &[i8], n: usize, scratch: &mut Vec<f32>, acc: &mut Vec<i32>) -> Result<(), EngineError> {
+    pub(crate) fn run(
+        &self,
+        x: &[i8],
+        n: usize,
+        scratch: &mut Vec<f32>,
+        acc: &mut Vec<i32>,
+    ) -> Result<(), EngineError> {
         let (m, k) = (self.m, self.k);
         if x.len() != k * n {
             return Err(EngineError::new(EngineErrorKind::Runtime, "int8 product: input size"));

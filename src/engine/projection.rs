@@ -1,14 +1,14 @@
 //! The BM layer's projection `Z = yᵀ · Wz`: the Conv3d's weights applied before sampling.
 
 use crate::engine::bm::{ZBuf, CHUNK};
+use crate::engine::cpu::Int8Arithmetic;
 use crate::engine::error::{EngineError, EngineErrorKind};
 use crate::engine::onnx::split::Projection;
-use crate::engine::cpu::Int8Arithmetic;
 use crate::engine::product::{projection_model, Int8Gemm};
 use crate::engine::workers::{Scratch, Workers};
 use std::sync::Arc;
-use tract_onnx::prelude::*;
 use tract_core::model::TypedRunnableModel;
+use tract_onnx::prelude::*;
 
 /// The BM layer's projection `Z = yᵀ · Wz`, one product per block of [`CHUNK`] output
 /// channels, the blocks run by the worker threads (tract's own threading gains little on
@@ -227,7 +227,6 @@ impl Projector {
 mod tests {
     use super::*;
 
-
     /// Both projector forms against a direct `Z[t][n][o] = Σ_k y[t][k] · W[k][(n, o)]`, in
     /// the kernel's `[O/32][T][N][32]` layout (int8: `y` quantized, products in integers).
     #[test]
@@ -286,5 +285,4 @@ mod tests {
         let err = z.iter().zip(&want).map(|(a, b)| (a - b).abs() / (1.0 + b.abs())).fold(0.0f32, f32::max);
         assert!(err < 1e-5, "float projection: relative error {err}");
     }
-
 }

@@ -6,7 +6,6 @@ use super::wire::tensor_f32;
 use super::*;
 use crate::engine::quant::{Act, Quant};
 
-
 /// One convolution of the tail, as found in the graph (a `QLinearConv` with dequantized
 /// weights and bias, and the quantization of its input and output).
 #[derive(Debug, Clone)]

@@ -9,14 +9,12 @@ use super::*;
 use crate::config::Convention;
 use crate::engine::info::{ModelInfo, WindowMode};
 
-
 /// Domain of the edge format's BM node.
 pub const EDGE_DOMAIN: &str = "ai.bmn_edge";
 /// Op type of the edge format's BM node.
 pub const EDGE_OP: &str = "BoundaryMatching";
 /// Prefix of the edge format's metadata keys.
 pub const META_PREFIX: &str = "bmn_edge.";
-
 
 /// Rewrites a standard export (mask released) into the edge format: the BM chain becomes
 /// one `BoundaryMatching` node, dead nodes and constants are dropped, and the parameters go
@@ -30,8 +28,7 @@ pub(crate) fn to_edge(
 ) -> Result<pb::ModelProto, EngineError> {
     let graph = proto.graph.as_mut().ok_or_else(|| not_bmn("no graph"))?;
     let mut site = site.clone();
-    let plain_weight =
-        graph.initializer.iter().any(|t| t.name == site.weight && t.data_type == dtype::FLOAT);
+    let plain_weight = graph.initializer.iter().any(|t| t.name == site.weight && t.data_type == dtype::FLOAT);
     let keep_int8 = int8_bm_symmetric(&GraphIndex::new(graph, &[]), &site)?;
     if !keep_int8 && (site.qlinear.is_some() || !plain_weight) {
         // The edge node takes float weights (or int8 symmetric ones with their scales):

@@ -12,9 +12,9 @@
 //! that computes the graph outputs from `x` without passing through `h` is stage A; what
 //! lies between `h` and the confidence output is stage B.
 
+use super::edge::{EDGE_DOMAIN, EDGE_OP};
 use super::index::GraphIndex;
 use super::wire::ModelFile;
-use super::edge::{EDGE_DOMAIN, EDGE_OP};
 use super::*;
 use crate::engine::info::ModelFormat;
 
@@ -116,8 +116,6 @@ fn quant_slow_forms(ix: &GraphIndex<'_>) -> Vec<String> {
     }
     out
 }
-
-/// Index over a graph: producers, consumers and constants by tensor name.
 
 pub(crate) fn find_site(file: &ModelFile) -> Result<Site, EngineError> {
     let graph = file.proto.graph.as_ref().ok_or_else(|| not_bmn("no graph"))?;

@@ -21,8 +21,6 @@ use tract_onnx::pb;
 /// Initializers at least this large (in bytes) with rank 2 are deferred.
 const DEFER_BYTES: usize = 1 << 20;
 
-/// ONNX `TensorProto.DataType.FLOAT`.
-
 /// A large float initializer left in the file bytes.
 #[derive(Debug, Clone)]
 pub(crate) struct Deferred {

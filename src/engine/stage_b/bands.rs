@@ -14,9 +14,9 @@ use crate::engine::product::plain;
 use crate::engine::workers::{Scratch, Workers};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tract_core::model::TypedRunnableModel;
 use tract_onnx::pb;
 use tract_onnx::prelude::*;
-use tract_core::model::TypedRunnableModel;
 
 /// Default rows per stage-B band.
 pub const DEFAULT_BAND_ROWS: usize = 25;
@@ -119,12 +119,7 @@ impl Bands {
         } else {
             Vec::new()
         };
-        log::info!(
-            "stage B: tract in {} band(s) of {} input rows, widths {:?}",
-            bands.len(),
-            input,
-            widths
-        );
+        log::info!("stage B: tract in {} band(s) of {} input rows, widths {:?}", bands.len(), input, widths);
         Ok(Bands { o, d, t, input, bands, models, constant_field })
     }
 

@@ -23,14 +23,13 @@
 //! Activations live in two ping-pong grids of int8 levels, one cell of zero padding around
 //! the `D × T` map (level 0 is the value 0: zero points are 0).
 
-
 use super::winograd::{needed_extents, tile_chunks, Segment, CELL_CHUNK};
 use super::{BmLayer, Phases, StageB};
 use crate::engine::bm::CHUNK;
+use crate::engine::cpu::Int8Arithmetic;
 use crate::engine::error::{EngineError, EngineErrorKind};
 use crate::engine::info::StageBForm;
 use crate::engine::onnx::chain::ConvSpec;
-use crate::engine::cpu::Int8Arithmetic;
 use crate::engine::product::Int8Gemm;
 #[cfg(test)]
 use crate::engine::quant::{finish, finish_level};
@@ -214,7 +213,15 @@ impl QTail {
         let mut small = Vec::new();
         tail.run_first(&|_, _| Ok(()), &one)?;
         tail.run_rest(&one, &mut small)?;
-        let from = |i: usize, n: usize, m: usize| if i < radius { i } else if i + radius >= n { m - (n - i) } else { radius };
+        let from = |i: usize, n: usize, m: usize| {
+            if i < radius {
+                i
+            } else if i + radius >= n {
+                m - (n - i)
+            } else {
+                radius
+            }
+        };
         let cout = tail.layers[tail.layers.len() - 1].spec.cout;
         let mut constant = vec![0.0f32; cout * d * t];
         for c in 0..cout {
@@ -383,8 +390,6 @@ impl QTail {
     }
 }
 
-/// Runs an integer product on `x` (`shape`).
-
 impl StageB for QTail {
     fn form(&self) -> StageBForm {
         StageBForm::Integer
@@ -494,11 +499,10 @@ fn project_and_sample(
     Ok((proj_time.get(), bm_time.get()))
 }
 
-
 #[cfg(test)]
 mod tests {
-    use crate::engine::onnx::chain::IntWeights;
     use super::*;
+    use crate::engine::onnx::chain::IntWeights;
 
     fn rand(seed: &mut u64) -> f32 {
         super::super::winograd::tests::rand(seed, 1.0)
@@ -582,29 +586,29 @@ mod tests {
             let want = dense(&convs, &h, d, t);
             // Both arithmetics give the dense integer computation exactly.
             for arithmetic in [Int8Arithmetic::Integer, Int8Arithmetic::ExactFloat] {
-            let mut tail = QTail::new(&convs, cells.clone(), t, d, &bm_bias, arithmetic).unwrap().unwrap();
-            assert!(tail.arithmetics().iter().all(|&a| a == arithmetic));
-            for workers in [1usize, 2, 3] {
-                let workers = &Workers::new(workers).unwrap();
-                let q = tail.input_quant();
-                let fill = |range: Range<usize>, hc: &mut [i8]| {
-                    for (i, &(r, s)) in cells[range].iter().enumerate() {
-                        for oo in 0..o {
-                            hc[oo * CELL_CHUNK + i] = q.level(h[(oo * d + r as usize) * t + s as usize]) as i8;
+                let mut tail = QTail::new(&convs, cells.clone(), t, d, &bm_bias, arithmetic).unwrap().unwrap();
+                assert!(tail.arithmetics().iter().all(|&a| a == arithmetic));
+                for workers in [1usize, 2, 3] {
+                    let workers = &Workers::new(workers).unwrap();
+                    let q = tail.input_quant();
+                    let fill = |range: Range<usize>, hc: &mut [i8]| {
+                        for (i, &(r, s)) in cells[range].iter().enumerate() {
+                            for oo in 0..o {
+                                hc[oo * CELL_CHUNK + i] = q.level(h[(oo * d + r as usize) * t + s as usize]) as i8;
+                            }
                         }
+                        Ok(())
+                    };
+                    // Twice: stale buffers from a previous run must not leak into the next.
+                    for _ in 0..2 {
+                        let mut got = Vec::new();
+                        tail.run_first(&fill, workers).unwrap();
+                        tail.run_rest(workers, &mut got).unwrap();
+                        assert_eq!(got.len(), want.len());
+                        let err = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+                        assert!(err == 0.0, "d {d} t {t} {arithmetic:?} workers {}: max |Δ| {err}", workers.count());
                     }
-                    Ok(())
-                };
-                // Twice: stale buffers from a previous run must not leak into the next.
-                for _ in 0..2 {
-                    let mut got = Vec::new();
-                    tail.run_first(&fill, workers).unwrap();
-                    tail.run_rest(workers, &mut got).unwrap();
-                    assert_eq!(got.len(), want.len());
-                    let err = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-                    assert!(err == 0.0, "d {d} t {t} {arithmetic:?} workers {}: max |Δ| {err}", workers.count());
                 }
-            }
             }
         }
     }

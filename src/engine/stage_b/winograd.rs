@@ -44,8 +44,8 @@ use crate::engine::workers::{AtomicDuration, Scratch, Workers};
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tract_onnx::prelude::*;
 use tract_core::model::TypedRunnableModel;
+use tract_onnx::prelude::*;
 
 /// Cells per first-layer chunk.
 pub(crate) const CELL_CHUNK: usize = 128;
@@ -626,11 +626,8 @@ fn winograd_chunk(
     Ok(y)
 }
 
-
 /// Writes `H` for a range of valid cells into a `[O][CELL_CHUNK]` buffer.
 pub(crate) type Fill<'a> = dyn Fn(Range<usize>, &mut [f32]) -> Result<(), EngineError> + Sync + 'a;
-
-/// A duration several threads add to.
 
 impl StageB for Tail {
     fn form(&self) -> StageBForm {
@@ -681,7 +678,6 @@ impl StageB for Tail {
         self.run_rest(workers, confidence, false)
     }
 }
-
 
 #[cfg(test)]
 pub(crate) mod tests {
@@ -935,7 +931,11 @@ pub(crate) mod tests {
                         let got = y[off + (co * 2 + rr) * 2 * sw + cc];
                         let at = co * h * w + (2 * seg.ti as usize + rr) * w + 2 * seg.tj as usize + cc;
                         let tol = 16.0 * f32::EPSILON * (mag[at] + spec.bias[co].abs());
-                        assert!((got - want[at]).abs() <= tol, "seg {seg:?} co {co} ({rr}, {cc}): {got} vs {}", want[at]);
+                        assert!(
+                            (got - want[at]).abs() <= tol,
+                            "seg {seg:?} co {co} ({rr}, {cc}): {got} vs {}",
+                            want[at]
+                        );
                     }
                 }
             }
