@@ -3,6 +3,7 @@
 
 pub(crate) mod chain;
 pub(crate) mod edge;
+pub(crate) mod exact_float;
 pub(crate) mod index;
 pub(crate) mod site;
 pub(crate) mod split;
@@ -28,8 +29,7 @@ fn not_bmn(msg: impl Into<String>) -> EngineError {
     EngineError::new(EngineErrorKind::NotBmn, msg)
 }
 
-/// Where the dense mask lives.
-
+/// The attribute `name` of `node`.
 pub(crate) fn attr<'n>(node: &'n pb::NodeProto, name: &str) -> Option<&'n pb::AttributeProto> {
     node.attribute.iter().find(|a| a.name == name)
 }
@@ -57,8 +57,7 @@ pub(crate) fn value_dims(v: &pb::ValueInfoProto) -> Option<Vec<Option<usize>>> {
     )
 }
 
-/// Finds the BM site.
-
+/// A float tensor's value info (`dims`: `None` leaves the shape unknown).
 pub(crate) fn value_info(name: &str, dims: Option<&[usize]>) -> pb::ValueInfoProto {
     use pb::tensor_shape_proto::{dimension::Value, Dimension};
     let shape = dims.map(|d| pb::TensorShapeProto {
