@@ -33,7 +33,7 @@
 //! all within the field of one H cell (up to 7 levels, 0.076).
 #![cfg(feature = "engine")]
 
-use bmn_edge::engine::{Engine, EngineOptions, StageBForm, Variant, WindowMode};
+use bmn_edge::engine::{Engine, EngineOptions, Int8Arithmetic, StageBForm, Variant, WindowMode};
 use bmn_edge::npy::read_f32;
 use bmn_edge::post::{postprocess_window, Proposal, WindowMaps};
 use prost::Message;
@@ -457,4 +457,49 @@ fn qlinearconv_conv3d_runs_reassociated_in_int8() {
     assert!(e2.info().warnings.iter().any(|w| w.contains("reassociated in int8")));
     let (out2, _) = e2.run(&xt).unwrap();
     assert!(max_abs(&out2.confidence, &out.confidence) < 1e-6);
+}
+
+/// The shipped int8 model's window, as the engine takes it (`[C, T]`): the demo video's first
+/// T snippets.
+fn shipped_window(engine: &Engine) -> Vec<f32> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let x = read_f32(&root.join("models/demo/features/syn4_00000.npy")).unwrap();
+    let (c, t) = (engine.info().channels, engine.config().tscale());
+    assert_eq!(x.shape[1], c);
+    let mut xt = vec![0.0; c * t];
+    for i in 0..t {
+        for j in 0..c {
+            xt[j * t + i] = x.data[i * c + j];
+        }
+    }
+    xt
+}
+
+/// Integer and exact-float products give the same sums, so the same maps, bit for bit
+/// (tolerance 0: the float path is exact by the load-time certificate, and everything after
+/// the products is shared) — on the tiny fixture and on the shipped model, whose products
+/// are the real sizes (K up to 1152). The automatic choice is the CPU's, recorded in the
+/// engine's plan, and the same on every load.
+#[test]
+fn integer_and_exact_float_products_give_the_same_maps() {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/bmn_synth_int8.edge.onnx");
+    for path in [root().join("onnx_int8/bmn_tiny_pytorch_int8_qop.onnx"), shipped] {
+        let load = |a: Option<Int8Arithmetic>| {
+            Engine::load(&path, &EngineOptions { threads: 2, int8_arithmetic: a, ..EngineOptions::default() }).unwrap()
+        };
+        let mut int = load(Some(Int8Arithmetic::Integer));
+        let mut flt = load(Some(Int8Arithmetic::ExactFloat));
+        let mut auto = load(None);
+        let x = if int.info().channels == 400 { shipped_window(&int) } else { fixture_window(int.info().channels) };
+        let (pi, pf, pa) = (int.int8_plan().unwrap().clone(), flt.int8_plan().unwrap().clone(), auto.int8_plan().unwrap());
+        assert!(pi.forced && pf.forced && !pa.forced);
+        assert_eq!(pa.chosen, Int8Arithmetic::for_this_cpu());
+        assert_eq!(load(None).int8_plan(), Some(pa), "the automatic choice is reproducible");
+        assert!(pi.stage_b.iter().chain(&pi.projection).all(|&a| a == Int8Arithmetic::Integer), "{pi:?}");
+        assert!(pf.stage_b.iter().chain(&pf.projection).all(|&a| a == Int8Arithmetic::ExactFloat), "{pf:?}");
+        assert!(!pf.stage_b.is_empty());
+        let (oi, of, oa) = (int.run(&x).unwrap().0, flt.run(&x).unwrap().0, auto.run(&x).unwrap().0);
+        assert!(oi == of, "{}: integer and exact-float maps differ", path.display());
+        assert!(oi == oa, "{}: the automatic choice's maps differ", path.display());
+    }
 }
