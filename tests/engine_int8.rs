@@ -491,12 +491,17 @@ fn integer_and_exact_float_products_give_the_same_maps() {
         let mut flt = load(Some(Int8Arithmetic::ExactFloat));
         let mut auto = load(None);
         let x = if int.info().channels == 400 { shipped_window(&int) } else { fixture_window(int.info().channels) };
-        let (pi, pf, pa) = (int.int8_plan().unwrap().clone(), flt.int8_plan().unwrap().clone(), auto.int8_plan().unwrap());
+        let (pi, pf, pa) =
+            (int.int8_plan().unwrap().clone(), flt.int8_plan().unwrap().clone(), auto.int8_plan().unwrap());
         assert!(pi.forced && pf.forced && !pa.forced);
         assert_eq!(pa.chosen, Int8Arithmetic::for_this_cpu());
         assert_eq!(load(None).int8_plan(), Some(pa), "the automatic choice is reproducible");
-        assert!(pi.stage_b.iter().chain(&pi.projection).all(|&a| a == Int8Arithmetic::Integer), "{pi:?}");
-        assert!(pf.stage_b.iter().chain(&pf.projection).all(|&a| a == Int8Arithmetic::ExactFloat), "{pf:?}");
+        let all = |p: &bmn_edge::engine::Int8Plan| {
+            p.stage_b.iter().chain(&p.projection).chain(&p.stage_a).copied().collect::<Vec<_>>()
+        };
+        assert!(all(&pi).iter().all(|&a| a == Int8Arithmetic::Integer), "{pi:?}");
+        assert!(all(&pf).iter().all(|&a| a == Int8Arithmetic::ExactFloat), "{pf:?}");
+        assert!(pi.stage_a.is_some() && pf.stage_a.is_some(), "stage A has int8 convolutions");
         assert!(!pf.stage_b.is_empty());
         let (oi, of, oa) = (int.run(&x).unwrap().0, flt.run(&x).unwrap().0, auto.run(&x).unwrap().0);
         assert!(oi == of, "{}: integer and exact-float maps differ", path.display());

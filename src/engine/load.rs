@@ -9,6 +9,7 @@ use super::error::{EngineError, EngineErrorKind};
 use super::info::{Int8Plan, ModelFormat, ModelInfo, Variant, WindowMode};
 use super::onnx::chain::recognise;
 use super::onnx::edge::{check_edge_metadata, edge_props, metadata, to_edge};
+use super::onnx::exact_float::qlinearconv_to_exact_float;
 use super::onnx::index::GraphIndex;
 use super::onnx::site::{find_site, MaskRef, Site};
 use super::onnx::split::{int8_bm_symmetric, split, Split};
@@ -224,8 +225,24 @@ impl Engine {
         let (t, d) = (a.info.config.tscale(), a.info.config.dscale());
         let quantized = !a.info.quantized_ops.is_empty();
         let chosen = options.int8_arithmetic.unwrap_or_else(Int8Arithmetic::for_this_cpu);
-        let Split { halo, stage_a, stage_b, bias, projection } = split(a.proto, &a.site, a.info.channels, CHUNK)?;
+        let Split { halo, mut stage_a, stage_b, bias, projection } = split(a.proto, &a.site, a.info.channels, CHUNK)?;
         trace_rss("split");
+        // Stage A's int8 convolutions: tract's integer kernels as they are, or rewritten as
+        // exact float (the same levels; see `onnx::exact_float`).
+        let stage_a_int8 = if !quantized {
+            None
+        } else if chosen == Int8Arithmetic::ExactFloat {
+            let r = qlinearconv_to_exact_float(&mut stage_a)?;
+            log::info!("stage A: {r}");
+            match (r.rewritten.is_empty(), r.left.is_empty()) {
+                (true, true) => None,
+                (false, true) => Some(Int8Arithmetic::ExactFloat),
+                _ => Some(Int8Arithmetic::Integer),
+            }
+        } else {
+            let has_qconv = stage_a.graph.as_ref().is_some_and(|g| g.node.iter().any(|n| n.op_type == "QLinearConv"));
+            has_qconv.then_some(Int8Arithmetic::Integer)
+        };
         let stage_a = build_stage(stage_a, "stage A", &[1, a.info.channels, t])?;
         trace_rss("stage A built");
         let convs = if options.tract_stage_b {
@@ -253,15 +270,16 @@ impl Engine {
         let int8 = quantized.then(|| Int8Plan {
             forced: options.int8_arithmetic.is_some(),
             chosen,
-            stage_a: None,
+            stage_a: stage_a_int8,
             projection: projection.arithmetic(),
             stage_b: tail.int8_arithmetics(),
         });
         if let Some(p) = &int8 {
             log::info!(
-                "int8 arithmetic: {} ({}); projection {}, stage B {:?}",
+                "int8 arithmetic: {} ({}); stage A {}, projection {}, stage B {:?}",
                 p.chosen.name(),
                 if p.forced { "forced" } else { "chosen for this CPU" },
+                p.stage_a.map_or("float", |a| a.name()),
                 p.projection.map_or("float weights", |a| a.name()),
                 p.stage_b.iter().map(|a| a.name()).collect::<Vec<_>>()
             );
