@@ -758,8 +758,10 @@ mod tests {
 
     #[test]
     fn per_tensor_rounding_is_tracts_exact_product() {
-        for constant_nodes in [false, true] {
-            let l = near_tie_layer(vec![1.0], constant_nodes);
+        // One scale (initializer or `Constant` node), or one per channel, all equal: tract
+        // treats a uniform multiplier as one.
+        for (ws, constant_nodes) in [(vec![1.0], false), (vec![1.0], true), (vec![1.0; 4], false)] {
+            let l = near_tie_layer(ws, constant_nodes);
             let (x, t) = (all_levels(), 256);
             let acc = l.acc(&x, t);
             let (exact, naive) = (levels_exact(&l, &acc, t), levels_f32(&l, &acc, t));
