@@ -48,9 +48,6 @@
 //! Anything else (uint8 or asymmetric tensors, scales that are not constants, a non-int8
 //! output) is left as it is and reported.
 
-// Until the engine's loader calls the rewrite (remove then).
-#![cfg_attr(not(test), allow(dead_code))]
-
 use super::index::GraphIndex;
 use super::split::int_values;
 use super::wire::{f32_tensor, tensor_f32};
