@@ -198,13 +198,15 @@ impl Int8Gemm {
         self.arithmetic
     }
 
-    /// `W · X` for `x` `[k][n]`, into `acc` (`[m][n]`, resized); `scratch` holds the float
-    /// form's input.
+    /// `W · X` for `x` `[k][n]`, into `acc` (`[m][n]`, resized). `inputs` keeps the float
+    /// form's input tensors, one per shape, from call to call: allocating a new megabyte-sized
+    /// input per call fragmented the heap between worker threads (+55 MiB resident at two
+    /// threads on the shipped model).
     pub(crate) fn run(
         &self,
         x: &[i8],
         n: usize,
-        scratch: &mut Vec<f32>,
+        inputs: &mut Vec<Arc<Tensor>>,
         acc: &mut Vec<i32>,
     ) -> Result<(), EngineError> {
         let (m, k) = (self.m, self.k);
@@ -221,15 +223,30 @@ impl Int8Gemm {
                 if n > cols {
                     return Err(EngineError::new(EngineErrorKind::Runtime, "int8 product: too many columns"));
                 }
-                scratch.clear();
-                scratch.resize(k * cols, 0.0);
-                for (dst, src) in scratch.chunks_exact_mut(cols).zip(x.chunks_exact(n.max(1))) {
-                    for (d, &s) in dst[..n].iter_mut().zip(src) {
-                        *d = f32::from(s);
+                let tract = |e: TractError| EngineError::tract("int8 product (exact float)", e);
+                let at = match inputs.iter().position(|t| t.shape() == [k, cols]) {
+                    Some(i) => i,
+                    None => {
+                        inputs.push(Tensor::zero::<f32>(&[k, cols]).map_err(tract)?.into_arc_tensor());
+                        inputs.len() - 1
+                    }
+                };
+                {
+                    let input = Arc::get_mut(&mut inputs[at])
+                        .ok_or_else(|| EngineError::new(EngineErrorKind::Runtime, "int8 product: input in use"))?;
+                    let mut view = input.try_as_plain_ram_mut().map_err(tract)?;
+                    let s = view.as_slice_mut::<f32>().map_err(tract)?;
+                    for (dst, src) in s.chunks_exact_mut(cols).zip(x.chunks_exact(n.max(1))) {
+                        for (d, &v) in dst[..n].iter_mut().zip(src) {
+                            *d = f32::from(v);
+                        }
+                        dst[n..].fill(0.0);
                     }
                 }
-                let y = run_matmul(&self.model, scratch, &[k, cols])?;
-                let y = plain_f32(&y)?;
+                let mut out = self.model.run(tvec!(TValue::from_const(inputs[at].clone()))).map_err(tract)?;
+                let y =
+                    out.pop().ok_or_else(|| EngineError::new(EngineErrorKind::Runtime, "int8 product: no output"))?;
+                let y = y.try_as_plain_ram().and_then(|p| p.as_slice::<f32>()).map_err(tract)?;
                 // Exact integers below 2^24 (the certificate): the conversion is exact.
                 for row in y.chunks_exact(cols) {
                     acc.extend(row[..n].iter().map(|&v| v as i32));

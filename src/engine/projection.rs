@@ -29,6 +29,12 @@ enum Blocks {
     /// integer kernels run this shape ~3x faster than `yᵀ · W`), in integers or exact
     /// float ([`Int8Gemm`]); `Z[.., o] = acc · col_scale[o]` with `y_q = round(y / x_scale)`.
     Int8 { gemms: Vec<Int8Gemm>, x_scale: f32, col_scale: Vec<f32> },
+    /// int8 symmetric weights in exact float: `y_qᵀ · W` on integer-valued `f32` in the
+    /// float form's orientation (`[T][P] · [P][N·32]`: one converted input shared by every
+    /// block, the shape tract's float kernels run for the fp32 model), scaled as the
+    /// integer form; the sums are exact when the weights pass the certificate (checked in
+    /// `new`, else the blocks run in integers).
+    Int8Float { models: Vec<Arc<TypedRunnableModel>>, x_scale: f32, col_scale: Vec<f32> },
 }
 
 /// The products' input: `yᵀ` as it is, or `y` `[P][T]` as int8 levels.
@@ -77,6 +83,23 @@ impl Projector {
                         ),
                     ));
                 }
+                let exact = arithmetic == Int8Arithmetic::ExactFloat
+                    && blocks.iter().all(|b| {
+                        let cols = b.len() / p;
+                        (0..cols).all(|c| {
+                            128 * b.iter().skip(c).step_by(cols).map(|&v| i64::from(v).abs()).sum::<i64>() <= 1 << 24
+                        })
+                    });
+                if exact {
+                    let mut models = Vec::with_capacity(blocks.len());
+                    for b in blocks {
+                        let cols = b.len() / p;
+                        let raw: Vec<u8> = b.iter().flat_map(|&v| f32::from(v).to_le_bytes()).collect();
+                        drop(b);
+                        models.push(projection_model(raw, t, p, cols)?);
+                    }
+                    return Ok(Projector { blocks: Blocks::Int8Float { models, x_scale, col_scale }, t, p, cols: n });
+                }
                 let mut gemms = Vec::with_capacity(blocks.len());
                 for b in blocks {
                     let cols = b.len() / p;
@@ -103,7 +126,7 @@ impl Projector {
     /// Blocks of 32 output channels.
     pub(crate) fn blocks(&self) -> usize {
         match &self.blocks {
-            Blocks::Float(m) => m.len(),
+            Blocks::Float(m) | Blocks::Int8Float { models: m, .. } => m.len(),
             Blocks::Int8 { gemms, .. } => gemms.len(),
         }
     }
@@ -113,6 +136,7 @@ impl Projector {
     pub(crate) fn arithmetic(&self) -> Option<Int8Arithmetic> {
         match &self.blocks {
             Blocks::Float(_) => None,
+            Blocks::Int8Float { .. } => Some(Int8Arithmetic::ExactFloat),
             Blocks::Int8 { gemms, .. } => Some(if gemms.iter().all(|g| g.arithmetic() == Int8Arithmetic::ExactFloat) {
                 Int8Arithmetic::ExactFloat
             } else {
@@ -146,13 +170,27 @@ impl Projector {
                 }
                 ProjInput::Levels(q)
             }
+            Blocks::Int8Float { x_scale, .. } => {
+                // The same levels, as integer-valued floats in `yᵀ`'s layout `[T][P]`.
+                let q: Vec<f32> = yt.iter().map(|v| (v / x_scale).round_ties_even().clamp(-128.0, 127.0)).collect();
+                ProjInput::Float(
+                    Tensor::from_shape(&[t, p], &q)
+                        .map_err(|e| EngineError::tract("BM projection", e))?
+                        .into_arc_tensor(),
+                )
+            }
         })
     }
 
-    /// Block `c`'s product (`scratch`: the exact-float form's input).
-    pub(crate) fn product(&self, c: usize, input: &ProjInput, scratch: &mut Vec<f32>) -> Result<BlockOut, EngineError> {
+    /// Block `c`'s product (`scratch`: the exact-float form's inputs).
+    pub(crate) fn product(
+        &self,
+        c: usize,
+        input: &ProjInput,
+        scratch: &mut Vec<Arc<Tensor>>,
+    ) -> Result<BlockOut, EngineError> {
         match (&self.blocks, input) {
-            (Blocks::Float(models), ProjInput::Float(x)) => {
+            (Blocks::Float(models) | Blocks::Int8Float { models, .. }, ProjInput::Float(x)) => {
                 let out = models[c]
                     .run(tvec!(TValue::from_const(x.clone())))
                     .map_err(|e| EngineError::tract("BM projection", e))?;
@@ -205,6 +243,26 @@ impl Projector {
                     }
                 }
             }
+            (Blocks::Int8Float { col_scale, .. }, BlockOut::Float(y)) => {
+                // `y` is `[T][cols]` of exact integer sums; column (n, j) is channel c·32 + j.
+                let yf = y
+                    .try_as_plain_ram()
+                    .and_then(|y| y.as_slice::<f32>())
+                    .map_err(|e| EngineError::tract("BM projection", e))?;
+                if yf.len() != dst.len() {
+                    return Err(EngineError::new(EngineErrorKind::Runtime, "BM projection: block size"));
+                }
+                let mut s = [0.0f32; CHUNK];
+                for (j, v) in s.iter_mut().enumerate() {
+                    // Padding channels past O (checked in `new`): zero weights, scale 0.
+                    *v = col_scale.get(c * CHUNK + j).copied().unwrap_or(0.0);
+                }
+                for (row, src) in dst.chunks_exact_mut(cols).zip(yf.chunks_exact(cols)) {
+                    for ((d, &v), &sc) in row.iter_mut().zip(src).zip(s.iter().cycle()) {
+                        *d = v * sc;
+                    }
+                }
+            }
             _ => return Err(EngineError::new(EngineErrorKind::Runtime, "BM projection: output of the other form")),
         }
         Ok(())
@@ -216,7 +274,7 @@ impl Projector {
         let per = self.block_len();
         let mut zbuf = ZBuf::zeros(self.blocks() * per);
         let z = zbuf.as_mut_slice();
-        let job = |c: usize, s: &mut Scratch| self.product(c, &input, &mut s.f);
+        let job = |c: usize, s: &mut Scratch| self.product(c, &input, &mut s.inputs);
         let place = |c: usize, y: BlockOut| self.place(c, &y, &mut z[c * per..(c + 1) * per]);
         workers.run(self.blocks(), job, place)?;
         Ok(zbuf)

@@ -42,8 +42,12 @@ use std::time::{Duration, Instant};
 /// range of valid cells into a `[O][CELL_CHUNK]` buffer.
 pub(crate) type FillQ<'a> = dyn Fn(Range<usize>, &mut [i8]) -> Result<(), EngineError> + Sync + 'a;
 
-/// Output cells per chunk of a later layer (the im2col block is `9·cin × COLS` bytes).
-const COLS: usize = 256;
+/// Output cells per chunk of a later layer (the im2col block is `9·cin × COLS` bytes). In
+/// exact float, tract's plan for a fixed `COLS` runs several times faster than a symbolic
+/// one but allocates its packed operands on every call: at 256 columns (1.2 MB per 3×3
+/// chunk) those allocations fragmented the heap between two workers (+50 MiB resident on
+/// the shipped model); at 128 the resident set stays flat and the layer is as fast.
+const COLS: usize = 128;
 
 /// One convolution in integers.
 struct QConv {
@@ -283,7 +287,7 @@ impl QTail {
             fill_time.add(t0.elapsed());
             let t1 = Instant::now();
             let mut acc = Vec::new();
-            first.gemm.run(&s.q, CELL_CHUNK, &mut s.f, &mut acc)?;
+            first.gemm.run(&s.q, CELL_CHUNK, &mut s.inputs, &mut acc)?;
             gemm_time.add(t1.elapsed());
             Ok(acc)
         };
@@ -358,7 +362,7 @@ impl QTail {
                     off += w;
                 }
                 let mut acc = Vec::new();
-                layer.gemm.run(&s.q, n, &mut s.f, &mut acc)?;
+                layer.gemm.run(&s.q, n, &mut s.inputs, &mut acc)?;
                 Ok(acc)
             };
             let place = |j: usize, y: Vec<i32>| {
@@ -480,7 +484,7 @@ fn project_and_sample(
     let (proj_time, bm_time) = (AtomicDuration::default(), AtomicDuration::default());
     let job = |c: usize, s: &mut Scratch| {
         let t0 = Instant::now();
-        let y = bm.projection.product(c, &input, &mut s.f)?;
+        let y = bm.projection.product(c, &input, &mut s.inputs)?;
         s.z.resize(bm.projection.block_len());
         bm.projection.place(c, &y, s.z.as_mut_slice())?;
         drop(y);
