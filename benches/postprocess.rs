@@ -3,7 +3,7 @@
 //! `benches/compare_postprocess.sh` runs this and the Python reference side by side.
 
 use bmn_edge::post::{postprocess_window, Proposal, WindowMaps};
-use bmn_edge::{Convention, WindowConfig};
+use bmn_edge::{Convention, PostConfig};
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
 use std::path::Path;
@@ -18,7 +18,7 @@ fn bench(c: &mut Criterion) {
     for case in ["window_random", "window_realistic"] {
         let flat = load(&format!("{case}.npy"));
         for conv in [Convention::Mmaction2, Convention::Paddle] {
-            let cfg = WindowConfig::paper(conv);
+            let cfg = PostConfig::paper(conv);
             let maps = WindowMaps::new(&cfg, &flat[..t], &flat[t..2 * t], &flat[2 * t..]).unwrap();
             let mut starts = vec![false; t];
             let mut ends = vec![false; t];

@@ -50,7 +50,7 @@ fn bench(c: &mut Criterion) {
                 ..EngineOptions::default()
             };
             let mut engine = Engine::load(&path, &opts).expect("model");
-            let cfg = *engine.config();
+            let cfg = engine.config().post();
             let len = engine.info().bm_width * cfg.dscale() * cfg.tscale();
             let h: Vec<f32> = (0..len).map(|i| ((i * 7919) % 1000) as f32 * 1e-3).collect();
             let form = match arithmetic {

@@ -1,9 +1,14 @@
-//! Window configuration: the geometry of one BMN window and the post-processing convention.
+//! Window configuration, in two parts that different consumers need:
 //!
-//! Every other part of the core takes a [`WindowConfig`], which can only be built through
-//! [`WindowConfig::new`] (or [`WindowConfig::paper`]), so a configuration that exists is a
-//! valid one: `1 ≤ D ≤ T`, `N·K ≥ 2`, `r` finite and `≥ 0`, and every size the core derives
-//! from it (cells, samples, grid positions) fits the integer types used for it.
+//! * [`PostConfig`]: the map's size `T × D` and the post-processing convention — all that
+//!   candidates, pairing, Soft-NMS and the video merge use;
+//! * [`WindowConfig`]: a whole BMN window, the BM layer's geometry `(T, D, N, K, r)` plus the
+//!   convention — what a model defines; [`WindowConfig::post`] gives its [`PostConfig`].
+//!
+//! Both can only be built through their validating constructors, so a configuration that
+//! exists is a valid one: `1 ≤ D ≤ T ≤ 4096`, `N·K ≥ 2`, `r` finite and `≥ 0`, and every
+//! size the core derives from it (cells, samples, grid positions) fits the integer types
+//! used for it.
 
 use core::fmt;
 
@@ -98,7 +103,78 @@ impl fmt::Display for ConfigError {
 #[cfg(feature = "std")]
 impl std::error::Error for ConfigError {}
 
-/// Geometry of one BMN window plus the post-processing convention.
+/// What post-processing needs of a window: the map's size and the convention.
+///
+/// * `tscale` `T`: snippets per window (the map's start axis).
+/// * `dscale` `D`: proposal durations (the map's duration axis), `D ≤ T`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PostConfig {
+    tscale: u16,
+    dscale: u16,
+    convention: Convention,
+}
+
+impl PostConfig {
+    /// Validates and builds a configuration (`1 ≤ D ≤ T ≤` [`WindowConfig::MAX_TSCALE`]).
+    pub fn new(tscale: usize, dscale: usize, convention: Convention) -> Result<Self, ConfigError> {
+        let err = |kind, value: usize| ConfigError { kind, value: value as f64 };
+        if tscale == 0 || tscale > WindowConfig::MAX_TSCALE {
+            return Err(err(ConfigErrorKind::Tscale, tscale));
+        }
+        if dscale == 0 || dscale > tscale {
+            return Err(err(ConfigErrorKind::Dscale, dscale));
+        }
+        // The casts cannot truncate: both are bounded by 4096 above.
+        Ok(PostConfig { tscale: tscale as u16, dscale: dscale as u16, convention })
+    }
+
+    /// The ActivityNet map of the paper: `T = D = 100`.
+    pub fn paper(convention: Convention) -> Self {
+        PostConfig { tscale: 100, dscale: 100, convention }
+    }
+
+    /// `T`, snippets per window.
+    pub fn tscale(&self) -> usize {
+        self.tscale as usize
+    }
+    /// `D`, number of proposal durations.
+    pub fn dscale(&self) -> usize {
+        self.dscale as usize
+    }
+    /// The post-processing convention.
+    pub fn convention(&self) -> Convention {
+        self.convention
+    }
+    /// Number of map cells `D·T` (valid or not).
+    pub fn cells(&self) -> usize {
+        self.dscale() * self.tscale()
+    }
+    /// Number of valid cells, those with `s + d ≤ T − 1`.
+    pub fn valid_cells(&self) -> usize {
+        let (t, d) = (self.tscale(), self.dscale());
+        // Σ_{d<D} (T − d)
+        d * t - d * (d - 1) / 2
+    }
+    /// Whether cell `(d, s)` is a valid proposal (`s + d ≤ T − 1`).
+    pub fn is_valid_cell(&self, d: usize, s: usize) -> bool {
+        d < self.dscale() && s < self.tscale() && s + d < self.tscale()
+    }
+}
+
+impl From<WindowConfig> for PostConfig {
+    fn from(w: WindowConfig) -> PostConfig {
+        w.post()
+    }
+}
+
+impl From<&WindowConfig> for PostConfig {
+    fn from(w: &WindowConfig) -> PostConfig {
+        w.post()
+    }
+}
+
+/// Geometry of one BMN window (the BM layer's `T, D, N, K, r`) plus the post-processing
+/// convention: what a model defines.
 ///
 /// * `tscale` `T`: snippets per window (the map's start axis).
 /// * `dscale` `D`: proposal durations (the map's duration axis), `D ≤ T`.
@@ -165,6 +241,11 @@ impl WindowConfig {
         WindowConfig { tscale: 100, dscale: 100, num_sample: 32, num_sample_perbin: 3, ratio: 0.5, convention }
     }
 
+    /// What post-processing needs of it: `T`, `D` and the convention.
+    pub fn post(&self) -> PostConfig {
+        PostConfig { tscale: self.tscale, dscale: self.dscale, convention: self.convention }
+    }
+
     /// The same geometry with another convention.
     pub fn with_convention(mut self, convention: Convention) -> Self {
         self.convention = convention;
@@ -229,6 +310,20 @@ mod tests {
         assert_eq!(WindowConfig::new(10, 10, 32, 3, f64::NAN, c).unwrap_err().kind(), ConfigErrorKind::Ratio);
         assert!(WindowConfig::new(10, 10, 2, 1, 0.0, c).is_ok());
         assert!(WindowConfig::new(1, 1, 1, 2, 0.0, c).is_ok());
+    }
+
+    #[test]
+    fn post_config_is_the_window_s_map_and_validates_alone() {
+        let w = WindowConfig::new(30, 10, 4, 3, 0.5, Convention::Paddle).unwrap();
+        let p = w.post();
+        assert_eq!((p.tscale(), p.dscale(), p.convention()), (30, 10, Convention::Paddle));
+        assert_eq!((p.cells(), p.valid_cells()), (w.cells(), w.valid_cells()));
+        assert_eq!(p, PostConfig::new(30, 10, Convention::Paddle).unwrap());
+        assert_eq!(PostConfig::from(&w), p);
+        assert_eq!(PostConfig::paper(Convention::Mmaction2), WindowConfig::paper(Convention::Mmaction2).post());
+        assert_eq!(PostConfig::new(0, 0, Convention::Paddle).unwrap_err().kind(), ConfigErrorKind::Tscale);
+        assert_eq!(PostConfig::new(10, 11, Convention::Paddle).unwrap_err().kind(), ConfigErrorKind::Dscale);
+        assert_eq!(PostConfig::new(5000, 10, Convention::Paddle).unwrap_err().kind(), ConfigErrorKind::Tscale);
     }
 
     #[test]

@@ -50,7 +50,7 @@ pub mod npy;
 #[cfg(feature = "std")]
 pub mod results;
 
-pub use config::{ConfigError, ConfigErrorKind, Convention, WindowConfig};
+pub use config::{ConfigError, ConfigErrorKind, Convention, PostConfig, WindowConfig};
 
 /// The README's Rust examples, compiled and run by `cargo test` as doctests.
 #[cfg(all(doctest, feature = "std"))]

@@ -51,7 +51,7 @@ fn max_abs(a: &[f32], b: &[f32]) -> f32 {
 
 /// The core's post-processing of onnxruntime's maps.
 fn reference_proposals(engine: &Engine, name: &str) -> Vec<Proposal> {
-    let cfg = *engine.config();
+    let cfg = engine.config().post();
     let (start, end, conf) = (io(name, "start.npy"), io(name, "end.npy"), io(name, "confidence.npy"));
     let maps = WindowMaps::new(&cfg, &start, &end, &conf).unwrap();
     let (t, d) = (cfg.tscale(), cfg.dscale());

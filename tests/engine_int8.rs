@@ -73,7 +73,7 @@ fn mean_abs(a: &[f32], b: &[f32]) -> f32 {
 }
 
 fn proposals(engine: &Engine, start: &[f32], end: &[f32], conf: &[f32]) -> Vec<(u32, u32)> {
-    let cfg = *engine.config();
+    let cfg = engine.config().post();
     let maps = WindowMaps::new(&cfg, start, end, conf).unwrap();
     let (t, d) = (cfg.tscale(), cfg.dscale());
     let (mut s, mut e, mut pairs) = (vec![false; t], vec![false; t], vec![Proposal::default(); t * d]);

@@ -5,7 +5,7 @@
 use bmn_edge::post::{
     pair_candidates, postprocess_window, select_candidates, soft_nms, Boundary, Proposal, SoftNmsParams, WindowMaps,
 };
-use bmn_edge::{Convention, WindowConfig};
+use bmn_edge::{Convention, PostConfig};
 use serde_json::Value;
 use std::path::Path;
 
@@ -26,7 +26,7 @@ fn check_convention(case: &Value, conv: Convention) -> usize {
     let (start, rest) = input.data.split_at(t);
     let (end, conf) = rest.split_at(t);
     let expected = &case[conv.name()];
-    let cfg = WindowConfig::new(t, d, 32, 3, 0.5, conv).unwrap();
+    let cfg = PostConfig::new(t, d, conv).unwrap();
     let maps = WindowMaps::new(&cfg, start, end, conf).unwrap();
 
     // Stage by stage.

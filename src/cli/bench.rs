@@ -52,7 +52,7 @@ pub fn run(a: Args) -> Result<()> {
     let mut engine = Engine::load(&a.model, &options).with_context(|| format!("loading {}", a.model.display()))?;
     process::prepare_for_windows();
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
-    let cfg = *engine.config();
+    let cfg = engine.config().post();
     let (c, t, d) = (engine.info().channels, cfg.tscale(), cfg.dscale());
     let x: Vec<f32> = match &a.features {
         Some(p) => {

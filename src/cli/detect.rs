@@ -92,7 +92,7 @@ pub fn run(a: Args) -> Result<()> {
         (None, None) => "default",
     };
     log::info!("window mode: {} ({chosen_by})", mode.name());
-    let cfg = *engine.config();
+    let cfg = engine.config().post();
     let (t, d) = (cfg.tscale(), cfg.dscale());
     let single = mode == WindowMode::Rescale || l <= t;
     // BSN's poolData epsilon (0.0001 s) in snippets.

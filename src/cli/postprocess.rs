@@ -6,7 +6,7 @@ use anyhow::{bail, Result};
 use bmn_edge::npy::{expect_shape, read_f32};
 use bmn_edge::post::{postprocess_window, Proposal, WindowMaps, DEFAULT_TOP_K};
 use bmn_edge::results::{to_seconds, ResultsFile};
-use bmn_edge::WindowConfig;
+use bmn_edge::PostConfig;
 use std::path::PathBuf;
 
 /// Arguments of `bmn-edge postprocess`.
@@ -52,7 +52,7 @@ pub fn run(a: Args) -> Result<()> {
     if t == 0 || d == 0 || d > t {
         bail!("confidence map has D = {d} and T = {t}; need 1 ≤ D ≤ T");
     }
-    let cfg = WindowConfig::new(t, d, 32, 3, 0.5, convention)?;
+    let cfg = PostConfig::new(t, d, convention)?;
     let maps = WindowMaps::new(&cfg, &start.data, &end.data, &conf.data)?;
     let mut starts = vec![false; t];
     let mut ends = vec![false; t];

@@ -91,7 +91,7 @@ pub fn detect_video<E: From<EngineError>>(
     opts: &DetectOptions,
     mut on_window: impl FnMut(usize, &WindowResult) -> Result<(), E>,
 ) -> Result<VideoResult, E> {
-    let cfg = *engine.config();
+    let cfg = engine.config().post();
     let (t, c) = (cfg.tscale(), engine.info().channels);
     if snippets == 0 {
         return Err(EngineError::new(EngineErrorKind::Input, "the feature sequence is empty").into());

@@ -283,7 +283,7 @@ impl<S: ProposalStore> VideoMerger<S> {
 mod tests {
     extern crate std;
     use super::*;
-    use crate::config::WindowConfig;
+    use crate::config::PostConfig;
     use crate::post::{pair_candidates, postprocess_window, select_candidates, Boundary, PostErrorKind, WindowMaps};
     use std::{vec, vec::Vec};
 
@@ -304,12 +304,12 @@ mod tests {
         }
     }
 
-    fn cfg(t: usize, d: usize, convention: Convention) -> WindowConfig {
-        WindowConfig::new(t, d, 4, 2, 0.5, convention).unwrap()
+    fn cfg(t: usize, d: usize, convention: Convention) -> PostConfig {
+        PostConfig::new(t, d, convention).unwrap()
     }
 
     /// One window's candidate pairs from random maps (candidates + pairing, no Soft-NMS).
-    fn window_pairs(cfg: &WindowConfig, maps: &WindowMaps<'_>) -> Vec<Proposal> {
+    fn window_pairs(cfg: &PostConfig, maps: &WindowMaps<'_>) -> Vec<Proposal> {
         let t = cfg.tscale();
         let (mut s, mut e) = (vec![false; t], vec![false; t]);
         select_candidates(maps.start(), cfg.convention(), Boundary::Start, &mut s).unwrap();

@@ -16,7 +16,7 @@ pub mod merge;
 pub mod pairing;
 pub mod soft_nms;
 
-use crate::config::WindowConfig;
+use crate::config::PostConfig;
 use core::fmt;
 
 pub use candidates::{select_candidates, Boundary};
@@ -195,7 +195,7 @@ pub struct WindowMaps<'a> {
 
 impl<'a> WindowMaps<'a> {
     /// Checks lengths and finiteness.
-    pub fn new(cfg: &WindowConfig, start: &'a [f32], end: &'a [f32], confidence: &'a [f32]) -> Result<Self, PostError> {
+    pub fn new(cfg: &PostConfig, start: &'a [f32], end: &'a [f32], confidence: &'a [f32]) -> Result<Self, PostError> {
         let (t, d) = (cfg.tscale(), cfg.dscale());
         check(start, "start", t)?;
         check(end, "end", t)?;
@@ -255,7 +255,7 @@ pub struct PostSummary {
 /// As in both references, Soft-NMS runs only when there are at least two pairs: a single
 /// pair is reported as it is (paddle's loop would otherwise never keep it).
 pub fn postprocess_window(
-    cfg: &WindowConfig,
+    cfg: &PostConfig,
     maps: &WindowMaps<'_>,
     starts: &mut [bool],
     ends: &mut [bool],
@@ -315,7 +315,7 @@ impl<const MAX_T: usize, const MAX_PAIRS: usize> WindowPostProcessor<MAX_T, MAX_
     }
 
     /// Post-processes one window; returns the top-k proposals, best first.
-    pub fn run(&mut self, cfg: &WindowConfig, maps: &WindowMaps<'_>, top_k: usize) -> Result<&[Proposal], PostError> {
+    pub fn run(&mut self, cfg: &PostConfig, maps: &WindowMaps<'_>, top_k: usize) -> Result<&[Proposal], PostError> {
         let summary = postprocess_window(cfg, maps, &mut self.starts, &mut self.ends, &mut self.pairs, top_k)?;
         Ok(&self.pairs[..summary.output])
     }

@@ -1,7 +1,7 @@
 //! Pairing start and end candidates through the confidence map (reference §3).
 
 use super::{PostError, Proposal, WindowMaps};
-use crate::config::{Convention, WindowConfig};
+use crate::config::{Convention, PostConfig};
 
 /// Writes every candidate pair into `out` in generation order (duration `d` outer, start
 /// `s` inner, as both references loop) and returns how many there are.
@@ -14,7 +14,7 @@ use crate::config::{Convention, WindowConfig};
 /// (The paper writes `sqrt(cls·reg)`; every codebase multiplies plainly, and so do we.)
 /// A full `out` is [`PostError::Capacity`] with the first proposal that did not fit.
 pub fn pair_candidates(
-    cfg: &WindowConfig,
+    cfg: &PostConfig,
     maps: &WindowMaps<'_>,
     starts: &[bool],
     ends: &[bool],

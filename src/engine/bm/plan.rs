@@ -109,21 +109,6 @@ impl TapPlan {
         }
         mask.count(big) == big_at_taps
     }
-
-    /// Whether the mask's columns of one cell equal the table's (a quick probe).
-    fn cell_matches(&self, table: &BmTable, mask: &MaskData<'_>, dd: usize, s: usize) -> bool {
-        let (t, d, n) = (self.cfg.tscale(), self.cfg.dscale(), self.cfg.num_sample());
-        let Some(cell) = table.cell(dd, s) else { return true };
-        let mut col = vec![0.0f32; n * t];
-        for nn in 0..n {
-            for tap in cell.bin(nn) {
-                col[nn * t + tap.t as usize] = tap.weight;
-            }
-        }
-        (0..t).all(|tt| {
-            (0..n).all(|nn| (mask.at(((tt * n + nn) * d + dd) * t + s) - col[nn * t + tt]).abs() <= MASK_TOLERANCE)
-        })
-    }
 }
 
 /// A dense mask's values: little-endian f32 bytes (from the file) or floats.
@@ -163,6 +148,22 @@ impl MaskData<'_> {
     }
 }
 
+/// Whether the mask's columns of one cell equal the table's (a quick probe).
+fn cell_matches(table: &BmTable, mask: &MaskData<'_>, dd: usize, s: usize) -> bool {
+    let cfg = table.config();
+    let (t, d, n) = (cfg.tscale(), cfg.dscale(), cfg.num_sample());
+    let Some(cell) = table.cell(dd, s) else { return true };
+    let mut col = vec![0.0f32; n * t];
+    for nn in 0..n {
+        for tap in cell.bin(nn) {
+            col[nn * t + tap.t as usize] = tap.weight;
+        }
+    }
+    (0..t).all(|tt| {
+        (0..n).all(|nn| (mask.at(((tt * n + nn) * d + dd) * t + s) - col[nn * t + tt]).abs() <= MASK_TOLERANCE)
+    })
+}
+
 /// Candidate `K` values searched when a standard export does not state them.
 pub const K_CANDIDATES: [usize; 8] = [3, 1, 2, 4, 5, 6, 7, 8];
 /// Candidate `r` values searched when a standard export does not state them.
@@ -182,9 +183,7 @@ pub fn identify_mask(mask: &MaskData<'_>, t: usize, d: usize, n: usize) -> Resul
         for &r in &R_CANDIDATES {
             let Ok(cfg) = WindowConfig::new(t, d, n, k, r, Convention::Mmaction2) else { continue };
             let table = BmTable::new(cfg);
-            let probe =
-                TapPlan { cfg, cells: vec![], row_start: vec![], cell_start: vec![], rows: vec![], weights: vec![] };
-            if !probes.iter().all(|&(dd, s)| probe.cell_matches(&table, mask, dd, s)) {
+            if !probes.iter().all(|&(dd, s)| cell_matches(&table, mask, dd, s)) {
                 continue;
             }
             let plan = TapPlan::new(cfg);
