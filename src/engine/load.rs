@@ -10,11 +10,12 @@ use super::info::{Int8Plan, ModelFormat, ModelInfo, Variant, WindowMode};
 use super::onnx::chain::recognise;
 use super::onnx::edge::{check_edge_metadata, edge_props, metadata, to_edge};
 use super::onnx::exact_float::qlinearconv_to_exact_float;
-use super::onnx::index::GraphIndex;
-use super::onnx::site::{find_site, MaskRef, Site};
+use super::onnx::index::{GraphIndex, MaskRef};
+use super::onnx::site::{find_site, Site};
 use super::onnx::split::{int8_bm_symmetric, split, Split};
 use super::onnx::wire::{tensor_f32, ModelFile};
 use super::onnx::{attr, dtype};
+use super::product::build_stage;
 use super::projection::Projector;
 use super::stage_b::bands::Bands;
 use super::stage_b::integer::QTail;
@@ -25,9 +26,6 @@ use super::{Engine, EngineOptions};
 use crate::config::{Convention, WindowConfig};
 use prost::Message;
 use std::path::Path;
-use std::sync::Arc;
-use tract_core::model::TypedRunnableModel;
-use tract_onnx::prelude::*;
 
 /// A model file analysed: the decoded graph (mask released), the BM site and the verified
 /// tap plan.
@@ -190,25 +188,6 @@ pub fn convert_to_edge(
     Ok(Converted { edge: edge.encode_to_vec(), info, input_format })
 }
 
-pub(crate) fn build_stage(
-    proto: tract_onnx::pb::ModelProto,
-    stage: &str,
-    input_shape: &[usize],
-) -> Result<Arc<TypedRunnableModel>, EngineError> {
-    let model = tract_onnx::onnx().model_for_proto_model(&proto).map_err(|e| EngineError::tract(stage, e))?;
-    drop(proto);
-    model
-        .with_input_fact(0, f32::fact(input_shape).into())
-        .and_then(|m| m.into_optimized())
-        .and_then(|m| {
-            if std::env::var_os("BMN_EDGE_DUMP_PLAN").is_some() {
-                eprintln!("{stage}:\n{m}");
-            }
-            m.into_runnable()
-        })
-        .map_err(|e| EngineError::tract(stage, e))
-}
-
 impl Engine {
     /// Loads a model file (standard export or edge format).
     pub fn load(path: &Path, options: &EngineOptions) -> Result<Engine, EngineError> {
@@ -312,7 +291,7 @@ impl Engine {
 mod tests {
     use super::*;
     use crate::engine::error::EngineErrorKind;
-    use crate::engine::onnx::edge::META_PREFIX;
+    use crate::engine::onnx::META_PREFIX;
 
     fn fixture() -> Vec<u8> {
         let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx/bmn_tiny_pytorch_op17.onnx");

@@ -259,3 +259,24 @@ impl Int8Gemm {
         Ok(())
     }
 }
+
+/// Builds a stage (a part of the model's graph) as a runnable tract model for a fixed input
+/// shape (`BMN_EDGE_DUMP_PLAN=1` prints tract's optimized graph).
+pub(crate) fn build_stage(
+    proto: tract_onnx::pb::ModelProto,
+    stage: &str,
+    input_shape: &[usize],
+) -> Result<Arc<TypedRunnableModel>, EngineError> {
+    let model = tract_onnx::onnx().model_for_proto_model(&proto).map_err(|e| EngineError::tract(stage, e))?;
+    drop(proto);
+    model
+        .with_input_fact(0, f32::fact(input_shape).into())
+        .and_then(|m| m.into_optimized())
+        .and_then(|m| {
+            if std::env::var_os("BMN_EDGE_DUMP_PLAN").is_some() {
+                eprintln!("{stage}:\n{m}");
+            }
+            m.into_runnable()
+        })
+        .map_err(|e| EngineError::tract(stage, e))
+}

@@ -1,8 +1,6 @@
 //! int8 quantization arithmetic, as onnxruntime computes it: levels, requantization and
 //! the activations between layers.
 
-use crate::engine::onnx::chain::ConvSpec;
-
 /// An element-wise activation after a convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Act {
@@ -80,30 +78,5 @@ impl Quant {
     /// The scale.
     pub(crate) fn scale(self) -> f32 {
         self.scale
-    }
-}
-
-/// `act(out_q(acc))` as a level of the next layer's input quantization `next` (the
-/// integer tail's `levels_row` computes this row-wise; tests check one against the other).
-#[cfg(test)]
-pub(crate) fn finish_level(spec: &ConvSpec, next: Quant, acc: f32) -> f32 {
-    let v = match spec.out_q {
-        Some(q) => q.apply(acc),
-        None => acc,
-    };
-    next.level(spec.act.apply(v))
-}
-
-/// `act(out_q(acc))`, then the next layer's input quantization.
-#[inline]
-pub(crate) fn finish(spec: &ConvSpec, next_in: Option<Quant>, acc: f32) -> f32 {
-    let v = match spec.out_q {
-        Some(q) => q.apply(acc),
-        None => acc,
-    };
-    let v = spec.act.apply(v);
-    match next_in {
-        Some(q) => q.apply(v),
-        None => v,
     }
 }

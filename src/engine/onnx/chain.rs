@@ -46,6 +46,31 @@ fn attr_ints(node: &pb::NodeProto, name: &str) -> Option<Vec<i64>> {
     node.attribute.iter().find(|a| a.name == name).map(|a| a.ints.clone())
 }
 
+/// `act(out_q(acc))` as a level of the next layer's input quantization `next` (the
+/// integer tail's `levels_row` computes this row-wise; tests check one against the other).
+#[cfg(test)]
+pub(crate) fn finish_level(spec: &ConvSpec, next: Quant, acc: f32) -> f32 {
+    let v = match spec.out_q {
+        Some(q) => q.apply(acc),
+        None => acc,
+    };
+    next.level(spec.act.apply(v))
+}
+
+/// `act(out_q(acc))`, then the next layer's input quantization.
+#[inline]
+pub(crate) fn finish(spec: &ConvSpec, next_in: Option<Quant>, acc: f32) -> f32 {
+    let v = match spec.out_q {
+        Some(q) => q.apply(acc),
+        None => acc,
+    };
+    let v = spec.act.apply(v);
+    match next_in {
+        Some(q) => q.apply(v),
+        None => v,
+    }
+}
+
 /// Recognises stage B as a chain of stride-1 "same" 1×1 / 3×3 convolutions (float weights),
 /// each optionally followed by Relu or Sigmoid, the first a 1×1 over the `o` BM channels.
 /// `None`: anything else (quantized convolutions, other ops); stage B then runs in tract.

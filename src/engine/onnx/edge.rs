@@ -9,13 +9,6 @@ use super::*;
 use crate::config::Convention;
 use crate::engine::info::{ModelInfo, WindowMode};
 
-/// Domain of the edge format's BM node.
-pub const EDGE_DOMAIN: &str = "ai.bmn_edge";
-/// Op type of the edge format's BM node.
-pub const EDGE_OP: &str = "BoundaryMatching";
-/// Prefix of the edge format's metadata keys.
-pub const META_PREFIX: &str = "bmn_edge.";
-
 /// Rewrites a standard export (mask released) into the edge format: the BM chain becomes
 /// one `BoundaryMatching` node, dead nodes and constants are dropped, and the parameters go
 /// into `metadata_props`.

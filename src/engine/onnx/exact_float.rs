@@ -455,8 +455,9 @@ pub(crate) fn qlinearconv_to_exact_float(model: &mut pb::ModelProto) -> Result<E
 mod tests {
     use super::*;
     use crate::engine::bm::CHUNK;
-    use crate::engine::load::{analyse, build_stage};
+    use crate::engine::load::analyse;
     use crate::engine::onnx::split::split;
+    use crate::engine::product::build_stage;
     use std::path::Path;
     use std::time::{Duration, Instant};
     use tract_onnx::prelude::*;

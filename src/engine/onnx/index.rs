@@ -1,8 +1,18 @@
 //! An index over an ONNX graph: producers, consumers, constants, ancestors.
 
-use super::site::MaskRef;
 use super::wire::Deferred;
 use super::*;
+
+/// Where the dense mask lives.
+#[derive(Debug, Clone)]
+pub(crate) enum MaskRef {
+    /// A deferred initializer (index into `ModelFile::deferred`).
+    Deferred(usize),
+    /// An initializer in the decoded graph.
+    Initializer(String),
+    /// A `Constant` node's value (node index).
+    ConstantNode(usize),
+}
 
 pub(crate) struct GraphIndex<'a> {
     pub graph: &'a pb::GraphProto,

@@ -13,6 +13,13 @@ pub(crate) use crate::engine::error::{EngineError, EngineErrorKind};
 pub(crate) use std::collections::{HashMap, HashSet};
 pub(crate) use tract_onnx::pb;
 
+/// Domain of the edge format's BM node.
+pub const EDGE_DOMAIN: &str = "ai.bmn_edge";
+/// Op type of the edge format's BM node.
+pub const EDGE_OP: &str = "BoundaryMatching";
+/// Prefix of the edge format's metadata keys.
+pub const META_PREFIX: &str = "bmn_edge.";
+
 /// ONNX tensor element types (`TensorProto.DataType`) the engine reads.
 pub(crate) mod dtype {
     /// float32.

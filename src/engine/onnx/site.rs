@@ -12,21 +12,10 @@
 //! that computes the graph outputs from `x` without passing through `h` is stage A; what
 //! lies between `h` and the confidence output is stage B.
 
-use super::edge::{EDGE_DOMAIN, EDGE_OP};
-use super::index::GraphIndex;
+use super::index::{GraphIndex, MaskRef};
 use super::wire::ModelFile;
 use super::*;
 use crate::engine::info::ModelFormat;
-
-#[derive(Debug, Clone)]
-pub(crate) enum MaskRef {
-    /// A deferred initializer (index into `ModelFile::deferred`).
-    Deferred(usize),
-    /// An initializer in the decoded graph.
-    Initializer(String),
-    /// A `Constant` node's value (node index).
-    ConstantNode(usize),
-}
 
 /// The BM layer and its surroundings, found structurally.
 #[derive(Debug, Clone)]

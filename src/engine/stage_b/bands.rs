@@ -9,7 +9,7 @@
 use super::{BmLayer, Phases, StageB};
 use crate::engine::error::{EngineError, EngineErrorKind};
 use crate::engine::info::StageBForm;
-use crate::engine::load::build_stage;
+use crate::engine::product::build_stage;
 use crate::engine::product::plain;
 use crate::engine::workers::{Scratch, Workers};
 use std::sync::Arc;

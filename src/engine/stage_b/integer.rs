@@ -30,9 +30,9 @@ use crate::engine::cpu::Int8Arithmetic;
 use crate::engine::error::{EngineError, EngineErrorKind};
 use crate::engine::info::StageBForm;
 use crate::engine::onnx::chain::ConvSpec;
-use crate::engine::product::Int8Gemm;
 #[cfg(test)]
-use crate::engine::quant::{finish, finish_level};
+use crate::engine::onnx::chain::{finish, finish_level};
+use crate::engine::product::Int8Gemm;
 use crate::engine::quant::{Act, Quant};
 use crate::engine::workers::{AtomicDuration, Scratch, Workers};
 use std::ops::Range;

@@ -37,9 +37,10 @@
 use super::{BmLayer, Phases, StageB};
 use crate::engine::error::{EngineError, EngineErrorKind};
 use crate::engine::info::StageBForm;
+use crate::engine::onnx::chain::finish;
 use crate::engine::onnx::chain::ConvSpec;
 use crate::engine::product::{matmul_model, plain_f32, run_matmul};
-use crate::engine::quant::{finish, Act, Quant};
+use crate::engine::quant::{Act, Quant};
 use crate::engine::workers::{AtomicDuration, Scratch, Workers};
 use std::ops::Range;
 use std::sync::Arc;
