@@ -102,10 +102,7 @@ fn mallopt(param: libc::c_int, value: libc::c_int, var: &str) {
 /// Peak resident set size of this process (`VmHWM`), in MiB; `None` without `/proc`.
 #[cfg(feature = "engine")]
 pub fn peak_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
+    bmn_edge::engine::diag::Rss::read().map(|r| r.peak).filter(|&p| p > 0.0)
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
