@@ -278,17 +278,15 @@ impl WindowConfig {
     }
     /// Number of map cells `D·T` (valid or not).
     pub fn cells(&self) -> usize {
-        self.dscale() * self.tscale()
+        self.post().cells()
     }
     /// Number of valid cells, those with `s + d ≤ T − 1`.
     pub fn valid_cells(&self) -> usize {
-        let (t, d) = (self.tscale(), self.dscale());
-        // Σ_{d<D} (T − d)
-        d * t - d * (d - 1) / 2
+        self.post().valid_cells()
     }
     /// Whether cell `(d, s)` is a valid proposal (`s + d ≤ T − 1`).
     pub fn is_valid_cell(&self, d: usize, s: usize) -> bool {
-        d < self.dscale() && s < self.tscale() && s + d < self.tscale()
+        self.post().is_valid_cell(d, s)
     }
 }
 

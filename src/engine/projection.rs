@@ -213,13 +213,7 @@ impl Projector {
         let (t, cols) = (self.t, self.block_len() / self.t);
         match (&self.blocks, y) {
             (Blocks::Float(_), BlockOut::Float(y)) => {
-                let yf = y
-                    .try_as_plain_ram()
-                    .and_then(|y| y.as_slice::<f32>())
-                    .map_err(|e| EngineError::tract("BM projection", e))?;
-                if yf.len() != dst.len() {
-                    return Err(EngineError::new(EngineErrorKind::Runtime, "BM projection: block size"));
-                }
+                let yf = block_f32(y, dst.len())?;
                 dst.copy_from_slice(yf);
             }
             (Blocks::Int8 { col_scale, .. }, BlockOut::Int(yi)) => {
@@ -228,11 +222,7 @@ impl Projector {
                 if yi.len() != dst.len() {
                     return Err(EngineError::new(EngineErrorKind::Runtime, "BM projection: block size"));
                 }
-                let mut s = [0.0f32; CHUNK];
-                for (j, v) in s.iter_mut().enumerate() {
-                    // Padding channels past O (checked in `new`): zero weights, scale 0.
-                    *v = col_scale.get(c * CHUNK + j).copied().unwrap_or(0.0);
-                }
+                let s = block_scales(col_scale, c);
                 for t0 in (0..t).step_by(8) {
                     let t1 = (t0 + 8).min(t);
                     for (col, src) in yi.chunks_exact(t).enumerate() {
@@ -245,18 +235,8 @@ impl Projector {
             }
             (Blocks::Int8Float { col_scale, .. }, BlockOut::Float(y)) => {
                 // `y` is `[T][cols]` of exact integer sums; column (n, j) is channel c·32 + j.
-                let yf = y
-                    .try_as_plain_ram()
-                    .and_then(|y| y.as_slice::<f32>())
-                    .map_err(|e| EngineError::tract("BM projection", e))?;
-                if yf.len() != dst.len() {
-                    return Err(EngineError::new(EngineErrorKind::Runtime, "BM projection: block size"));
-                }
-                let mut s = [0.0f32; CHUNK];
-                for (j, v) in s.iter_mut().enumerate() {
-                    // Padding channels past O (checked in `new`): zero weights, scale 0.
-                    *v = col_scale.get(c * CHUNK + j).copied().unwrap_or(0.0);
-                }
+                let yf = block_f32(y, dst.len())?;
+                let s = block_scales(col_scale, c);
                 for (row, src) in dst.chunks_exact_mut(cols).zip(yf.chunks_exact(cols)) {
                     for ((d, &v), &sc) in row.iter_mut().zip(src).zip(s.iter().cycle()) {
                         *d = v * sc;
@@ -279,6 +259,26 @@ impl Projector {
         workers.run(self.blocks(), job, place)?;
         Ok(zbuf)
     }
+}
+
+/// A float block product as a slice of `len` values.
+fn block_f32(y: &Tensor, len: usize) -> Result<&[f32], EngineError> {
+    let yf =
+        y.try_as_plain_ram().and_then(|y| y.as_slice::<f32>()).map_err(|e| EngineError::tract("BM projection", e))?;
+    if yf.len() != len {
+        return Err(EngineError::new(EngineErrorKind::Runtime, "BM projection: block size"));
+    }
+    Ok(yf)
+}
+
+/// The weight scales of block `c`'s 32 channels; padding channels past O (checked in
+/// `Projector::new`) have zero weights and scale 0.
+fn block_scales(col_scale: &[f32], c: usize) -> [f32; CHUNK] {
+    let mut s = [0.0f32; CHUNK];
+    for (j, v) in s.iter_mut().enumerate() {
+        *v = col_scale.get(c * CHUNK + j).copied().unwrap_or(0.0);
+    }
+    s
 }
 
 #[cfg(test)]

@@ -6,8 +6,8 @@
 //! paper configuration when whole) stay small. Columns of a band whose receptive field
 //! holds only invalid cells come from a constant field computed once at load.
 
-use super::{BmLayer, Phases, StageB};
-use crate::engine::error::{EngineError, EngineErrorKind};
+use super::{check_h, BmLayer, Phases, StageB};
+use crate::engine::error::EngineError;
 use crate::engine::info::StageBForm;
 use crate::engine::product::build_stage;
 use crate::engine::product::plain;
@@ -209,12 +209,7 @@ impl StageB for Bands {
 
     fn run_h(&mut self, h: &[f32], _workers: &Workers, confidence: &mut Vec<f32>) -> Result<(), EngineError> {
         let (o, d, t, hb) = (self.o, self.d, self.t, self.input);
-        if h.len() != o * d * t {
-            return Err(EngineError::new(
-                EngineErrorKind::Input,
-                format!("H has {} values, expected O·D·T = {}", h.len(), o * d * t),
-            ));
-        }
+        check_h(h, o, d, t)?;
         confidence.clear();
         confidence.resize(2 * d * t, 0.0);
         for band in self.bands.clone() {

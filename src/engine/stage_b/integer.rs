@@ -24,7 +24,7 @@
 //! the `D × T` map (level 0 is the value 0: zero points are 0).
 
 use super::winograd::{needed_extents, tile_chunks, Segment, CELL_CHUNK};
-use super::{BmLayer, Phases, StageB};
+use super::{check_h, BmLayer, Phases, StageB};
 use crate::engine::bm::CHUNK;
 use crate::engine::cpu::Int8Arithmetic;
 use crate::engine::error::{EngineError, EngineErrorKind};
@@ -432,12 +432,7 @@ impl StageB for QTail {
 
     fn run_h(&mut self, h: &[f32], workers: &Workers, confidence: &mut Vec<f32>) -> Result<(), EngineError> {
         let (o, d, t) = (self.o, self.d, self.t);
-        if h.len() != o * d * t {
-            return Err(EngineError::new(
-                EngineErrorKind::Input,
-                format!("H has {} values, expected O·D·T = {}", h.len(), o * d * t),
-            ));
-        }
+        check_h(h, o, d, t)?;
         let (q, cells) = (self.input_quant(), self.cells.clone());
         let fill = |range: Range<usize>, hc: &mut [i8]| {
             for (i, &(r, s)) in cells[range].iter().enumerate() {

@@ -17,7 +17,7 @@ pub(crate) mod winograd;
 pub use bands::{Band, DEFAULT_BAND_ROWS};
 
 use crate::engine::bm::BmKernel;
-use crate::engine::error::EngineError;
+use crate::engine::error::{EngineError, EngineErrorKind};
 use crate::engine::info::StageBForm;
 use crate::engine::projection::Projector;
 use crate::engine::workers::Workers;
@@ -66,5 +66,17 @@ pub(crate) trait StageB: Send {
     /// The row bands and the H rows each reads (none but for [`bands::Bands`]).
     fn bands(&self) -> (&[Band], usize) {
         (&[], 0)
+    }
+}
+
+/// `h` must be a whole `H` of `O·D·T` values (`StageB::run_h`).
+pub(crate) fn check_h(h: &[f32], o: usize, d: usize, t: usize) -> Result<(), EngineError> {
+    if h.len() == o * d * t {
+        Ok(())
+    } else {
+        Err(EngineError::new(
+            EngineErrorKind::Input,
+            format!("H has {} values, expected O·D·T = {}", h.len(), o * d * t),
+        ))
     }
 }

@@ -34,7 +34,7 @@
 //! chunks from a shared counter and run tract single-threaded. Results are placed into the
 //! layer's grid after the workers join, so no two threads write the same buffer.
 
-use super::{BmLayer, Phases, StageB};
+use super::{check_h, BmLayer, Phases, StageB};
 use crate::engine::error::{EngineError, EngineErrorKind};
 use crate::engine::info::StageBForm;
 use crate::engine::onnx::chain::finish;
@@ -660,12 +660,7 @@ impl StageB for Tail {
 
     fn run_h(&mut self, h: &[f32], workers: &Workers, confidence: &mut Vec<f32>) -> Result<(), EngineError> {
         let (o, d, t) = (self.o, self.d, self.t);
-        if h.len() != o * d * t {
-            return Err(EngineError::new(
-                EngineErrorKind::Input,
-                format!("H has {} values, expected O·D·T = {}", h.len(), o * d * t),
-            ));
-        }
+        check_h(h, o, d, t)?;
         let cells = self.cells().to_vec();
         let fill = |range: Range<usize>, hc: &mut [f32]| {
             for (i, &(r, s)) in cells[range].iter().enumerate() {
