@@ -33,24 +33,6 @@ fn manifest() -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-/// A scratch directory removed on drop (no `tempfile` dependency).
-struct TmpDir(PathBuf);
-
-impl TmpDir {
-    fn new(tag: &str) -> TmpDir {
-        let d = std::env::temp_dir().join(format!("bmn-edge-golden-video-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        TmpDir(d)
-    }
-}
-
-impl Drop for TmpDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn f(v: &Value) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
@@ -185,8 +167,8 @@ fn run_all(prefix: &str) {
     let mut failures = Vec::new();
     for case in cases(prefix) {
         let name = case["name"].as_str().unwrap().to_string();
-        let tmp = TmpDir::new(&name);
-        let run = run_detect(&case, &tmp.0);
+        let tmp = tempfile::Builder::new().prefix(&format!("bmn-edge-video-{name}-")).tempdir().unwrap();
+        let run = run_detect(&case, tmp.path());
         if let Err(e) = check(&case, &run) {
             failures.push(e);
         }
@@ -236,8 +218,8 @@ fn goldens_cover_the_video_paths() {
 #[test]
 fn checker_rejects_perturbed_results() {
     let case = cases("pytorch_").into_iter().find(|c| c["name"] == "pytorch_L45").unwrap();
-    let tmp = TmpDir::new("checker");
-    let run = run_detect(&case, &tmp.0);
+    let tmp = tempfile::tempdir().unwrap();
+    let run = run_detect(&case, tmp.path());
     check(&case, &run).unwrap();
     let tol = f(&case["proposals"][3][7]);
     let score = f(&case["proposals"][3][6]);
