@@ -192,10 +192,12 @@ pub fn tract_kernel(product: Product, m: Option<usize>, k: Option<usize>, n: Opt
 }
 
 /// Whether a tract-linalg integer kernel, by its name, is built on a dot-product
-/// instruction (`vpdpbusd`, AMX tiles, `sdot`, SVE/SME) rather than on widening multiplies
-/// (`avx2_mmm_i32_8x8`, `avx_mmm_i32_8x4`, `arm64simd_mmm_i32_8x8`) or portable Rust.
+/// instruction (`vpdpbusd`, AMX tiles, `sdot`, SME outer products) rather than on widening
+/// multiplies (`avx2_mmm_i32_8x8`, `avx_mmm_i32_8x4`, `arm64simd_mmm_i32_8x8`, and tract
+/// 0.23.9's `sve_mmm_i32_8x8`, a widening multiply-add without `sdot` — checked under qemu
+/// `-cpu max`) or portable Rust.
 pub fn is_dot_product_kernel(name: &str) -> bool {
-    ["vnni", "amx", "_dot", "sve_", "sme_"].iter().any(|tag| name.contains(tag))
+    ["vnni", "amx", "_dot", "sme_"].iter().any(|tag| name.contains(tag))
 }
 
 /// What this CPU and this build of tract do for int8 models: the features, tract's
@@ -281,6 +283,16 @@ impl Int8Arithmetic {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dot_product_kernels_by_name() {
+        for k in ["avx512vnni_mmm_i32_16x16", "avxvnni_mmm_i32_8x8", "arm64simd_mmm_i32_8x8_dot", "amx_mmm_i32"] {
+            assert!(is_dot_product_kernel(k), "{k}");
+        }
+        for k in ["avx2_mmm_i32_8x8", "arm64simd_mmm_i32_8x8", "sve_mmm_i32_8x8", "generic_i32_4x4"] {
+            assert!(!is_dot_product_kernel(k), "{k}");
+        }
+    }
 
     /// The kernel's view of the CPU (`/proc/cpuinfo` on Linux): `flags` on x86-64,
     /// `Features` on aarch64, of the first processor. `None` where it cannot be read.
