@@ -44,17 +44,14 @@ BIN = os.environ.get("BMN_EDGE_BIN", os.path.join(ROOT, "target", "release", "bm
 # The one-window input of ``detect`` (peak RSS, int8 deviation): ``--features``, else the
 # real ActivityNet window of the development workspace when it is there, else the first
 # T = 100 snippets of the committed demo video (C = 400, as the paper configuration).
-SHARED_FEAT = os.path.join(ROOT, "..", "shared", "data", "anet_example_feat.npy")
 DEMO_FEAT = os.path.join(ROOT, "models", "demo", "features", "syn4_00000.npy")
-FEAT = SHARED_FEAT
+FEAT = DEMO_FEAT
 
 
 def pick_features(path: str | None) -> str:
     """The feature file for ``detect`` (see ``FEAT``); writes the demo window when needed."""
     if path:
         return path
-    if os.path.exists(SHARED_FEAT):
-        return SHARED_FEAT
     import numpy as np
     out = os.path.join(WORK, "demo_window.npy")
     if not os.path.exists(out):
@@ -228,8 +225,7 @@ def main(argv=None):
                          "(the machine's speed drifts by tens of percent between minutes)")
     ap.add_argument("--features", default=None,
                     help="one window of features [100, 400] (.npy) for detect's peak RSS and the "
-                         "int8 deviation (default: ../shared/data/anet_example_feat.npy beside the "
-                         "checkout when present, else the first 100 snippets of the demo video)")
+                         "int8 deviation (default: the first 100 snippets of the demo video)")
     args = ap.parse_args(argv)
     global FEAT
     FEAT = pick_features(args.features)

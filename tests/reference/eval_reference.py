@@ -390,7 +390,7 @@ def provenance():
         "numpy": np.__version__,
         "python": platform.python_version(),
         "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "spec": "../shared/bmn-spec.md section 4",
+        "spec": "src/reference.md section 4",
         "semantics": "ActivityNet Evaluation/eval_proposal.py, max_avg_nr_proposals = 100 (see the script's docstring)",
     }
 

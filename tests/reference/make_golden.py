@@ -32,13 +32,11 @@ SEED_POST = 1907_09702
 SEED_RESCALE = 400_100
 SEED_VIDEO = 2026_0806
 
-# The "spec" field of the mask, post and rescale manifests, kept verbatim so that the
-# committed files regenerate byte for byte (only date_utc changes). It names where the
-# semantics were read when those files were made; it is not a path in this repository.
-LEGACY_SPEC_FIELD = "../shared/bmn-spec.md sections 2 and 3"
+# The semantics these goldens follow, in this repository.
+SPEC_FIELD = "src/reference.md sections 2 and 3"
 
 
-def provenance(seed, part, spec=LEGACY_SPEC_FIELD):
+def provenance(seed, part, spec=SPEC_FIELD):
     return {
         "script": "tests/reference/make_golden.py",
         "reference": "tests/reference/bmn_reference.py",
