@@ -5,8 +5,11 @@
 #            with -Z build-std=core (RUSTC_BOOTSTRAP=1): no std, no alloc, Cortex-M4F
 #   aarch64  cargo test --no-default-features --lib --target aarch64-unknown-linux-gnu,
 #            the test binary runs under qemu-aarch64-static
+#   firmware board/cortex-m: the demo firmware linking the core (cortex-m-rt, memory.x),
+#            its flash/RAM size, and under qemu-system-arm (netduinoplus2) its JSON lines
+#            against the host's (board/cortex-m/build.sh --run)
 #
-# Usage: bash board/check-targets.sh [thumb] [aarch64]     (no argument: both)
+# Usage: bash board/check-targets.sh [thumb] [aarch64] [firmware]     (no argument: all)
 #
 # Environment:
 #   BOARD_RUSTC       rustc to use (default /usr/bin/rustc, Debian's rustc-web)
@@ -25,11 +28,11 @@ CONFIG=$ROOT/board/cargo-config.toml
 say() { printf '[board/check-targets] %s\n' "$*"; }
 
 steps=("$@")
-[ "${#steps[@]}" -gt 0 ] || steps=(thumb aarch64)
+[ "${#steps[@]}" -gt 0 ] || steps=(thumb aarch64 firmware)
 for s in "${steps[@]}"; do
   case "$s" in
-    thumb|aarch64) ;;
-    *) say "unknown step '$s' (expected: thumb, aarch64)" >&2; exit 2 ;;
+    thumb|aarch64|firmware) ;;
+    *) say "unknown step '$s' (expected: thumb, aarch64, firmware)" >&2; exit 2 ;;
   esac
 done
 
@@ -37,6 +40,7 @@ done
 need=("$BOARD_RUSTC" cargo)
 for s in "${steps[@]}"; do
   [ "$s" = aarch64 ] && need+=(aarch64-linux-gnu-gcc qemu-aarch64-static)
+  [ "$s" = firmware ] && need+=(arm-none-eabi-ld arm-none-eabi-size qemu-system-arm)
 done
 for t in "${need[@]}"; do
   if ! command -v "$t" >/dev/null 2>&1; then
@@ -47,7 +51,7 @@ done
 sysroot=$("$BOARD_RUSTC" --print sysroot)
 for s in "${steps[@]}"; do
   case "$s" in
-    thumb) d=$sysroot/lib/rustlib/src/rust/library/core ;;
+    thumb|firmware) d=$sysroot/lib/rustlib/src/rust/library/core ;;
     aarch64) d=$sysroot/lib/rustlib/aarch64-unknown-linux-gnu/lib ;;
   esac
   if [ ! -d "$d" ]; then
@@ -88,6 +92,10 @@ for s in "${steps[@]}"; do
       run_step aarch64 \
         cargo --config "$CONFIG" test --no-default-features --lib \
           --target aarch64-unknown-linux-gnu
+      ;;
+    firmware)
+      # its own Cargo project and target dir (target/cortex-m); build-std=core as above
+      run_step firmware bash "$ROOT/board/cortex-m/build.sh" --run
       ;;
   esac
 done

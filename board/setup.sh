@@ -7,6 +7,12 @@
 #   gcc-aarch64-linux-gnu     cross linker (aarch64-linux-gnu-gcc)
 #   libc6-dev-arm64-cross     aarch64 glibc to link against (/usr/aarch64-linux-gnu)
 #   qemu-user-static          runs aarch64 test binaries on x86_64 (qemu-aarch64-static)
+#   binutils-arm-none-eabi    links the Cortex-M firmware (arm-none-eabi-ld) and sizes it
+#   qemu-system-arm           runs the firmware on an emulated STM32F405 (netduinoplus2)
+#
+# `bash board/setup.sh armv7` also installs the 32-bit Raspberry Pi OS cross toolchain:
+#   gcc-arm-linux-gnueabihf   cross gcc (linker, and C compiler for tract's NEON kernels)
+#   libc6-dev-armhf-cross     armhf glibc to link against (/usr/arm-linux-gnueabihf)
 #
 # Idempotent and non-interactive: when every package is already installed it only prints
 # what it found (no apt-get update). Safe to run any number of times. Needs root (or sudo).
@@ -21,7 +27,15 @@ PACKAGES=(
   gcc-aarch64-linux-gnu
   libc6-dev-arm64-cross
   qemu-user-static
+  binutils-arm-none-eabi
+  qemu-system-arm
 )
+for arg in "$@"; do
+  case "$arg" in
+    armv7) PACKAGES+=(gcc-arm-linux-gnueabihf libc6-dev-armhf-cross) ;;
+    *) printf '[board/setup] unknown argument %s (expected: armv7)\n' "$arg" >&2; exit 2 ;;
+  esac
+done
 
 say() { printf '[board/setup] %s\n' "$*"; }
 
@@ -96,6 +110,11 @@ check_tool() {
 check_tool /usr/bin/rustc -V
 check_tool aarch64-linux-gnu-gcc --version
 check_tool qemu-aarch64-static --version
+check_tool arm-none-eabi-ld --version
+check_tool qemu-system-arm --version
+for arg in "$@"; do
+  [ "$arg" = armv7 ] && check_tool arm-linux-gnueabihf-gcc --version
+done
 
 # The crate needs rustc >= 1.88 (Cargo.toml rust-version). bookworm itself ships rustc-web
 # 1.85; 1.96 comes from bookworm-security, so a machine without the security suite in its

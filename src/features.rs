@@ -7,7 +7,7 @@
 //! the reader by the file's extension. Both reject NaN and infinite values and empty inputs,
 //! with errors that name the file and, for a csv, the row and column.
 
-use crate::npy::{expect_shape, read_f32, NpyError, NpyErrorKind};
+use crate::npy::{expect_shape, read_f32, read_regular_file, NpyError, NpyErrorKind, MAX_DATA_FILE_BYTES};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -38,6 +38,8 @@ pub enum FeatureErrorKind {
     NonFinite,
     /// No snippets, or no channels.
     Empty,
+    /// The csv's first row is numbers, not a header row naming the channels.
+    NoHeader,
 }
 
 /// An error about one feature file; its message names the file.
@@ -102,12 +104,19 @@ pub fn read_npy_features(path: &Path) -> Result<Features, FeatureError> {
 /// Reads a BSN `csv_mean_100` file: a header row (its number of comma-separated names is C),
 /// then one row of C comma-separated numbers per snippet. Blank lines are skipped; values
 /// may have surrounding spaces, are parsed as f64 and rounded to the nearest f32.
+///
+/// A first row of numbers is refused ([`FeatureErrorKind::NoHeader`]): it is a file
+/// without its header, whose first snippet would otherwise be taken as the header and lost.
+/// The one numeric header accepted is `0,1,…,C−1`, the column names pandas writes for an
+/// unnamed array (`pd.DataFrame(x).to_csv(index=False)`).
+///
+/// The file must be a regular file of at most [`MAX_DATA_FILE_BYTES`] (checked before
+/// reading; see [`read_regular_file`]).
 pub fn read_bsn_csv(path: &Path) -> Result<Features, FeatureError> {
-    let text = std::fs::read_to_string(path).map_err(|e| FeatureError {
-        kind: FeatureErrorKind::Io,
-        path: path.to_path_buf(),
-        message: format!("cannot read {}: {e}", path.display()),
-    })?;
+    let io = |message: String| FeatureError { kind: FeatureErrorKind::Io, path: path.to_path_buf(), message };
+    let bytes =
+        read_regular_file(path, MAX_DATA_FILE_BYTES).map_err(|e| io(format!("cannot read {}: {e}", path.display())))?;
+    let text = String::from_utf8(bytes).map_err(|e| io(format!("{} is not UTF-8 text: {e}", path.display())))?;
     parse_bsn_csv(&text, path)
 }
 
@@ -116,7 +125,22 @@ pub fn read_bsn_csv(path: &Path) -> Result<Features, FeatureError> {
 fn parse_bsn_csv(text: &str, path: &Path) -> Result<Features, FeatureError> {
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
     let header = lines.next().ok_or_else(|| FeatureError::new(FeatureErrorKind::Empty, path, "empty csv"))?;
-    let channels = header.split(',').count();
+    let names: Vec<&str> = header.split(',').map(str::trim).collect();
+    let channels = names.len();
+    let numeric = names.iter().all(|n| n.parse::<f64>().is_ok());
+    let pandas_indices = names.iter().enumerate().all(|(i, n)| *n == i.to_string());
+    if numeric && !pandas_indices {
+        let shown: String = header.chars().take(60).collect();
+        return Err(FeatureError::new(
+            FeatureErrorKind::NoHeader,
+            path,
+            format!(
+                "the first row (`{shown}`{}) is numbers, not a header row naming the {channels} channels: a BSN csv starts with a header (add one, e.g. `0,1,…,{}`)",
+                if shown.len() < header.len() { "…" } else { "" },
+                channels - 1
+            ),
+        ));
+    }
     let mut data = Vec::new();
     let mut snippets = 0;
     for (i, line) in lines.enumerate() {

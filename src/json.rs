@@ -11,6 +11,21 @@ pub struct SegmentScore {
     pub score: f64,
 }
 
+/// One proposal of a live stream (`bmn-edge stream`): its segment in seconds of stream
+/// time and score, with how many windows had run and how many snippets had arrived when it
+/// was emitted: `{"segment":[s,e],"score":x,"window":n,"position":p}`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct StreamLine {
+    /// `[start, end]` in seconds since the stream began.
+    pub segment: [f64; 2],
+    /// The proposal's score after Soft-NMS.
+    pub score: f64,
+    /// Windows run when it was emitted.
+    pub window: u64,
+    /// Snippets received when it was emitted.
+    pub position: u64,
+}
+
 /// The buffer was too small for the serialised proposal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BufferFull {
@@ -27,9 +42,10 @@ impl core::fmt::Display for BufferFull {
 #[cfg(feature = "std")]
 impl std::error::Error for BufferFull {}
 
-/// Writes `p` as one JSON object followed by `\n` into `buf`; returns the bytes written.
-/// A full buffer is an error and nothing partial is reported as written.
-pub fn write_json_line(p: &SegmentScore, buf: &mut [u8]) -> Result<usize, BufferFull> {
+/// Writes `p` (a [`SegmentScore`], a [`StreamLine`]) as one JSON object followed by `\n`
+/// into `buf`; returns the bytes written. A full buffer is an error and nothing partial is
+/// reported as written.
+pub fn write_json_line<T: Serialize>(p: &T, buf: &mut [u8]) -> Result<usize, BufferFull> {
     let full = BufferFull { capacity: buf.len() };
     let n = serde_json_core::to_slice(p, buf).map_err(|_| full)?;
     match buf.get_mut(n) {

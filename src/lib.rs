@@ -48,7 +48,11 @@ pub mod features;
 #[cfg(feature = "std")]
 pub mod npy;
 #[cfg(feature = "std")]
+pub mod pixels;
+#[cfg(feature = "std")]
 pub mod results;
+#[cfg(feature = "std")]
+pub mod snippets;
 
 pub use config::{ConfigError, ConfigErrorKind, Convention, PostConfig, WindowConfig};
 

@@ -159,6 +159,33 @@ impl<'a> WindowBuffer<'a> {
         Ok(Some(Emitted { start, valid: self.tscale }))
     }
 
+    /// Ends the stream on the hop grid (the stream semantics, [`crate::post::stream`]):
+    /// windows only ever start at multiples of the hop, so the last one is the next
+    /// multiple after the last complete window, edge-padded — emitted when the stream has
+    /// snippets the complete windows did not cover (or none was complete: a stream shorter
+    /// than `T` is one padded window at 0). Returns `None` when every snippet is covered.
+    /// Called again, it returns `None`.
+    pub fn finish_on_grid(&mut self, out: &mut [f32]) -> Result<Option<Emitted>, WindowError> {
+        if out.len() != self.ring.len() {
+            return Err(WindowError::Length { what: "window output", expected: self.ring.len(), actual: out.len() });
+        }
+        if self.count == 0 {
+            return Err(WindowError::Empty);
+        }
+        let t = self.tscale as u64;
+        let start = match self.last_start {
+            None => 0,
+            Some(last) if self.count <= last + t => return Ok(None),
+            Some(last) => last + self.hop as u64,
+        };
+        // The windows so far were complete (or this is the only one), so fewer than T
+        // snippets follow `start`, all still in the ring.
+        let valid = (self.count - start) as usize;
+        self.copy_window(out, valid);
+        self.last_start = Some(start);
+        Ok(Some(Emitted { start, valid }))
+    }
+
     /// Copies the last `valid` snippets (oldest first) into `out` as `[C, T]`, repeating the
     /// newest one in the remaining columns.
     fn copy_window(&self, out: &mut [f32], valid: usize) {
@@ -291,6 +318,57 @@ mod tests {
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].0, Emitted { start: 0, valid: 3 });
         assert_eq!(&got[0].1[..8], &[0., 10., 20., 20., 1., 11., 21., 21.]);
+    }
+
+    #[test]
+    fn finishing_on_the_grid_pads_the_next_hop() {
+        // Against direct indexing: for every T, hop and length, the windows start at
+        // multiples of the hop, cover every snippet, and hold snippet `start + col` (the
+        // last real one in the padding), with snippet j channel ch = 10·j + ch.
+        extern crate std;
+        use std::vec;
+        for t in 1..7usize {
+            for hop in 1..=t {
+                for len in 1..30usize {
+                    let c = 2;
+                    let mut storage = vec![0.0f32; t * c];
+                    let mut buf = WindowBuffer::new(&mut storage, t, c, hop).unwrap();
+                    let mut out = vec![0.0f32; t * c];
+                    let mut got = std::vec::Vec::new();
+                    let check = |e: Emitted, out: &[f32]| {
+                        for col in 0..t {
+                            let j = e.start as usize + col.min(e.valid - 1);
+                            for ch in 0..c {
+                                assert_eq!(out[ch * t + col], (j * 10 + ch) as f32, "t {t} hop {hop} len {len}");
+                            }
+                        }
+                    };
+                    for j in 0..len {
+                        let snippet = [(j * 10) as f32, (j * 10 + 1) as f32];
+                        if let Some(e) = buf.push(&snippet, &mut out).unwrap() {
+                            check(e, &out);
+                            got.push(e);
+                        }
+                    }
+                    if let Some(e) = buf.finish_on_grid(&mut out).unwrap() {
+                        check(e, &out);
+                        got.push(e);
+                    }
+                    assert_eq!(buf.finish_on_grid(&mut out), Ok(None));
+                    let ctx = (t, hop, len);
+                    for (k, e) in got.iter().enumerate() {
+                        assert_eq!(e.start, (k * hop) as u64, "{ctx:?}");
+                        assert_eq!(e.valid, t.min(len - k * hop), "{ctx:?}");
+                    }
+                    let last = got.last().unwrap();
+                    assert_eq!(last.start as usize + last.valid, len, "{ctx:?}: the last snippet is covered");
+                    // No window is redundant: each covers a snippet the one before did not.
+                    for w in got.windows(2) {
+                        assert!(w[1].start as usize + w[1].valid > w[0].start as usize + w[0].valid, "{ctx:?}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

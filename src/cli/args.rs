@@ -88,11 +88,35 @@ impl SecondsArgs {
         if frames < per {
             bail!("--frames {frames} is less than one snippet of {per} frames");
         }
-        Ok(match convention {
-            Convention::Mmaction2 => (frames / per * per) as f64 / frames as f64 * duration,
-            Convention::Paddle => duration,
-        })
+        match convention {
+            Convention::Mmaction2 => Ok((frames / per * per) as f64 / frames as f64 * duration),
+            // PaddleVideo reports seconds over the duration as it is, so the frame count
+            // changes nothing. A warning, not an error: the output is the paddle reference's,
+            // exactly, and a script may pass each video's frame count whatever the model's
+            // convention (for `detect` it is known only once the model is loaded).
+            Convention::Paddle => {
+                log::warn!(
+                    "--frames {frames} has no effect under the paddle convention: PaddleVideo reports seconds over the whole --duration"
+                );
+                Ok(duration)
+            }
+        }
     }
+}
+
+/// Soft-NMS keeps at most this many proposals (both references' loop: `max_kept`, 101), so a
+/// larger `--top-k` could never be met.
+pub const MAX_TOP_K: usize = bmn_edge::post::SoftNmsParams::for_convention(Convention::Mmaction2).max_kept;
+
+/// The `--top-k` value parser: 1..=[`MAX_TOP_K`] (shared by the commands that take it).
+pub fn parse_top_k(s: &str) -> std::result::Result<usize, String> {
+    let k: usize = s.parse().map_err(|e| format!("`{s}` is not a count: {e}"))?;
+    if !(1..=MAX_TOP_K).contains(&k) {
+        return Err(format!(
+            "{k} is not in 1..={MAX_TOP_K} (Soft-NMS keeps at most {MAX_TOP_K} proposals, as both references do)"
+        ));
+    }
+    Ok(k)
 }
 
 /// How the engine runs a model (shared by `detect` and `bench`); [`EngineArgs::options`]
@@ -101,20 +125,21 @@ impl SecondsArgs {
 #[derive(Debug, Clone, clap::Args)]
 pub struct EngineArgs {
     /// Threads for tract's matrix products and the BM kernel (default: the available cores
-    /// for detect, 1 for bench).
+    /// for detect, 1 for bench). At most 4 × the available cores and never above 256: more
+    /// threads than that only add contention (each is a worker with its own buffers).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Map rows per stage-B band when stage B runs in tract (quantized models, or with
-    /// --tract-stage-b; default 25): smaller bands use less memory and a little more
-    /// arithmetic; the map's D runs stage B on the whole map.
-    #[arg(long)]
+    /// Map rows per stage-B band when stage B runs in tract (needs --tract-stage-b;
+    /// default 25): smaller bands use less memory and a little more arithmetic; the map's D
+    /// runs stage B on the whole map.
+    #[arg(long, requires = "tract_stage_b")]
     pub band_rows: Option<usize>,
     /// Run stage B as tract runs the graph (row bands) instead of the sparse tail.
     #[arg(long)]
     pub tract_stage_b: bool,
     /// Run a symmetric int8 stage B in float arithmetic emulating the quantization instead
-    /// of integer products (for comparisons).
-    #[arg(long)]
+    /// of integer products (for comparisons; int8 models only, not with --tract-stage-b).
+    #[arg(long, conflicts_with = "tract_stage_b")]
     pub emulate_int8: bool,
     /// How an int8 model's products run: `auto` (default) uses tract's integer kernels where
     /// the CPU has dot-product instructions (AVX-512 VNNI, Arm dotprod) and exact float
@@ -137,16 +162,36 @@ pub enum Int8Arg {
 
 #[cfg(feature = "engine")]
 impl EngineArgs {
-    /// The engine's options: `--threads`, else `default_threads` (at least 1: 0 is an
-    /// error), and the post-processing convention (`None`: the model's).
+    /// The engine's options: `--threads`, else `default_threads` (in
+    /// 1..=[`max_threads`] of the available cores), and the post-processing convention
+    /// (`None`: the model's).
     pub fn options(
         &self,
         default_threads: usize,
         convention: Option<Convention>,
     ) -> Result<bmn_edge::engine::EngineOptions> {
+        self.options_for_cores(default_threads, convention, available_cores())
+    }
+
+    /// [`Self::options`] on a machine with `cores` available cores.
+    fn options_for_cores(
+        &self,
+        default_threads: usize,
+        convention: Option<Convention>,
+        cores: usize,
+    ) -> Result<bmn_edge::engine::EngineOptions> {
         let threads = self.threads.unwrap_or(default_threads);
         if threads == 0 {
             bail!("--threads must be at least 1");
+        }
+        let max = max_threads(cores);
+        if threads > max {
+            bail!(
+                "--threads {threads} is too many: at most {max} (4 × the {cores} available core(s), never above {MAX_THREADS})"
+            );
+        }
+        if self.band_rows == Some(0) {
+            bail!("--band-rows must be at least 1");
         }
         Ok(bmn_edge::engine::EngineOptions {
             threads,
@@ -161,6 +206,17 @@ impl EngineArgs {
             },
         })
     }
+}
+
+/// The most threads any command takes, however many cores there are.
+#[cfg(feature = "engine")]
+pub const MAX_THREADS: usize = 256;
+
+/// The most threads accepted on a machine with `cores` available cores: 4 per core, at most
+/// [`MAX_THREADS`].
+#[cfg(feature = "engine")]
+pub fn max_threads(cores: usize) -> usize {
+    cores.max(1).saturating_mul(4).min(MAX_THREADS)
 }
 
 /// The available cores (1 when unknown): `detect`'s default thread count.
@@ -193,6 +249,7 @@ mod tests {
             scale(&["--duration", "20", "--frames", "1000"], Convention::Mmaction2).unwrap(),
             992.0 / 1000.0 * 20.0
         );
+        // Under paddle the frame count changes nothing (with a warning).
         assert_eq!(scale(&["--duration", "20", "--frames", "1000"], Convention::Paddle).unwrap(), 20.0);
         let e = |a: &[&str]| scale(a, Convention::Mmaction2).unwrap_err().to_string();
         assert!(e(&["--frames", "100"]).contains("--frames needs --duration"));
@@ -216,15 +273,42 @@ mod tests {
             (o.threads, o.convention, o.band_rows, o.tract_stage_b, o.emulate_int8_stage_b),
             (3, None, None, false, false)
         );
-        let o = parse(&["--threads", "2", "--band-rows", "10", "--tract-stage-b", "--emulate-int8"])
+        let o = parse(&["--threads", "2", "--band-rows", "10", "--tract-stage-b"])
             .options(7, Some(Convention::Paddle))
             .unwrap();
         assert_eq!(
             (o.threads, o.convention, o.band_rows, o.tract_stage_b, o.emulate_int8_stage_b),
-            (2, Some(Convention::Paddle), Some(10), true, true)
+            (2, Some(Convention::Paddle), Some(10), true, false)
         );
+        assert!(parse(&["--emulate-int8"]).options(1, None).unwrap().emulate_int8_stage_b);
         let e = parse(&["--threads", "0"]).options(1, None).unwrap_err().to_string();
         assert!(e.contains("--threads must be at least 1"), "{e}");
         assert!(parse(&[]).options(0, None).is_err());
+        // At most 4 threads per available core, never above 256.
+        assert_eq!(
+            (max_threads(0), max_threads(1), max_threads(2), max_threads(64), max_threads(1000)),
+            (4, 4, 8, 256, 256)
+        );
+        assert_eq!(parse(&["--threads", "8"]).options_for_cores(1, None, 2).unwrap().threads, 8);
+        let e = parse(&["--threads", "9"]).options_for_cores(1, None, 2).unwrap_err().to_string();
+        assert!(e.contains("--threads 9 is too many: at most 8"), "{e}");
+        let e = parse(&["--threads", "10000"]).options_for_cores(1, None, 4096).unwrap_err().to_string();
+        assert!(e.contains("at most 256"), "{e}");
+        // --band-rows only with --tract-stage-b (where it applies), and not 0; --emulate-int8
+        // not with it (that stage B has nothing to emulate).
+        let p = |a: &[&str]| E::try_parse_from(std::iter::once("t").chain(a.iter().copied()));
+        assert!(p(&["--band-rows", "4"]).unwrap_err().to_string().contains("--tract-stage-b"));
+        assert!(p(&["--tract-stage-b", "--emulate-int8"]).is_err());
+        let e = parse(&["--tract-stage-b", "--band-rows", "0"]).options(1, None).unwrap_err().to_string();
+        assert!(e.contains("--band-rows must be at least 1"), "{e}");
+    }
+
+    #[test]
+    fn top_k_is_between_1_and_what_soft_nms_keeps() {
+        assert_eq!(MAX_TOP_K, 101);
+        assert_eq!((parse_top_k("1"), parse_top_k("101")), (Ok(1), Ok(101)));
+        for bad in ["0", "102", "-1", "x"] {
+            assert!(parse_top_k(bad).is_err(), "{bad}");
+        }
     }
 }

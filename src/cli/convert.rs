@@ -5,6 +5,7 @@ use super::output::write_file;
 use anyhow::{bail, Context, Result};
 use bmn_edge::engine::detect::WindowMode;
 use bmn_edge::engine::{convert_to_edge, Converted, ModelFormat};
+use bmn_edge::npy::{read_regular_file, MAX_MODEL_FILE_BYTES};
 use std::path::PathBuf;
 
 /// Arguments of `bmn-edge convert`.
@@ -25,7 +26,8 @@ pub struct Args {
 
 /// Runs `bmn-edge convert`.
 pub fn run(a: Args) -> Result<()> {
-    let bytes = std::fs::read(&a.input).with_context(|| format!("cannot read {}", a.input.display()))?;
+    let bytes = read_regular_file(&a.input, MAX_MODEL_FILE_BYTES)
+        .with_context(|| format!("cannot read {}", a.input.display()))?;
     let in_len = bytes.len();
     let mode = WindowMode::from(a.mode);
     let Converted { edge, info, input_format } = convert_to_edge(bytes, a.convention.map(Into::into), mode)

@@ -1,16 +1,26 @@
-//! `bmn-edge detect`: features → network → ActivityNet proposals.
+//! `bmn-edge detect`: features → network → ActivityNet proposals, for one feature file or a
+//! whole collection (a directory or a manifest: [`batch`]). Both load the model once
+//! ([`load`]) and run each video through [`detect_video`] with the same options
+//! ([`Loaded::options`]), so a video's proposals do not depend on the path that ran it.
+
+#[path = "batch.rs"]
+mod batch;
 
 use super::args::{available_cores, ConventionArg, EngineArgs, ModeArg, SecondsArgs};
 use super::output::write_output;
 use super::process;
 use anyhow::{bail, Context, Result};
-use bmn_edge::engine::detect::{detect_video, DetectOptions, WindowMode, WindowResult};
+use bmn_edge::engine::detect::{detect_stream, detect_video, DetectOptions, WindowMode, WindowResult};
 use bmn_edge::engine::Engine;
-use bmn_edge::features::read_features;
+use bmn_edge::engine::StageTimes;
+use bmn_edge::features::{read_features, Features};
+use bmn_edge::json::SegmentScore;
 use bmn_edge::npy::write_f32;
-use bmn_edge::post::DEFAULT_TOP_K;
+use bmn_edge::post::stream::{ACTIVITYNET_SNIPPET_SECONDS, DEFAULT_MIN_SCORE};
+use bmn_edge::post::{StreamParams, DEFAULT_TOP_K};
 use bmn_edge::results::{to_seconds, ResultsFile};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Arguments of `bmn-edge detect`.
 #[derive(Debug, clap::Args)]
@@ -19,7 +29,8 @@ pub struct Args {
     #[arg(long)]
     model: PathBuf,
     /// Features: .npy [L, C] float32/float64 (one row per snippet) or a BSN csv
-    /// (header row, one row of C values per snippet).
+    /// (header row, one row of C values per snippet). A directory or a manifest (any other
+    /// file: one feature path per line, or `id<TAB>path`) indexes a collection.
     #[arg(long)]
     features: PathBuf,
     #[command(flatten)]
@@ -48,39 +59,121 @@ pub struct Args {
     /// Results file (stdout when absent).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// How windows become a video's proposals: `video` (default: one Soft-NMS over the
+    /// video, positions normalised by its length, its top k) or `stream` (the stream
+    /// semantics, exactly what `bmn-edge stream` emits for the same snippets; see the
+    /// README's "Live streams").
+    #[arg(long, value_enum, default_value_t = MergeArg::Video)]
+    merge: MergeArg,
+    /// With --merge stream: seconds of video per snippet (default 16/30, ActivityNet's).
+    #[arg(long)]
+    snippet_seconds: Option<f64>,
+    /// With --merge stream: the score floor (default 0.01).
+    #[arg(long)]
+    min_score: Option<f64>,
+    #[command(flatten)]
+    batch: batch::BatchArgs,
 }
 
-fn dump(dir: &Path, w: &WindowResult, t: usize, d: usize) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    write_f32(&dir.join("start.npy"), &[t], &w.outputs.start)?;
-    write_f32(&dir.join("end.npy"), &[t], &w.outputs.end)?;
-    write_f32(&dir.join("confidence.npy"), &[2, d, t], &w.outputs.confidence)?;
-    Ok(())
+/// The `--merge` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum MergeArg {
+    /// One Soft-NMS over the video (the references' video-level merge).
+    Video,
+    /// The stream semantics (groups of overlapping proposals, widths over T).
+    Stream,
 }
 
-/// Runs `bmn-edge detect`.
-pub fn run(a: Args) -> Result<()> {
-    // Checked before the model loads; the convention is known after.
-    a.seconds.scale(bmn_edge::Convention::Mmaction2)?;
-    let duration = a.seconds.duration;
+/// One video's proposals in seconds (or normalised time), with what running it took.
+struct VideoRun {
+    results: Vec<SegmentScore>,
+    windows: usize,
+    times: StageTimes,
+    post: Duration,
+}
+
+/// Checks the flags of `--merge` against each other; returns the stream parameters and
+/// seconds per snippet under `--merge stream`.
+fn merge_flags(a: &Args, m: &Loaded) -> Result<Option<(StreamParams, f64)>> {
+    match a.merge {
+        MergeArg::Video => {
+            if a.snippet_seconds.is_some() || a.min_score.is_some() {
+                bail!("--snippet-seconds and --min-score apply to --merge stream only");
+            }
+            Ok(None)
+        }
+        MergeArg::Stream => {
+            if m.mode == WindowMode::Rescale {
+                bail!("--merge stream needs sliding windows, not --mode rescale (or a rescale model's default)");
+            }
+            if a.seconds.duration.is_some() || a.seconds.frames.is_some() {
+                bail!("--merge stream reports seconds from --snippet-seconds; --duration/--frames do not apply");
+            }
+            let seconds = a.snippet_seconds.unwrap_or(ACTIVITYNET_SNIPPET_SECONDS);
+            if !(seconds.is_finite() && seconds > 0.0) {
+                bail!("--snippet-seconds must be a positive number, got {seconds}");
+            }
+            let cfg = m.engine.config().post();
+            let params =
+                StreamParams::new(cfg.convention(), cfg.tscale(), a.min_score.unwrap_or(DEFAULT_MIN_SCORE), a.top_k)
+                    .map_err(|e| anyhow::anyhow!("--min-score / --top-k: {e}"))?;
+            Ok(Some((params, seconds)))
+        }
+    }
+}
+
+/// Runs one video (`features` of `l` snippets) with the merge `a` asks for; `seconds`
+/// gives the video-merge's duration and scale (the stream merge uses `--snippet-seconds`).
+fn run_video(
+    a: &Args,
+    m: &mut Loaded,
+    features: &[f32],
+    l: usize,
+    seconds: &SecondsArgs,
+    mut on_window: impl FnMut(usize, &WindowResult) -> Result<()>,
+) -> Result<VideoRun> {
+    if let Some((params, per_snippet)) = merge_flags(a, m)? {
+        let r = detect_stream(&mut m.engine, features, l, a.hop, &params, on_window)?;
+        let results = r
+            .proposals
+            .iter()
+            .map(|p| SegmentScore {
+                segment: [p.start as f64 * per_snippet, p.end as f64 * per_snippet],
+                score: p.score,
+            })
+            .collect();
+        return Ok(VideoRun { results, windows: r.windows, times: r.times, post: r.post });
+    }
+    let opts = m.options(a, l, seconds.duration);
+    let r = detect_video(&mut m.engine, features, l, &opts, &mut on_window)?;
+    let results = to_seconds(&r.proposals, seconds.scale(m.convention())?);
+    Ok(VideoRun { results, windows: r.windows, times: r.times, post: r.post })
+}
+
+/// The model loaded, with what was chosen from it and the command line.
+struct Loaded {
+    engine: Engine,
+    mode: WindowMode,
+    /// The window's T and D.
+    t: usize,
+    d: usize,
+}
+
+/// Checks `--top-k`, loads the model and chooses the window mode (`--mode`, else the
+/// model file's, else sliding).
+fn load(a: &Args) -> Result<Loaded> {
     if a.top_k == 0 {
         bail!("--top-k must be at least 1");
     }
-    let options = a.engine.options(available_cores(), a.convention.map(Into::into))?;
-    let mut engine = Engine::load(&a.model, &options).with_context(|| format!("loading {}", a.model.display()))?;
-    process::prepare_for_windows();
-    let features = read_features(&a.features)?;
-    let (l, c) = (features.snippets, features.channels);
-    log::info!("features: {l} snippets of {c} channels from {}", a.features.display());
-    let info = engine.info();
-    if c != info.channels {
-        bail!(
-            "{}: feature width C = {c} does not match the model's input width C = {} ({} rows of {c} values read)",
-            a.features.display(),
-            info.channels,
-            l
-        );
+    // The video merge's Soft-NMS keeps at most 101; the stream merge's cap is per group.
+    let most = bmn_edge::post::SoftNmsParams::for_convention(bmn_edge::Convention::Mmaction2).max_kept;
+    if a.merge == MergeArg::Video && a.top_k > most {
+        bail!("--top-k {} is more than the video merge keeps ({most}); --merge stream caps per group", a.top_k);
     }
+    let options = a.engine.options(available_cores(), a.convention.map(Into::into))?;
+    let engine = Engine::load(&a.model, &options).with_context(|| format!("loading {}", a.model.display()))?;
+    process::prepare_for_windows();
+    let info = engine.info();
     let mode = match a.mode {
         Some(m) => m.into(),
         None if info.window_mode == Some(WindowMode::Rescale) => WindowMode::Rescale,
@@ -94,12 +187,66 @@ pub fn run(a: Args) -> Result<()> {
     log::info!("window mode: {} ({chosen_by})", mode.name());
     let cfg = engine.config().post();
     let (t, d) = (cfg.tscale(), cfg.dscale());
+    Ok(Loaded { engine, mode, t, d })
+}
+
+impl Loaded {
+    /// The options for one video of `snippets` snippets and, when known, `duration` seconds.
+    fn options(&self, a: &Args, snippets: usize, duration: Option<f64>) -> DetectOptions {
+        // BSN's poolData epsilon (0.0001 s) in snippets.
+        let rescale_epsilon = duration.map_or(0.0, |dur| 0.0001 * snippets as f64 / dur);
+        DetectOptions { mode: self.mode, top_k: a.top_k, hop: a.hop, rescale_epsilon }
+    }
+
+    /// The model's post-processing convention.
+    fn convention(&self) -> bmn_edge::Convention {
+        self.engine.config().post().convention()
+    }
+
+    /// Refuses features whose width is not the model's C.
+    fn check_width(&self, path: &Path, features: &Features) -> Result<()> {
+        let (l, c) = (features.snippets, features.channels);
+        let channels = self.engine.info().channels;
+        if c != channels {
+            bail!(
+                "{}: feature width C = {c} does not match the model's input width C = {channels} ({l} rows of {c} values read)",
+                path.display()
+            );
+        }
+        Ok(())
+    }
+}
+
+fn dump(dir: &Path, w: &WindowResult, t: usize, d: usize) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    write_f32(&dir.join("start.npy"), &[t], &w.outputs.start)?;
+    write_f32(&dir.join("end.npy"), &[t], &w.outputs.end)?;
+    write_f32(&dir.join("confidence.npy"), &[2, d, t], &w.outputs.confidence)?;
+    Ok(())
+}
+
+/// Runs `bmn-edge detect`.
+pub fn run(a: Args) -> Result<()> {
+    if batch::is_collection(&a.features) {
+        return batch::run(a);
+    }
+    a.batch.refuse_single(&a.features)?;
+    run_single(a)
+}
+
+/// One feature file → one video's results.
+fn run_single(a: Args) -> Result<()> {
+    // Checked before the model loads; the convention is known after.
+    a.seconds.scale(bmn_edge::Convention::Mmaction2)?;
+    let mut m = load(&a)?;
+    let features = read_features(&a.features)?;
+    let l = features.snippets;
+    log::info!("features: {l} snippets of {} channels from {}", features.channels, a.features.display());
+    m.check_width(&a.features, &features)?;
+    let (t, d, mode) = (m.t, m.d, m.mode);
     let single = mode == WindowMode::Rescale || l <= t;
-    // BSN's poolData epsilon (0.0001 s) in snippets.
-    let rescale_epsilon = duration.map_or(0.0, |dur| 0.0001 * l as f64 / dur);
-    let opts = DetectOptions { mode, top_k: a.top_k, hop: a.hop, rescale_epsilon };
     let dump_dir = a.dump_maps.clone();
-    let result = detect_video(&mut engine, &features.data, l, &opts, |index, w| -> Result<()> {
+    let result = run_video(&a, &mut m, &features.data, l, &a.seconds, |index, w| -> Result<()> {
         if let Some(dir) = &dump_dir {
             let dir = if single { dir.clone() } else { dir.join(format!("window_{index:04}")) };
             dump(&dir, w, t, d)?;
@@ -110,17 +257,21 @@ pub fn run(a: Args) -> Result<()> {
     })?;
     let video_id = a
         .video_id
+        .clone()
         .unwrap_or_else(|| a.features.file_stem().map_or("video".into(), |s| s.to_string_lossy().into_owned()));
     let mut file = ResultsFile::default();
-    let scale = a.seconds.scale(cfg.convention())?;
-    file.results.insert(video_id, to_seconds(&result.proposals, scale));
+    let count = result.results.len();
+    file.results.insert(video_id, result.results);
     write_output(a.out.as_deref(), &file.to_json_pretty()?)?;
     eprintln!(
         "{} snippets, {} window(s) ({} mode, T = {t}), {} proposals; stage A {:.1} ms, BM {:.1} ms, stage B {:.1} ms, post {:.1} ms; peak RSS {:.1} MB",
         l,
         result.windows,
-        mode.name(),
-        result.proposals.len(),
+        match a.merge {
+            MergeArg::Video => mode.name(),
+            MergeArg::Stream => "sliding mode, stream merge",
+        },
+        count,
         result.times.stage_a.as_secs_f64() * 1e3,
         result.times.bm.as_secs_f64() * 1e3,
         result.times.stage_b.as_secs_f64() * 1e3,

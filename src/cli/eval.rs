@@ -3,6 +3,7 @@
 use super::output::write_output;
 use anyhow::{Context, Result};
 use bmn_edge::eval::{evaluate, Evaluation, GroundTruth, Proposals, REPORTED_K};
+use bmn_edge::npy::{read_regular_file, MAX_DATA_FILE_BYTES};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -28,8 +29,11 @@ pub struct Args {
     curve: Option<PathBuf>,
 }
 
+/// A JSON input: a regular file of at most [`MAX_DATA_FILE_BYTES`], UTF-8.
 fn read(path: &Path, what: &str) -> Result<String> {
-    std::fs::read_to_string(path).with_context(|| format!("cannot read the {what} file {}", path.display()))
+    let bytes = read_regular_file(path, MAX_DATA_FILE_BYTES)
+        .with_context(|| format!("cannot read the {what} file {}", path.display()))?;
+    String::from_utf8(bytes).with_context(|| format!("the {what} file {} is not UTF-8 text", path.display()))
 }
 
 /// Runs `bmn-edge eval`.

@@ -1,7 +1,8 @@
 //! `bmn-edge mask`: the dense BM mask as .npy.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use bmn_edge::bm::BmTable;
+use bmn_edge::npy::{mib, MIB};
 use bmn_edge::{Convention, WindowConfig};
 use std::path::PathBuf;
 
@@ -26,10 +27,33 @@ pub struct Args {
     /// Output .npy file (float32, shape [T, N, D, T]).
     #[arg(long)]
     out: PathBuf,
+    /// Memory the dense mask may take, in MiB (it is built in memory: T·N·D·T float32
+    /// values; the paper configuration needs 123 MiB). The default, 512, leaves room on a
+    /// board with 1 GB.
+    #[arg(long, default_value_t = 512)]
+    max_memory: u64,
+}
+
+/// The dense mask's size in bytes, `T·N·D·T·4`, in u128, saturating (above any limit)
+/// where even that overflows.
+fn dense_bytes(t: usize, n: usize, d: usize) -> u128 {
+    [n, d, t, 4].iter().fold(t as u128, |acc, &x| acc.saturating_mul(x as u128))
 }
 
 /// Runs `bmn-edge mask`.
 pub fn run(a: Args) -> Result<()> {
+    // Checked before the configuration and before anything is allocated.
+    let need = dense_bytes(a.tscale, a.num_sample, a.dscale);
+    if need > a.max_memory as u128 * MIB as u128 {
+        bail!(
+            "the dense mask [{t}, {n}, {d}, {t}] needs {} MiB ({need} bytes of float32), more than --max-memory {} (MiB); raise --max-memory if this machine has the memory",
+            mib(need),
+            a.max_memory,
+            t = a.tscale,
+            n = a.num_sample,
+            d = a.dscale,
+        );
+    }
     let cfg = WindowConfig::new(a.tscale, a.dscale, a.num_sample, a.num_sample_perbin, a.ratio, Convention::Mmaction2)?;
     let table = BmTable::new(cfg);
     let dense = table.to_dense().context("building the dense mask")?;
@@ -44,4 +68,18 @@ pub fn run(a: Args) -> Result<()> {
         100.0 * nnz as f64 / dense.len() as f64
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dense_size_is_exact_and_does_not_overflow() {
+        // The paper configuration: 100 · 32 · 100 · 100 float32 = 128,000,000 bytes.
+        assert_eq!(dense_bytes(100, 32, 100), 128_000_000);
+        assert_eq!(mib(dense_bytes(100, 32, 100)), 123);
+        assert_eq!(dense_bytes(4096, 32, 4096), 1 << 43);
+        assert_eq!(dense_bytes(usize::MAX, usize::MAX, 1), u128::MAX);
+    }
 }

@@ -15,9 +15,18 @@ pub mod convert;
 pub mod detect;
 pub mod eval;
 #[cfg(feature = "engine")]
+pub mod features;
+#[cfg(feature = "gpio")]
+pub mod gpio;
+#[cfg(feature = "engine")]
 pub mod inspect;
 pub mod mask;
+pub mod merge;
+#[cfg(feature = "engine")]
+pub mod plot;
 pub mod postprocess;
+#[cfg(feature = "engine")]
+pub mod stream;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -50,6 +59,17 @@ enum Command {
     /// Median latency per stage (stage A, BM, stage B, post-processing) and peak RSS.
     #[cfg(feature = "engine")]
     Bench(bench::Args),
+    /// Index a live stream of features: JSON lines of proposals as soon as they are final.
+    #[cfg(feature = "engine")]
+    Stream(stream::Args),
+    /// Pixels to features: a video through a backbone ONNX -> [snippets, C] .npy + JSON sidecar.
+    #[cfg(feature = "engine")]
+    Features(features::Args),
+    /// Merge the results files of several shards of a collection into one.
+    Merge(merge::Args),
+    /// Draw a video's start/end curves, a confidence map and its proposals as SVG.
+    #[cfg(feature = "engine")]
+    Plot(plot::Args),
 }
 
 /// Runs a parsed command line.
@@ -66,5 +86,12 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Inspect(a) => inspect::run(a),
         #[cfg(feature = "engine")]
         Command::Bench(a) => bench::run(a),
+        #[cfg(feature = "engine")]
+        Command::Stream(a) => stream::run(a),
+        #[cfg(feature = "engine")]
+        Command::Features(a) => features::run(a),
+        Command::Merge(a) => merge::run(a),
+        #[cfg(feature = "engine")]
+        Command::Plot(a) => plot::run(a),
     }
 }

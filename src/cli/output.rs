@@ -17,18 +17,12 @@ pub fn write_output(out: Option<&Path>, text: &str) -> Result<()> {
     }
 }
 
-/// Writes `bytes` to `path`. A regular file (or a new one) is written atomically: to a
-/// temporary file beside it, then renamed into place, so a failure never leaves half a file.
-/// Anything else that exists at `path` — `/dev/null`, a FIFO, a terminal — is written
-/// directly: renaming over it would replace the device node itself.
+/// Writes `bytes` to `path` atomically ([`bmn_edge::npy::write_atomically`]): a fresh,
+/// exclusively created temporary file beside it, renamed into place; on any failure nothing
+/// is left behind. A device or FIFO at `path` is written directly.
 pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    let special = std::fs::metadata(path).map(|m| !m.is_file()).unwrap_or(false);
-    if special {
-        return std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()));
-    }
-    let tmp = path.with_extension("tmp-bmn-edge");
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot move {} to {}", tmp.display(), path.display()))
+    bmn_edge::npy::write_atomically(path, |w| w.write_all(bytes))
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// This CPU's int8 picture for `inspect` and `bench`: features, tract's kernels, the

@@ -1,6 +1,6 @@
 //! `bmn-edge postprocess`: one window's maps → ActivityNet results JSON.
 
-use super::args::{ConventionArg, SecondsArgs};
+use super::args::{parse_top_k, ConventionArg, SecondsArgs};
 use super::output::write_output;
 use anyhow::{bail, Result};
 use bmn_edge::npy::{expect_shape, read_f32};
@@ -29,8 +29,8 @@ pub struct Args {
     /// Video id used as the key in the results file.
     #[arg(long, default_value = "video")]
     video_id: String,
-    /// Number of proposals to report.
-    #[arg(long, default_value_t = DEFAULT_TOP_K)]
+    /// Number of proposals to report, 1..=101 (Soft-NMS keeps at most 101).
+    #[arg(long, default_value_t = DEFAULT_TOP_K, value_parser = parse_top_k)]
     top_k: usize,
     /// Output file (stdout when absent).
     #[arg(long)]

@@ -14,10 +14,19 @@
 //! * **Rescale** (the ActivityNet setting): the whole video is resampled to `T` positions
 //!   ([`rescale_to_window`]) and post-processed as one
 //!   window ([`postprocess_window`]).
+//!
+//! And the **stream semantics** over a whole recording ([`detect_stream`]; `detect --merge
+//! stream`): windows on the hop grid, every window's pairs merged by
+//! [`merge_stream`] — what `bmn-edge stream` emits incrementally (see
+//! [`crate::post::stream`]).
 
 use super::{Engine, EngineError, EngineErrorKind, StageTimes, WindowOutputs};
+use crate::config::PostConfig;
 use crate::post::postprocess_window;
-use crate::post::{pair_candidates, select_candidates, Boundary, PostError, Proposal, VideoMerger, WindowMaps};
+use crate::post::{
+    merge_stream, pair_candidates, select_candidates, Boundary, PostError, Proposal, StreamParams, StreamProposal,
+    VideoMerger, WindowMaps,
+};
 use crate::window::{rescale_to_window, WindowBuffer, WindowError};
 use std::time::{Duration, Instant};
 
@@ -76,10 +85,141 @@ fn window_err(e: WindowError) -> EngineError {
     EngineError::new(EngineErrorKind::Input, format!("features: {e}"))
 }
 
-fn add(t: &mut StageTimes, w: &StageTimes) {
-    t.stage_a += w.stage_a;
-    t.bm += w.bm;
-    t.stage_b += w.stage_b;
+/// Scratch for one window's candidate pairs (candidates and pairing, no Soft-NMS).
+#[derive(Debug)]
+pub struct WindowPairs {
+    cfg: PostConfig,
+    starts: Vec<bool>,
+    ends: Vec<bool>,
+    pairs: Vec<Proposal>,
+}
+
+impl WindowPairs {
+    /// Buffers for windows of `cfg`.
+    pub fn new(cfg: PostConfig) -> Self {
+        let t = cfg.tscale();
+        WindowPairs { cfg, starts: vec![false; t], ends: vec![false; t], pairs: vec![Proposal::default(); cfg.cells()] }
+    }
+
+    /// The window's candidate pairs, on the window's grid.
+    pub fn pairs(&mut self, outputs: &WindowOutputs) -> Result<&[Proposal], EngineError> {
+        let cfg = &self.cfg;
+        let maps = WindowMaps::new(cfg, &outputs.start, &outputs.end, &outputs.confidence).map_err(post_err)?;
+        select_candidates(maps.start(), cfg.convention(), Boundary::Start, &mut self.starts).map_err(post_err)?;
+        select_candidates(maps.end(), cfg.convention(), Boundary::End, &mut self.ends).map_err(post_err)?;
+        let n = pair_candidates(cfg, &maps, &self.starts, &self.ends, &mut self.pairs).map_err(post_err)?;
+        Ok(&self.pairs[..n])
+    }
+}
+
+/// The hop: `hop` or `T/2`, checked to be in `1..=T`.
+pub fn check_hop(hop: Option<usize>, tscale: usize) -> Result<usize, EngineError> {
+    let hop = hop.unwrap_or(WindowBuffer::default_hop(tscale));
+    if !(1..=tscale).contains(&hop) {
+        return Err(EngineError::new(
+            EngineErrorKind::Input,
+            format!("the hop must be between 1 and the window length T = {tscale} snippets, got {hop}"),
+        ));
+    }
+    Ok(hop)
+}
+
+/// Checks a `[L, C]` feature sequence against the engine's input width.
+fn check_features(engine: &Engine, features: &[f32], snippets: usize) -> Result<(), EngineError> {
+    let c = engine.info().channels;
+    if snippets == 0 {
+        return Err(EngineError::new(EngineErrorKind::Input, "the feature sequence is empty"));
+    }
+    if features.len() != snippets * c {
+        return Err(EngineError::new(
+            EngineErrorKind::Input,
+            format!("feature width {} does not match the model's input width C = {c}", features.len() / snippets),
+        ));
+    }
+    if let Some(i) = features.iter().position(|v| !v.is_finite()) {
+        return Err(EngineError::new(
+            EngineErrorKind::Input,
+            format!("feature value at snippet {}, channel {} is NaN or infinite", i / c, i % c),
+        ));
+    }
+    Ok(())
+}
+
+/// A recording's proposals under the stream semantics.
+#[derive(Debug, Clone, Default)]
+pub struct StreamResult {
+    /// In stream positions (snippets), group by group in stream order, best first within a
+    /// group — the order `bmn-edge stream` emits them.
+    pub proposals: Vec<StreamProposal>,
+    /// Windows run.
+    pub windows: usize,
+    /// Summed stage times.
+    pub times: StageTimes,
+    /// Post-processing time (candidates, pairing, merge, Soft-NMS).
+    pub post: Duration,
+}
+
+/// Runs a recording of `snippets` rows of `C` features (`[L, C]` row-major) under the
+/// stream semantics ([`crate::post::stream`]): windows at multiples of `hop` (`None`: `T/2`),
+/// the last one padded on the grid, all pairs merged at once by [`merge_stream`].
+/// `on_window` sees each window.
+pub fn detect_stream<E: From<EngineError>>(
+    engine: &mut Engine,
+    features: &[f32],
+    snippets: usize,
+    hop: Option<usize>,
+    params: &StreamParams,
+    mut on_window: impl FnMut(usize, &WindowResult) -> Result<(), E>,
+) -> Result<StreamResult, E> {
+    check_features(engine, features, snippets)?;
+    let cfg = engine.config().post();
+    let (t, c) = (cfg.tscale(), engine.info().channels);
+    if params.tscale() != t || params.convention() != cfg.convention() {
+        return Err(EngineError::new(EngineErrorKind::Input, "stream parameters for another T or convention").into());
+    }
+    let hop = check_hop(hop, t)?;
+    let mut storage = vec![0.0f32; c * t];
+    let mut window = vec![0.0f32; c * t];
+    let mut buffer = WindowBuffer::new(&mut storage, t, c, hop).map_err(window_err)?;
+    let mut scratch = WindowPairs::new(cfg);
+    let mut all: Vec<Proposal> = Vec::new();
+    let mut result = StreamResult::default();
+    let mut run = |engine: &mut Engine, window: &[f32], start: u64, valid: usize, result: &mut StreamResult| {
+        let (outputs, times) = engine.run(window)?;
+        let w = WindowResult { start, valid, outputs, times };
+        on_window(result.windows, &w)?;
+        result.times += w.times;
+        result.windows += 1;
+        let p0 = Instant::now();
+        for p in scratch.pairs(&w.outputs)? {
+            // The padding rule of the video merge: the pair's last boundary snippet is real.
+            let last = match cfg.convention() {
+                crate::Convention::Mmaction2 => p.end as usize,
+                crate::Convention::Paddle => p.end as usize - 1,
+            };
+            if p.start < p.end && last < valid {
+                let at = |x: u32| u32::try_from(start + u64::from(x)).ok();
+                let (Some(s), Some(e)) = (at(p.start), at(p.end)) else {
+                    return Err(EngineError::new(EngineErrorKind::Input, "recording longer than 2^32 snippets").into());
+                };
+                all.push(Proposal::new(s, e, 0.0, 0.0, p.score));
+            }
+        }
+        result.post += p0.elapsed();
+        Ok::<(), E>(())
+    };
+    for row in features.chunks_exact(c) {
+        if let Some(em) = buffer.push(row, &mut window).map_err(window_err)? {
+            run(engine, &window, em.start, em.valid, &mut result)?;
+        }
+    }
+    if let Some(em) = buffer.finish_on_grid(&mut window).map_err(window_err)? {
+        run(engine, &window, em.start, em.valid, &mut result)?;
+    }
+    let p0 = Instant::now();
+    merge_stream(&mut all, params, |p| result.proposals.push(p));
+    result.post += p0.elapsed();
+    Ok(result)
 }
 
 /// Runs a video of `snippets` rows of `C` features (`features` is `[L, C]` row-major).
@@ -91,25 +231,9 @@ pub fn detect_video<E: From<EngineError>>(
     opts: &DetectOptions,
     mut on_window: impl FnMut(usize, &WindowResult) -> Result<(), E>,
 ) -> Result<VideoResult, E> {
+    check_features(engine, features, snippets)?;
     let cfg = engine.config().post();
     let (t, c) = (cfg.tscale(), engine.info().channels);
-    if snippets == 0 {
-        return Err(EngineError::new(EngineErrorKind::Input, "the feature sequence is empty").into());
-    }
-    if features.len() != snippets * c {
-        return Err(EngineError::new(
-            EngineErrorKind::Input,
-            format!("feature width {} does not match the model's input width C = {c}", features.len() / snippets),
-        )
-        .into());
-    }
-    if let Some(i) = features.iter().position(|v| !v.is_finite()) {
-        return Err(EngineError::new(
-            EngineErrorKind::Input,
-            format!("feature value at snippet {}, channel {} is NaN or infinite", i / c, i % c),
-        )
-        .into());
-    }
     let mut result = VideoResult::default();
     let mut window = vec![0.0f32; c * t];
     if opts.mode == WindowMode::Rescale {
@@ -132,15 +256,13 @@ pub fn detect_video<E: From<EngineError>>(
         return Ok(result);
     }
 
-    let hop = opts.hop.unwrap_or(WindowBuffer::default_hop(t)).clamp(1, t);
+    let hop = check_hop(opts.hop, t)?;
     let mut storage = vec![0.0f32; c * t];
     let mut buffer = WindowBuffer::new(&mut storage, t, c, hop).map_err(window_err)?;
     // The core's merger over a growing Vec: a window's pairs are kept until the video ends.
     let mut merger = VideoMerger::new(cfg.convention(), snippets as u64, Vec::new())
         .map_err(|e| EngineError::new(EngineErrorKind::Input, format!("features: {e}")))?;
-    let mut starts = vec![false; t];
-    let mut ends = vec![false; t];
-    let mut pairs = vec![Proposal::default(); t * cfg.dscale()];
+    let mut scratch = WindowPairs::new(cfg);
     let mut process = |engine: &mut Engine,
                        window: &[f32],
                        start: u64,
@@ -151,14 +273,10 @@ pub fn detect_video<E: From<EngineError>>(
         let (outputs, times) = engine.run(window)?;
         let w = WindowResult { start, valid, outputs, times };
         on_window(index, &w)?;
-        add(&mut result.times, &w.times);
+        result.times += w.times;
         result.windows += 1;
         let p0 = Instant::now();
-        let maps = WindowMaps::new(&cfg, &w.outputs.start, &w.outputs.end, &w.outputs.confidence).map_err(post_err)?;
-        select_candidates(maps.start(), cfg.convention(), Boundary::Start, &mut starts).map_err(post_err)?;
-        select_candidates(maps.end(), cfg.convention(), Boundary::End, &mut ends).map_err(post_err)?;
-        let n = pair_candidates(&cfg, &maps, &starts, &ends, &mut pairs).map_err(post_err)?;
-        merger.push_window(&pairs[..n], start, valid).map_err(post_err)?;
+        merger.push_window(scratch.pairs(&w.outputs)?, start, valid).map_err(post_err)?;
         result.post += p0.elapsed();
         Ok(())
     };

@@ -6,13 +6,14 @@ use super::bm::{identify_mask, BmKernel, MaskData, TapPlan, CHUNK};
 use super::cpu::Int8Arithmetic;
 use super::diag::trace_rss;
 use super::error::{EngineError, EngineErrorKind};
-use super::info::{Int8Plan, ModelFormat, ModelInfo, Variant, WindowMode};
+use super::info::{Int8Plan, ModelFormat, ModelInfo, StageBForm, Variant, WindowMode};
 use super::onnx::chain::recognise;
 use super::onnx::edge::{check_edge_metadata, edge_props, metadata, to_edge};
 use super::onnx::exact_float::qlinearconv_to_exact_float;
 use super::onnx::index::{GraphIndex, MaskRef};
 use super::onnx::site::{find_site, Site};
 use super::onnx::split::{int8_bm_symmetric, split, Split};
+use super::onnx::weights::check_constants;
 use super::onnx::wire::{tensor_f32, ModelFile};
 use super::onnx::{attr, dtype};
 use super::product::build_stage;
@@ -24,6 +25,7 @@ use super::stage_b::{BmLayer, StageB, DEFAULT_BAND_ROWS};
 use super::workers::{set_tract_threads, Workers};
 use super::{Engine, EngineOptions};
 use crate::config::{Convention, WindowConfig};
+use crate::npy::MAX_MODEL_FILE_BYTES;
 use prost::Message;
 use std::path::Path;
 
@@ -36,8 +38,10 @@ pub(crate) struct Analysed {
     pub info: ModelInfo,
 }
 
-fn read_file(path: &Path) -> Result<Vec<u8>, EngineError> {
-    std::fs::read(path)
+/// Reads a model file: a regular file of at most [`MAX_MODEL_FILE_BYTES`], checked before
+/// reading (`/dev/zero` or a FIFO is refused, not read until memory runs out or forever).
+pub(crate) fn read_model_file(path: &Path) -> Result<Vec<u8>, EngineError> {
+    crate::npy::read_regular_file(path, MAX_MODEL_FILE_BYTES)
         .map_err(|e| EngineError::with_source(EngineErrorKind::Io, format!("cannot read {}", path.display()), e))
 }
 
@@ -93,6 +97,7 @@ pub(crate) fn analyse(bytes: Vec<u8>, convention: Option<Convention>) -> Result<
     file.release(&drop_names);
     let proto = std::mem::take(&mut file.proto);
     drop(file);
+    check_constants(proto.graph.as_ref().ok_or_else(|| EngineError::new(EngineErrorKind::NotOnnx, "no graph"))?)?;
 
     let channels = site.input_dims.get(1).copied().flatten().ok_or_else(|| {
         EngineError::new(
@@ -154,7 +159,7 @@ pub(crate) fn analyse(bytes: Vec<u8>, convention: Option<Convention>) -> Result<
 
 /// Describes a model file without building tract models.
 pub fn inspect(path: &Path) -> Result<ModelInfo, EngineError> {
-    Ok(analyse(read_file(path)?, None)?.info)
+    Ok(analyse(read_model_file(path)?, None)?.info)
 }
 
 /// A model converted to the edge format.
@@ -191,7 +196,7 @@ pub fn convert_to_edge(
 impl Engine {
     /// Loads a model file (standard export or edge format).
     pub fn load(path: &Path, options: &EngineOptions) -> Result<Engine, EngineError> {
-        Engine::from_bytes(read_file(path)?, options)
+        Engine::from_bytes(read_model_file(path)?, options)
     }
 
     /// Loads a model from its bytes (consumed: a standard export is held once).
@@ -203,6 +208,12 @@ impl Engine {
         trace_rss("analysed");
         let (t, d) = (a.info.config.tscale(), a.info.config.dscale());
         let quantized = !a.info.quantized_ops.is_empty();
+        if options.emulate_int8_stage_b && !quantized {
+            return Err(EngineError::new(
+                EngineErrorKind::Unsupported,
+                "emulating an int8 stage B needs an int8 model; this one is fp32 (there is no quantization to emulate)",
+            ));
+        }
         let chosen = options.int8_arithmetic.unwrap_or_else(Int8Arithmetic::for_this_cpu);
         let Split { halo, mut stage_a, stage_b, bias, projection } = split(a.proto, &a.site, a.info.channels, CHUNK)?;
         trace_rss("split");
@@ -242,8 +253,17 @@ impl Engine {
                     None => Box::new(Tail::new(convs, cells, t, d, &bias, TILE_CHUNK)?),
                 }
             }
+            None if options.emulate_int8_stage_b => {
+                return Err(EngineError::new(
+                    EngineErrorKind::Unsupported,
+                    "emulating an int8 stage B needs stage B as the sparse tail; it runs in tract here (tract stage B requested, or a stage B not recognised as a convolution chain)",
+                ));
+            }
             None => Box::new(Bands::new(stage_b, &bias, (d, t), options.band_rows.unwrap_or(DEFAULT_BAND_ROWS), halo)?),
         };
+        if options.band_rows.is_some() && tail.form() != StageBForm::TractBands {
+            log::warn!("band rows ignored: stage B runs as the {} tail, not in tract's row bands", tail.form().name());
+        }
         let kernel = BmKernel::new(a.plan, &bias);
         let projection = Projector::new(projection, t, a.info.pem_width, a.info.config.num_sample(), chosen)?;
         let int8 = quantized.then(|| Int8Plan {

@@ -83,6 +83,7 @@
 //! | `detect.rs` | a whole video: windows → engine → proposals in video time |
 //! | `diag.rs` | [`StageTimes`], the RSS trace |
 
+pub mod backbone;
 pub mod bm;
 pub mod cpu;
 pub mod detect;

@@ -39,12 +39,9 @@
 //! ## Streaming
 //!
 //! `L` is known only once the video has ended, so this offline merge keeps every window's
-//! proposals until [`finish`](VideoMerger::finish). A bounded incremental merger (emitting
-//! while the video runs) would need a fixed normalisation reference instead of `L` — which
-//! changes the threshold's `width`, so its decisions would not be this merge's — and a rule
-//! for when a proposal can no longer be decayed by later windows. That is left to the
-//! streaming work; the per-window step here ([`push_window`](VideoMerger::push_window)) is
-//! what it would call once per window.
+//! proposals until [`finish`](VideoMerger::finish). A live stream uses the stream semantics
+//! of [`super::stream`] instead: widths normalised by `T`, Soft-NMS per group of
+//! overlapping proposals, emitted as soon as no later window can reach them.
 
 use super::{soft_nms, PostError, Proposal, SoftNmsParams};
 use crate::config::Convention;

@@ -15,6 +15,7 @@ pub mod encode;
 pub mod merge;
 pub mod pairing;
 pub mod soft_nms;
+pub mod stream;
 
 use crate::config::PostConfig;
 use core::fmt;
@@ -23,6 +24,7 @@ pub use candidates::{select_candidates, Boundary};
 pub use merge::{ProposalStore, SliceStore, VideoMerger};
 pub use pairing::pair_candidates;
 pub use soft_nms::{soft_nms, SoftNmsParams, SoftNmsStats};
+pub use stream::{merge_stream, StreamMerger, StreamParams, StreamProposal, StreamStats, WindowReport};
 
 /// Number of proposals a window (and a video) reports by default.
 pub const DEFAULT_TOP_K: usize = 100;

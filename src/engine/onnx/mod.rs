@@ -7,6 +7,7 @@ pub(crate) mod exact_float;
 pub(crate) mod index;
 pub(crate) mod site;
 pub(crate) mod split;
+pub(crate) mod weights;
 pub(crate) mod wire;
 
 pub(crate) use crate::engine::error::{EngineError, EngineErrorKind};
