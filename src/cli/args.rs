@@ -161,6 +161,18 @@ pub enum Int8Arg {
 }
 
 #[cfg(feature = "engine")]
+impl Int8Arg {
+    /// The engine's choice: `None` for the CPU's own.
+    pub fn arithmetic(self) -> Option<bmn_edge::engine::Int8Arithmetic> {
+        match self {
+            Int8Arg::Auto => None,
+            Int8Arg::Integer => Some(bmn_edge::engine::Int8Arithmetic::Integer),
+            Int8Arg::Float => Some(bmn_edge::engine::Int8Arithmetic::ExactFloat),
+        }
+    }
+}
+
+#[cfg(feature = "engine")]
 impl EngineArgs {
     /// The engine's options: `--threads`, else `default_threads` (in
     /// 1..=[`max_threads`] of the available cores), and the post-processing convention
@@ -199,11 +211,7 @@ impl EngineArgs {
             band_rows: self.band_rows,
             tract_stage_b: self.tract_stage_b,
             emulate_int8_stage_b: self.emulate_int8,
-            int8_arithmetic: match self.int8 {
-                Int8Arg::Auto => None,
-                Int8Arg::Integer => Some(bmn_edge::engine::Int8Arithmetic::Integer),
-                Int8Arg::Float => Some(bmn_edge::engine::Int8Arithmetic::ExactFloat),
-            },
+            int8_arithmetic: self.int8.arithmetic(),
         })
     }
 }

@@ -336,8 +336,8 @@ struct Failure {
     error: anyhow::Error,
 }
 
-/// Runs `detect` on the collection `a.features` names.
-pub(super) fn run(a: Args) -> Result<()> {
+/// Runs `detect` on the collection `features` (`a`'s `--features`) names.
+pub(super) fn run(a: Args, features: &Path) -> Result<()> {
     let refused = [
         ("--video-id", a.video_id.is_some()),
         ("--dump-maps", a.dump_maps.is_some()),
@@ -345,10 +345,10 @@ pub(super) fn run(a: Args) -> Result<()> {
         ("--frames (per video: --video-info)", a.seconds.frames.is_some()),
     ];
     if let Some((flag, _)) = refused.iter().find(|(_, on)| *on) {
-        bail!("{flag} is for one feature file; --features {} is a collection", a.features.display());
+        bail!("{flag} is for one feature file; --features {} is a collection", features.display());
     }
     let b = &a.batch;
-    let all = collection(&a.features)?;
+    let all = collection(features)?;
     let total = all.len();
     let videos: Vec<Video> = match b.shard {
         Some(s) => all.into_iter().filter(|v| s.contains(&v.id)).collect(),
@@ -475,7 +475,7 @@ fn one_video(a: &Args, m: &mut Loaded, info: Option<&VideoInfo>, video: &Video) 
     let features = read_features(&video.path)?;
     m.check_width(&video.path, &features)?;
     let l = features.snippets;
-    let results = super::run_video(a, m, &features.data, l, &seconds, |_, _| -> Result<()> {
+    let results = super::run_video(a, m, &features.data, l, &seconds, None, |_, _| -> Result<()> {
         process::release_free_memory();
         Ok(())
     })?

@@ -1,7 +1,9 @@
-//! `bmn-edge detect`: features → network → ActivityNet proposals, for one feature file or a
-//! whole collection (a directory or a manifest: [`batch`]). Both load the model once
-//! ([`load`]) and run each video through [`detect_video`] with the same options
-//! ([`Loaded::options`]), so a video's proposals do not depend on the path that ran it.
+//! `bmn-edge detect`: features → network → ActivityNet proposals, for one feature file, a
+//! whole collection (a directory or a manifest: [`batch`]) or a video's pixels (`--video`
+//! or `--frames-dir` with `--backbone`: frames → backbone → BMN in one process, one
+//! snippet's frames in memory at a time). All load the model once ([`load`]) and run each
+//! video through [`detect_video`] with the same options ([`Loaded::options`]), so a video's
+//! proposals do not depend on the path that ran it.
 
 #[path = "batch.rs"]
 mod batch;
@@ -9,6 +11,7 @@ mod batch;
 use super::args::{available_cores, ConventionArg, EngineArgs, ModeArg, SecondsArgs};
 use super::output::write_output;
 use super::process;
+use super::video::{open_features, BackboneArgs, Feeds, VideoArgs};
 use anyhow::{bail, Context, Result};
 use bmn_edge::engine::detect::{detect_stream, detect_video, DetectOptions, WindowMode, WindowResult};
 use bmn_edge::engine::Engine;
@@ -31,8 +34,15 @@ pub struct Args {
     /// Features: .npy [L, C] float32/float64 (one row per snippet) or a BSN csv
     /// (header row, one row of C values per snippet). A directory or a manifest (any other
     /// file: one feature path per line, or `id<TAB>path`) indexes a collection.
-    #[arg(long)]
-    features: PathBuf,
+    #[arg(long, required_unless_present_any = ["video", "frames_dir"], conflicts_with_all = ["video", "frames_dir"])]
+    features: Option<PathBuf>,
+    /// Pixels instead of features (`--video FILE|-` or `--frames-dir DIR`, with
+    /// `--backbone`): the snippets' features come from the backbone, `--snippet-frames`
+    /// frames per snippet, and segments are in seconds of the video.
+    #[command(flatten)]
+    video: VideoArgs,
+    #[command(flatten)]
+    backbone: BackboneArgs,
     #[command(flatten)]
     seconds: SecondsArgs,
     /// Video id (key in the results file); default: the feature file's stem.
@@ -94,7 +104,7 @@ struct VideoRun {
 
 /// Checks the flags of `--merge` against each other; returns the stream parameters and
 /// seconds per snippet under `--merge stream`.
-fn merge_flags(a: &Args, m: &Loaded) -> Result<Option<(StreamParams, f64)>> {
+fn merge_flags(a: &Args, m: &Loaded, video_per_snippet: Option<f64>) -> Result<Option<(StreamParams, f64)>> {
     match a.merge {
         MergeArg::Video => {
             if a.snippet_seconds.is_some() || a.min_score.is_some() {
@@ -109,7 +119,7 @@ fn merge_flags(a: &Args, m: &Loaded) -> Result<Option<(StreamParams, f64)>> {
             if a.seconds.duration.is_some() || a.seconds.frames.is_some() {
                 bail!("--merge stream reports seconds from --snippet-seconds; --duration/--frames do not apply");
             }
-            let seconds = a.snippet_seconds.unwrap_or(ACTIVITYNET_SNIPPET_SECONDS);
+            let seconds = video_per_snippet.or(a.snippet_seconds).unwrap_or(ACTIVITYNET_SNIPPET_SECONDS);
             if !(seconds.is_finite() && seconds > 0.0) {
                 bail!("--snippet-seconds must be a positive number, got {seconds}");
             }
@@ -123,16 +133,18 @@ fn merge_flags(a: &Args, m: &Loaded) -> Result<Option<(StreamParams, f64)>> {
 }
 
 /// Runs one video (`features` of `l` snippets) with the merge `a` asks for; `seconds`
-/// gives the video-merge's duration and scale (the stream merge uses `--snippet-seconds`).
+/// gives the video-merge's duration and scale, the stream merge uses `video_per_snippet`
+/// (a video's own) or `--snippet-seconds`.
 fn run_video(
     a: &Args,
     m: &mut Loaded,
     features: &[f32],
     l: usize,
     seconds: &SecondsArgs,
+    video_per_snippet: Option<f64>,
     mut on_window: impl FnMut(usize, &WindowResult) -> Result<()>,
 ) -> Result<VideoRun> {
-    if let Some((params, per_snippet)) = merge_flags(a, m)? {
+    if let Some((params, per_snippet)) = merge_flags(a, m, video_per_snippet)? {
         let r = detect_stream(&mut m.engine, features, l, a.hop, &params, on_window)?;
         let results = r
             .proposals
@@ -153,6 +165,8 @@ fn run_video(
 /// The model loaded, with what was chosen from it and the command line.
 struct Loaded {
     engine: Engine,
+    /// The engine's threads (a backbone gets the same: tract's executor is shared).
+    threads: usize,
     mode: WindowMode,
     /// The window's T and D.
     t: usize,
@@ -187,7 +201,7 @@ fn load(a: &Args) -> Result<Loaded> {
     log::info!("window mode: {} ({chosen_by})", mode.name());
     let cfg = engine.config().post();
     let (t, d) = (cfg.tscale(), cfg.dscale());
-    Ok(Loaded { engine, mode, t, d })
+    Ok(Loaded { engine, threads: options.threads, mode, t, d })
 }
 
 impl Loaded {
@@ -227,50 +241,59 @@ fn dump(dir: &Path, w: &WindowResult, t: usize, d: usize) -> Result<()> {
 
 /// Runs `bmn-edge detect`.
 pub fn run(a: Args) -> Result<()> {
-    if batch::is_collection(&a.features) {
-        return batch::run(a);
+    let Some(features) = a.features.clone() else { return run_pixels(a) };
+    if a.backbone.backbone.is_some() {
+        bail!("--backbone runs on pixels (--video or --frames-dir), not on --features");
     }
-    a.batch.refuse_single(&a.features)?;
-    run_single(a)
+    if batch::is_collection(&features) {
+        return batch::run(a, &features);
+    }
+    a.batch.refuse_single(&features)?;
+    run_single(a, &features)
 }
 
-/// One feature file → one video's results.
-fn run_single(a: Args) -> Result<()> {
-    // Checked before the model loads; the convention is known after.
-    a.seconds.scale(bmn_edge::Convention::Mmaction2)?;
-    let mut m = load(&a)?;
-    let features = read_features(&a.features)?;
-    let l = features.snippets;
-    log::info!("features: {l} snippets of {} channels from {}", features.channels, a.features.display());
-    m.check_width(&a.features, &features)?;
-    let (t, d, mode) = (m.t, m.d, m.mode);
-    let single = mode == WindowMode::Rescale || l <= t;
-    let dump_dir = a.dump_maps.clone();
-    let result = run_video(&a, &mut m, &features.data, l, &a.seconds, |index, w| -> Result<()> {
-        if let Some(dir) = &dump_dir {
-            let dir = if single { dir.clone() } else { dir.join(format!("window_{index:04}")) };
-            dump(&dir, w, t, d)?;
+/// Where `--dump-maps` writes a video's windows: directly in the folder when the video is
+/// one window, else one folder per window.
+#[derive(Debug, Clone, Copy)]
+struct Dumps<'a> {
+    dir: Option<&'a Path>,
+    single: bool,
+    t: usize,
+    d: usize,
+}
+
+impl<'a> Dumps<'a> {
+    fn new(a: &'a Args, m: &Loaded, l: usize) -> Dumps<'a> {
+        Dumps { dir: a.dump_maps.as_deref(), single: m.mode == WindowMode::Rescale || l <= m.t, t: m.t, d: m.d }
+    }
+
+    /// Writes window `index`'s maps (if asked) and lets go of the window's memory.
+    fn window(&self, index: usize, w: &WindowResult) -> Result<()> {
+        if let Some(dir) = self.dir {
+            let dir = if self.single { dir.to_path_buf() } else { dir.join(format!("window_{index:04}")) };
+            dump(&dir, w, self.t, self.d)?;
             log::debug!("window {index}: maps written to {}", dir.display());
         }
         process::release_free_memory();
         Ok(())
-    })?;
-    let video_id = a
-        .video_id
-        .clone()
-        .unwrap_or_else(|| a.features.file_stem().map_or("video".into(), |s| s.to_string_lossy().into_owned()));
+    }
+}
+
+/// Writes one video's results and the summary line.
+fn finish(a: &Args, m: &Loaded, video_id: String, l: usize, result: VideoRun) -> Result<()> {
     let mut file = ResultsFile::default();
     let count = result.results.len();
     file.results.insert(video_id, result.results);
     write_output(a.out.as_deref(), &file.to_json_pretty()?)?;
     eprintln!(
-        "{} snippets, {} window(s) ({} mode, T = {t}), {} proposals; stage A {:.1} ms, BM {:.1} ms, stage B {:.1} ms, post {:.1} ms; peak RSS {:.1} MB",
+        "{} snippets, {} window(s) ({} mode, T = {}), {} proposals; stage A {:.1} ms, BM {:.1} ms, stage B {:.1} ms, post {:.1} ms; peak RSS {:.1} MB",
         l,
         result.windows,
         match a.merge {
-            MergeArg::Video => mode.name(),
+            MergeArg::Video => m.mode.name(),
             MergeArg::Stream => "sliding mode, stream merge",
         },
+        m.t,
         count,
         result.times.stage_a.as_secs_f64() * 1e3,
         result.times.bm.as_secs_f64() * 1e3,
@@ -279,4 +302,101 @@ fn run_single(a: Args) -> Result<()> {
         process::peak_rss_mb().unwrap_or(f64::NAN),
     );
     Ok(())
+}
+
+/// One feature file → one video's results.
+fn run_single(a: Args, path: &Path) -> Result<()> {
+    // Checked before the model loads; the convention is known after.
+    a.seconds.scale(bmn_edge::Convention::Mmaction2)?;
+    let mut m = load(&a)?;
+    let features = read_features(path)?;
+    let l = features.snippets;
+    log::info!("features: {l} snippets of {} channels from {}", features.channels, path.display());
+    m.check_width(path, &features)?;
+    let dumps = Dumps::new(&a, &m, l);
+    let result = run_video(&a, &mut m, &features.data, l, &a.seconds, None, |i, w| dumps.window(i, w))?;
+    let video_id = a
+        .video_id
+        .clone()
+        .unwrap_or_else(|| path.file_stem().map_or("video".into(), |s| s.to_string_lossy().into_owned()));
+    finish(&a, &m, video_id, l, result)
+}
+
+/// A video's pixels → backbone → BMN → one video's results. The features of the whole
+/// snippets are kept (`L·C` floats: the video merge normalises by the video's length), the
+/// frames are not. Segments are in seconds of the video (its frame count and rate; under
+/// mmaction2's convention over the frames whole snippets cover). A video that breaks off
+/// (a truncated file, a bad frame) still gets the proposals of the snippets read whole,
+/// written before the error is reported.
+fn run_pixels(a: Args) -> Result<()> {
+    if a.seconds.duration.is_some() || a.seconds.frames.is_some() {
+        bail!("--duration and --frames come from the video itself with --video / --frames-dir");
+    }
+    if a.snippet_seconds.is_some() {
+        bail!("--snippet-seconds comes from the video (--snippet-frames / its frame rate) with --video / --frames-dir");
+    }
+    a.batch.refuse_single(Path::new(&a.video.display()))?;
+    let snippet_frames = usize::try_from(a.seconds.snippet_frames).context("--snippet-frames")?;
+    let mut m = load(&a)?;
+    let c = m.engine.info().channels;
+    let feeds = Feeds { model: &a.model, channels: c };
+    let mut opened = open_features(&a.video, &a.backbone, snippet_frames, m.threads, Some(feeds))?;
+    let mut features: Vec<f32> = Vec::new();
+    let mut row = vec![0.0f32; c];
+    let mut failure = None;
+    loop {
+        match opened.features.next(&mut row) {
+            Ok(true) => features.extend_from_slice(&row),
+            Ok(false) => break,
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    let summary = opened.features.summary();
+    let l = features.len() / c;
+    log::info!(
+        "video: {} frames at {} fps from {}, {l} snippets of {c} features",
+        summary.frames,
+        summary.rate,
+        opened.source
+    );
+    if l == 0 {
+        if let Some(e) = failure {
+            bail!("{e:#}");
+        }
+        bail!(
+            "no complete snippet: {} has {} frame(s), a snippet is {snippet_frames} frames; nothing written",
+            opened.source,
+            summary.frames
+        );
+    }
+    // Seconds of the video: the stream merge's per snippet, the video merge's duration with
+    // mmaction2's correction for the frames a partial last snippet leaves out.
+    let per_snippet = snippet_frames as f64 / summary.rate.fps();
+    let seconds = SecondsArgs {
+        duration: Some(summary.duration_second()),
+        frames: (m.convention() == bmn_edge::Convention::Mmaction2).then_some(summary.frames),
+        snippet_frames: a.seconds.snippet_frames,
+    };
+    let dumps = Dumps::new(&a, &m, l);
+    let result = run_video(&a, &mut m, &features, l, &seconds, Some(per_snippet), |i, w| dumps.window(i, w))?;
+    let video_id = a.video_id.clone().unwrap_or_else(|| a.video.name());
+    finish(&a, &m, video_id, l, result)?;
+    eprintln!(
+        "{}: {} frames at {} fps, {l} snippets of {snippet_frames} frames ({} dropped at the end), {:.1} s",
+        opened.source,
+        summary.frames,
+        summary.rate,
+        summary.dropped_frames(),
+        summary.duration_second()
+    );
+    match failure {
+        Some(e) => bail!(
+            "{e:#}; the proposals of the {l} whole snippet(s) before it were written{}",
+            a.out.as_ref().map_or(String::new(), |p| format!(" to {}", p.display()))
+        ),
+        None => Ok(()),
+    }
 }

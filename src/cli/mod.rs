@@ -1,11 +1,14 @@
 //! Command-line parsing and dispatch. Each command lives in its own module and imports only
 //! the shared modules, never another command: [`args`] (argument groups and values shared
 //! by several commands), [`output`] (writing results) and [`process`] (allocator and memory
-//! tuning).
+//! tuning), and for the commands that take pixels [`video`] (frames, backbone, snippet
+//! features).
 
 pub mod args;
 pub mod output;
 pub mod process;
+#[cfg(feature = "engine")]
+pub mod video;
 
 #[cfg(feature = "engine")]
 pub mod bench;

@@ -7,9 +7,14 @@
 //! grid, then everything pending. Memory: the window ring (`T·C` floats), one window, the
 //! engine's buffers, the merger's store (`--capacity` proposals) and the arrival times of
 //! the snippets still pending — none of it grows with the stream.
+//!
+//! With `--video`/`--frames-dir` and `--backbone` the snippets come from pixels instead:
+//! frames are decoded, sampled and run through the backbone one snippet at a time, so the
+//! frames held are one snippet's, whatever the video's length.
 
 use super::args::{available_cores, ConventionArg, EngineArgs};
 use super::process;
+use super::video::{open_features, BackboneArgs, Feeds, Opened, VideoArgs};
 use anyhow::{bail, Context, Result};
 use bmn_edge::engine::detect::{check_hop, WindowPairs};
 use bmn_edge::engine::Engine;
@@ -31,8 +36,19 @@ pub struct Args {
     model: PathBuf,
     /// Snippets: a file or FIFO, or `-` for stdin. Raw little-endian float32 rows of C
     /// values, or a .npy [L, C] (float32/float64) — recognised by its magic bytes.
-    #[arg(long, default_value = "-")]
-    input: PathBuf,
+    /// Default: stdin (unless the snippets come from --video or --frames-dir).
+    #[arg(long, conflicts_with_all = ["video", "frames_dir"])]
+    input: Option<PathBuf>,
+    /// Pixels instead of features (`--video FILE|-` or `--frames-dir DIR`, with
+    /// `--backbone`): each snippet's feature comes from the backbone as its frames arrive.
+    #[command(flatten)]
+    video: VideoArgs,
+    #[command(flatten)]
+    backbone: BackboneArgs,
+    /// With --video / --frames-dir: frames per snippet (default 16, ActivityNet's); the
+    /// seconds per snippet are then these frames at the video's rate.
+    #[arg(long)]
+    snippet_frames: Option<usize>,
     /// Force the input format instead of recognising it.
     #[arg(long, value_enum)]
     format: Option<FormatArg>,
@@ -40,9 +56,9 @@ pub struct Args {
     #[arg(long)]
     feature_dim: Option<usize>,
     /// Seconds of video per snippet: segments are reported in seconds of stream time
-    /// (default 16/30, ActivityNet's 16 frames at 30 fps).
-    #[arg(long, default_value_t = ACTIVITYNET_SNIPPET_SECONDS)]
-    snippet_seconds: f64,
+    /// (default 16/30, ActivityNet's 16 frames at 30 fps; with --video, from the video).
+    #[arg(long, conflicts_with_all = ["video", "frames_dir"])]
+    snippet_seconds: Option<f64>,
     /// Hop between windows, in snippets (default T/2).
     #[arg(long)]
     hop: Option<usize>,
@@ -237,6 +253,36 @@ impl Run<'_> {
     }
 }
 
+/// Where the snippets come from: feature rows, or pixels through a backbone.
+enum Rows {
+    Features { reader: SnippetReader<Box<dyn Read>>, name: String },
+    Pixels(Box<Opened>),
+}
+
+impl Rows {
+    /// Reads the next snippet's `C` values into `row`; `false` at the end.
+    fn next(&mut self, row: &mut [f32]) -> Result<bool> {
+        match self {
+            Rows::Features { reader, name } => reader.next_row(row).with_context(|| format!("reading {name}")),
+            Rows::Pixels(p) => p.features.next(row).map_err(|e| anyhow::anyhow!("{e:#}")),
+        }
+    }
+
+    /// The video's frames and rate, for the summary.
+    fn video(&self) -> Option<serde_json::Value> {
+        let Rows::Pixels(p) = self else { return None };
+        let s = p.features.summary();
+        Some(serde_json::json!({
+            "source": p.source,
+            "frames": s.frames,
+            "fps": s.rate.fps(),
+            "snippet_frames": s.sampling.snippet_frames(),
+            "frames_per_snippet": s.sampling.per_snippet(),
+            "duration_second": s.duration_second(),
+        }))
+    }
+}
+
 fn open_input(path: &std::path::Path) -> Result<Box<dyn Read>> {
     if path.as_os_str() == "-" {
         return Ok(Box::new(std::io::stdin().lock()));
@@ -260,15 +306,22 @@ fn open_output(path: Option<&std::path::Path>) -> Result<Box<dyn Write>> {
 
 /// Runs `bmn-edge stream`.
 pub fn run(a: Args) -> Result<()> {
-    if !(a.snippet_seconds.is_finite() && a.snippet_seconds > 0.0) {
-        bail!("--snippet-seconds must be a positive number, got {}", a.snippet_seconds);
+    let pixels = a.video.given();
+    if !pixels && a.backbone.backbone.is_some() {
+        bail!("--backbone runs on pixels (--video or --frames-dir), not on feature rows");
+    }
+    if !pixels && a.snippet_frames.is_some() {
+        bail!("--snippet-frames applies to --video / --frames-dir (for feature rows, give --snippet-seconds)");
+    }
+    let mut snippet_seconds = a.snippet_seconds.unwrap_or(ACTIVITYNET_SNIPPET_SECONDS);
+    if !(snippet_seconds.is_finite() && snippet_seconds > 0.0) {
+        bail!("--snippet-seconds must be a positive number, got {snippet_seconds}");
     }
     let options = a.engine.options(available_cores(), a.convention.map(Into::into))?;
     // The GPIO line first: a missing or busy chip is an error before anything else starts.
     #[cfg(feature = "gpio")]
     let gpio = a.gpio.open()?;
     let mut engine = Engine::load(&a.model, &options).with_context(|| format!("loading {}", a.model.display()))?;
-    process::prepare_for_windows();
     let cfg = engine.config().post();
     let (t, d, c) = (cfg.tscale(), cfg.dscale(), engine.info().channels);
     if let Some(dim) = a.feature_dim {
@@ -282,21 +335,31 @@ pub fn run(a: Args) -> Result<()> {
     if a.capacity < t * d {
         bail!("--capacity {} is less than one window's pairs at most, T·D = {}", a.capacity, t * d);
     }
+    let mut rows = if pixels {
+        let snippet_frames = a.snippet_frames.unwrap_or(16);
+        let feeds = Feeds { model: &a.model, channels: c };
+        let opened = open_features(&a.video, &a.backbone, snippet_frames, options.threads, Some(feeds))?;
+        snippet_seconds = snippet_frames as f64 / opened.features.frames().source().rate().fps();
+        log::info!(
+            "stream: pixels from {}, {snippet_frames} frames per snippet ({snippet_seconds:.4} s) through {} (C = {c})",
+            opened.source,
+            a.backbone.path()?.display()
+        );
+        Rows::Pixels(Box::new(opened))
+    } else {
+        let input = a.input.clone().unwrap_or_else(|| PathBuf::from("-"));
+        let format = a.format.map(|f| match f {
+            FormatArg::Raw => SnippetFormat::Raw,
+            FormatArg::Npy => SnippetFormat::Npy,
+        });
+        let reader = SnippetReader::new(open_input(&input)?, format, Some(c))
+            .with_context(|| format!("reading {}", input.display()))?;
+        log::info!("stream: {:?} rows of C = {c} from {}", reader.format(), input.display());
+        Rows::Features { reader, name: input.display().to_string() }
+    };
+    process::prepare_for_windows();
+    log::info!("stream: T = {t}, hop {hop}, floor {}, top {} per group, capacity {}", a.min_score, a.top_k, a.capacity);
     let mut store = vec![Proposal::default(); a.capacity];
-    let format = a.format.map(|f| match f {
-        FormatArg::Raw => SnippetFormat::Raw,
-        FormatArg::Npy => SnippetFormat::Npy,
-    });
-    let mut reader = SnippetReader::new(open_input(&a.input)?, format, Some(c))
-        .with_context(|| format!("reading {}", a.input.display()))?;
-    log::info!(
-        "stream: {:?} rows of C = {c} from {}; T = {t}, hop {hop}, floor {}, top {} per group, capacity {}",
-        reader.format(),
-        a.input.display(),
-        a.min_score,
-        a.top_k,
-        a.capacity
-    );
     let mut ring = vec![0.0f32; c * t];
     let mut buffer = WindowBuffer::new(&mut ring, t, c, hop).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut window = vec![0.0f32; c * t];
@@ -305,7 +368,7 @@ pub fn run(a: Args) -> Result<()> {
         engine: &mut engine,
         pairs: WindowPairs::new(cfg),
         merger: StreamMerger::new(params, SliceStore::new(&mut store)),
-        sink: Sink { out: open_output(a.out.as_deref())?, seconds: a.snippet_seconds, buf: [0; 256], lines: 0 },
+        sink: Sink { out: open_output(a.out.as_deref())?, seconds: snippet_seconds, buf: [0; 256], lines: 0 },
         hop: hop as u64,
         windows: 0,
         arrivals: VecDeque::new(),
@@ -322,11 +385,11 @@ pub fn run(a: Args) -> Result<()> {
     // still windowed, merged and written; then the error is reported.
     let mut failure: Option<anyhow::Error> = None;
     loop {
-        match reader.next_row(&mut row) {
+        match rows.next(&mut row) {
             Ok(true) => {}
             Ok(false) => break,
             Err(e) => {
-                failure = Some(anyhow::Error::new(e).context(format!("reading {}", a.input.display())));
+                failure = Some(e);
                 break;
             }
         }
@@ -358,7 +421,10 @@ pub fn run(a: Args) -> Result<()> {
     }
     let elapsed = began.elapsed();
     let stats = run.merger.stats();
-    let summary = summary(&a, snippets, run.windows, &stats, &run.latency, elapsed, (t, hop));
+    let mut summary = summary(snippet_seconds, snippets, run.windows, &stats, &run.latency, elapsed, (t, hop));
+    if let Some(video) = rows.video() {
+        summary["video"] = video;
+    }
     eprintln!("{}", summary_line(&summary));
     if let Some(path) = &a.stats_json {
         super::output::write_file(path, format!("{:#}\n", summary).as_bytes())?;
@@ -372,7 +438,7 @@ pub fn run(a: Args) -> Result<()> {
 }
 
 fn summary(
-    a: &Args,
+    snippet_seconds: f64,
     snippets: u64,
     windows: u64,
     stats: &StreamStats,
@@ -380,7 +446,7 @@ fn summary(
     elapsed: Duration,
     (t, hop): (usize, usize),
 ) -> serde_json::Value {
-    let video = snippets as f64 * a.snippet_seconds;
+    let video = snippets as f64 * snippet_seconds;
     let secs = elapsed.as_secs_f64();
     serde_json::json!({
         "snippets": snippets,
@@ -394,7 +460,7 @@ fn summary(
         "pairs_in_padding": stats.padding,
         "flushes": stats.flushes,
         "peak_pending": stats.peak_pending,
-        "snippet_seconds": a.snippet_seconds,
+        "snippet_seconds": snippet_seconds,
         "elapsed_s": secs,
         "snippets_per_s": snippets as f64 / secs,
         "real_time_factor": video / secs,

@@ -135,9 +135,9 @@ def snippet_tensors(rgbs, L, K, pp):
 
 # ---------------------------------------------------------------- backbones
 
-def small_backbone(path, rng, crop, head, meta):
-    """conv3x3 s2 (3->8) relu, conv3x3 s2 (8->12) relu, maxpool 2; head 'map' keeps the
-    [N, 12, h, w] map, 'flat' adds GlobalAveragePool + Flatten -> [N, 12]."""
+def small_backbone(path, rng, crop, head, meta, width=12):
+    """conv3x3 s2 (3->8) relu, conv3x3 s2 (8->width) relu, maxpool 2; head 'map' keeps the
+    [N, width, h, w] map, 'flat' adds GlobalAveragePool + Flatten -> [N, width]."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
     inits = []
@@ -149,17 +149,17 @@ def small_backbone(path, rng, crop, head, meta):
     nodes = [
         helper.make_node("Conv", ["x", w("w1", (8, 3, 3, 3), 0.3), w("b1", (8,), 0.1)], ["c1"], pads=[1, 1, 1, 1], strides=[2, 2]),
         helper.make_node("Relu", ["c1"], ["r1"]),
-        helper.make_node("Conv", ["r1", w("w2", (12, 8, 3, 3), 0.2), w("b2", (12,), 0.1)], ["c2"], pads=[1, 1, 1, 1], strides=[2, 2]),
+        helper.make_node("Conv", ["r1", w("w2", (width, 8, 3, 3), 0.2), w("b2", (width,), 0.1)], ["c2"], pads=[1, 1, 1, 1], strides=[2, 2]),
         helper.make_node("Relu", ["c2"], ["r2"]),
         helper.make_node("MaxPool", ["r2"], ["m"], kernel_shape=[2, 2], strides=[2, 2]),
     ]
     side = crop // 8
     if head == "flat":
         nodes += [helper.make_node("GlobalAveragePool", ["m"], ["g"]), helper.make_node("Flatten", ["g"], ["feat"])]
-        out = helper.make_tensor_value_info("feat", TensorProto.FLOAT, ["N", 12])
+        out = helper.make_tensor_value_info("feat", TensorProto.FLOAT, ["N", width])
     else:
         nodes += [helper.make_node("Identity", ["m"], ["feat"])]
-        out = helper.make_tensor_value_info("feat", TensorProto.FLOAT, ["N", 12, side, side])
+        out = helper.make_tensor_value_info("feat", TensorProto.FLOAT, ["N", width, side, side])
     inp = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, crop, crop])
     g = helper.make_graph(nodes, f"small_{head}", [inp], [out], inits)
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], producer_name="pixels_reference.py")
@@ -357,9 +357,20 @@ def tsn(out, frames=36, w=96, h=72):
         json.dump(dict(command=" ".join(sys.argv), seed=SEED + 1, versions=versions(), frames=frames, width=w, height=h), f)
 
 
+def chain(out):
+    """backbone_c32.onnx: the flat small backbone with C = 32, the input width of the tiny
+    BMN fixtures (tests/fixtures/onnx, T = D = 16), so that frames -> backbone -> BMN runs
+    end to end in tests; its preprocessing (resize 20, crop 16) in metadata_props."""
+    os.makedirs(out, exist_ok=True)
+    rng = np.random.default_rng(SEED + 2)
+    meta = {"bmn_edge.pixels.resize": "20", "bmn_edge.pixels.crop": "16",
+            "bmn_edge.pixels.mean": "120,115,100", "bmn_edge.pixels.std": "60,55,50"}
+    small_backbone(os.path.join(out, "backbone_c32.onnx"), rng, 16, "flat", meta, width=32)
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["goldens", "tsn"])
+    ap.add_argument("what", choices=["goldens", "tsn", "chain"])
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
-    goldens(a.out) if a.what == "goldens" else tsn(a.out)
+    {"goldens": goldens, "tsn": tsn, "chain": chain}[a.what](a.out)
