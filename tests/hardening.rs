@@ -166,6 +166,32 @@ fn thread_counts_above_the_bound_are_refused() {
     assert_clean_failure(&run_with_deadline(cmd, Duration::from_secs(60)), &["--threads 10000", "at most"]);
 }
 
+/// Limits: a model whose configuration needs more than `--max-memory` is refused at load
+/// with what it would need; the bound's arithmetic is `engine::working_memory`, checked
+/// here against the paper configuration by hand (5050 valid cells; taps ≤ 2·N·K per bin at
+/// 8 bytes, 8 per cell; H = cells × 512 floats; input and maps `(C·T + 3·D·T)·8`).
+#[test]
+fn a_model_that_needs_more_memory_than_the_bound_is_refused_at_load() {
+    let cells: u128 = 100 * 100 - 100 * 99 / 2;
+    let by_hand = cells * 2 * 32 * 3 * 8 + cells * 8 + cells * 512 * 4 + (400 * 100 + 3 * 100 * 100) * 8;
+    assert_eq!(bmn_edge::engine::working_memory(100, 100, 32, Some(3), 512, 400), by_hand);
+    assert!(by_hand < u128::from(bmn_edge::engine::DEFAULT_MAX_MEMORY) / 32);
+    // T = D = 4096 (the largest configuration) would need ~28 GiB: far above the default.
+    assert!(bmn_edge::engine::working_memory(4096, 4096, 32, Some(3), 512, 400) > 28 << 30);
+    // Saturates instead of overflowing.
+    assert_eq!(bmn_edge::engine::working_memory(usize::MAX, usize::MAX, usize::MAX, None, usize::MAX, 1), u128::MAX);
+    // The tiny fixture (T = D = 16, N = 8, a standard export: K is known only from its mask,
+    // so a bin is bounded by T = 16 taps) needs ~0.2 MiB: refused under a bound of 0 MiB,
+    // before its plan is built, saying what it would need; loaded under 1 MiB.
+    let dir = tmpdir("max-memory");
+    let model = fixture(FP32);
+    let (t, c) = model_dims(&model);
+    let f = features(dir.path(), t, c);
+    let o = detect(&model, &f, &["--max-memory", "0"]);
+    assert_clean_failure(&o, &["T = 16, D = 16, N = 8, K from its mask", "would need up to 1 MiB", "--max-memory"]);
+    assert!(detect(&model, &f, &["--max-memory", "1"]).status.success());
+}
+
 // ---------------------------------------------------------------- #5, #6: weights and scales
 
 /// `bytes` (an ONNX model) with the float initializer `name` rewritten by `f`.

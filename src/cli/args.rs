@@ -146,6 +146,12 @@ pub struct EngineArgs {
     /// elsewhere; `integer` or `float` forces one (both give the same levels).
     #[arg(long, value_enum, default_value_t = Int8Arg::Auto)]
     pub int8: Int8Arg,
+    /// The most memory, in MiB, the engine's buffers that grow with the model's
+    /// configuration (T, D, N, K) may need: a model that would need more is refused at
+    /// load, saying how much (the paper configuration needs about 18). The default leaves a
+    /// 1 GB board room for the rest.
+    #[arg(long, default_value_t = bmn_edge::engine::DEFAULT_MAX_MEMORY >> 20)]
+    pub max_memory: u64,
 }
 
 /// The `--int8` values.
@@ -212,6 +218,7 @@ impl EngineArgs {
             tract_stage_b: self.tract_stage_b,
             emulate_int8_stage_b: self.emulate_int8,
             int8_arithmetic: self.int8.arithmetic(),
+            max_memory: Some(self.max_memory.saturating_mul(1 << 20)),
         })
     }
 }

@@ -29,6 +29,9 @@ pub enum EngineErrorKind {
     PostProcessing,
     /// tract failed to load or run a stage.
     Runtime,
+    /// The model's configuration would need more memory than the bound allows
+    /// ([`EngineOptions::max_memory`](super::EngineOptions::max_memory)).
+    TooLarge,
 }
 
 /// An engine error: a kind, a message and, where there is one, the error it came from.

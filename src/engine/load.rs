@@ -45,11 +45,69 @@ pub(crate) fn read_model_file(path: &Path) -> Result<Vec<u8>, EngineError> {
         .map_err(|e| EngineError::with_source(EngineErrorKind::Io, format!("cannot read {}", path.display()), e))
 }
 
+/// An upper bound, in bytes, of the engine's buffers that grow with a model's configuration:
+/// the BM layer's taps (each of the `N` bins of a valid cell has at most `2·K` of them: `K`
+/// points, each between two snippets; 8 bytes each, and 8 per cell), the sampled map `H`
+/// (`cells × O` floats, `O` the BM layer's output width) and one window's input and maps
+/// (`C·T` and `3·D·T` floats, twice). `K` unknown (a dense mask not yet identified): a bin
+/// has at most `T` taps (one per snippet) and `2·K ≤ 2·MAX_SAMPLES/N`, whichever is fewer.
+/// Saturates rather than overflowing.
+pub fn working_memory(t: usize, d: usize, n: usize, k: Option<usize>, out_width: usize, channels: usize) -> u128 {
+    let d = d.min(t) as u128;
+    let (t, n, o, c) = (t as u128, n as u128, out_width as u128, channels as u128);
+    let cells = d.saturating_mul(t).saturating_sub(d.saturating_mul(d.saturating_sub(1)) / 2);
+    let per_bin = match k {
+        Some(k) => (k as u128).saturating_mul(2),
+        None => t.min(2 * WindowConfig::MAX_SAMPLES as u128 / n.max(1)),
+    };
+    let taps = cells.saturating_mul(n).saturating_mul(per_bin);
+    let plan = taps.saturating_mul(8).saturating_add(cells.saturating_mul(8));
+    let h = cells.saturating_mul(o).saturating_mul(4);
+    let window = c.saturating_mul(t).saturating_add(d.saturating_mul(t).saturating_mul(3)).saturating_mul(8);
+    plan.saturating_add(h).saturating_add(window)
+}
+
+/// Refuses a configuration whose [`working_memory`] exceeds `max` bytes.
+fn check_memory(site: &Site, max: u64) -> Result<(), EngineError> {
+    let (t, d, n) = (site.tscale, site.dscale, site.num_sample);
+    let k = site.perbin_ratio.map(|(k, _)| k);
+    let c = site.input_dims.get(1).copied().flatten().unwrap_or(0);
+    let need = working_memory(t, d, n, k, site.out_width, c);
+    if need > u128::from(max) {
+        let mib = |b: u128| b.div_ceil(1 << 20);
+        return Err(EngineError::new(
+            EngineErrorKind::TooLarge,
+            format!(
+                "this model (T = {t}, D = {d}, N = {n}, {}, BM width {}, C = {c}) would need up to {} MiB for the \
+                 engine's buffers (BM taps, the sampled map, the window's maps), more than the bound of {} MiB \
+                 (--max-memory); raise it if this machine has the memory",
+                k.map_or("K from its mask".to_string(), |k| format!("K = {k}")),
+                site.out_width,
+                mib(need),
+                mib(u128::from(max)),
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Reads and analyses a model: finds the BM layer, identifies and verifies the mask (then
-/// drops it), and describes the model. No tract model is built.
+/// drops it), and describes the model. No tract model is built. The configuration must fit
+/// [`DEFAULT_MAX_MEMORY`](super::DEFAULT_MAX_MEMORY).
 pub(crate) fn analyse(bytes: Vec<u8>, convention: Option<Convention>) -> Result<Analysed, EngineError> {
+    analyse_bounded(bytes, convention, super::DEFAULT_MAX_MEMORY)
+}
+
+/// [`analyse`] with the configuration bounded by `max_memory` bytes ([`working_memory`]),
+/// checked before the BM layer's plan is built.
+pub(crate) fn analyse_bounded(
+    bytes: Vec<u8>,
+    convention: Option<Convention>,
+    max_memory: u64,
+) -> Result<Analysed, EngineError> {
     let mut file = ModelFile::parse(bytes)?;
     let site = find_site(&file)?;
+    check_memory(&site, max_memory)?;
     let (t, d, n) = (site.tscale, site.dscale, site.num_sample);
     let (plan, mask_name) = match (&site.mask, site.perbin_ratio) {
         (_, Some((k, r))) => {
@@ -204,7 +262,7 @@ impl Engine {
         let threads = options.threads.max(1);
         set_tract_threads(threads);
         trace_rss("read");
-        let a = analyse(bytes, options.convention)?;
+        let a = analyse_bounded(bytes, options.convention, options.max_memory.unwrap_or(super::DEFAULT_MAX_MEMORY))?;
         trace_rss("analysed");
         let (t, d) = (a.info.config.tscale(), a.info.config.dscale());
         let quantized = !a.info.quantized_ops.is_empty();

@@ -103,7 +103,7 @@ pub use cpu::{CpuReport, Int8Arithmetic};
 pub use diag::StageTimes;
 pub use error::{EngineError, EngineErrorKind};
 pub use info::{Int8Plan, ModelFormat, ModelInfo, StageBForm, Variant, WindowMode};
-pub use load::{convert_to_edge, inspect, Converted};
+pub use load::{convert_to_edge, inspect, working_memory, Converted};
 pub use onnx::edge::FORMAT_VERSION;
 pub use stage_b::{Band, DEFAULT_BAND_ROWS};
 
@@ -145,7 +145,16 @@ pub struct EngineOptions {
     /// dot-product instructions and tract uses them, exact float elsewhere); `Some` forces
     /// either (both give the same levels).
     pub int8_arithmetic: Option<Int8Arithmetic>,
+    /// The most memory, in bytes, the engine's buffers that grow with the model's
+    /// configuration (T, D, N, K: the BM taps, the sampled map H, the output maps) may
+    /// need; a model that would need more is refused at load with what it would need,
+    /// before anything of that size is allocated. `None`: [`DEFAULT_MAX_MEMORY`].
+    pub max_memory: Option<u64>,
 }
+
+/// The default bound of [`EngineOptions::max_memory`]: 768 MiB, which leaves a 1 GB board
+/// room for the rest (the paper configuration, BM width 512, needs about 18 MiB by this measure).
+pub const DEFAULT_MAX_MEMORY: u64 = 768 << 20;
 
 /// One window's network outputs.
 #[derive(Debug, Clone, Default, PartialEq)]
