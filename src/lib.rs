@@ -27,6 +27,12 @@
 #![cfg_attr(not(feature = "engine"), forbid(unsafe_code))]
 #![cfg_attr(feature = "engine", deny(unsafe_code))]
 
+// The unit tests of the no_std core link std (the test harness does anyway), so that they
+// can use growing stores and proptest under `cargo test --no-default-features --lib` (and
+// Miri); the library itself stays no_std.
+#[cfg(all(test, not(feature = "std")))]
+extern crate std;
+
 pub mod bm;
 pub mod config;
 pub mod json;

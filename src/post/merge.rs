@@ -127,8 +127,8 @@ impl<const N: usize> ProposalStore for heapless::Vec<Proposal, N> {
     }
 }
 
-/// A growing store (std only): never full.
-#[cfg(feature = "std")]
+/// A growing store (std only, and the core's tests): never full.
+#[cfg(any(feature = "std", test))]
 impl ProposalStore for std::vec::Vec<Proposal> {
     fn try_push(&mut self, p: Proposal) -> Result<(), Proposal> {
         self.push(p);
