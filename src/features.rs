@@ -161,11 +161,15 @@ fn parse_bsn_csv(text: &str, path: &Path) -> Result<Features, FeatureError> {
                     format!("row {row_no}, column {}: `{v}` is not a number: {e}", j + 1),
                 )
             })?;
-            if !x.is_finite() {
+            // Finite as f64 is not enough: features are f32, and 4e100 would become inf.
+            if !x.is_finite() || !(x as f32).is_finite() {
                 return Err(FeatureError::new(
                     FeatureErrorKind::NonFinite,
                     path,
-                    format!("row {row_no}, column {} is {x} (NaN or infinite values are not accepted)", j + 1),
+                    format!(
+                        "row {row_no}, column {} is {x} (NaN, infinite or beyond float32's range: not accepted)",
+                        j + 1
+                    ),
                 ));
             }
             data.push(x as f32);

@@ -23,6 +23,11 @@ fn fixture(p: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(p)
 }
 
+/// A fuzzing finding's input (`tests/fuzz/crashes/<target>/<name>`).
+fn crash(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz/crashes").join(p)
+}
+
 const FP32: &str = "onnx/bmn_tiny_pytorch_op17.onnx";
 const INT8: &str = "onnx_int8/bmn_tiny_pytorch_int8_qop.onnx";
 
@@ -508,4 +513,35 @@ fn a_csv_without_a_header_row_is_refused() {
     std::fs::write(&p, "0,1\n2,3\n4,5\n").unwrap();
     let f = bmn_edge::features::read_features(&p).unwrap();
     assert_eq!((f.snippets, f.channels, f.data.clone()), (2, 2, vec![2.0, 3.0, 4.0, 5.0]));
+}
+
+// ---------------------------------------------------------------- fuzzing's findings (tests/fuzz)
+
+/// F1: a csv value finite as f64 but beyond f32's range (4e100) was read as an infinite
+/// feature; it is refused like NaN and infinity (the fuzzer's input, replayed).
+#[test]
+fn fuzz_f1_a_csv_value_beyond_float32_is_refused() {
+    let dir = tmpdir("f1");
+    let p = dir.path().join("f.csv");
+    std::fs::copy(crash("features_csv/beyond_f32_range.csv"), &p).unwrap();
+    let e = bmn_edge::features::read_features(&p).unwrap_err();
+    assert!(e.to_string().contains("beyond float32's range"), "{e}");
+    std::fs::write(&p, "0,1\n1e38,-3.4e38\n").unwrap();
+    assert_eq!(bmn_edge::features::read_features(&p).unwrap().data, vec![1e38f32, -3.4e38]);
+}
+
+/// F3: a model with an out-of-range Squeeze axis made tract panic while building stage A;
+/// it is now a load error (the fuzzer's 14 KB input, replayed through the library and the
+/// command).
+#[test]
+fn fuzz_f3_a_graph_tract_cannot_build_is_a_load_error() {
+    let input = crash("onnx_model/squeeze_axis_out_of_range.onnx");
+    let options = bmn_edge::engine::EngineOptions { threads: 1, ..Default::default() };
+    let Err(e) = bmn_edge::engine::Engine::from_bytes(std::fs::read(&input).unwrap(), &options) else {
+        panic!("loaded a model with an out-of-range Squeeze axis")
+    };
+    assert!(e.to_string().contains("tract cannot build this graph"), "{e}");
+    let dir = tmpdir("f3");
+    let f = features(dir.path(), 16, 8);
+    assert_clean_failure(&detect(&input, &f, &[]), &["tract cannot build this graph", "malformed"]);
 }

@@ -267,16 +267,57 @@ pub(crate) fn build_stage(
     stage: &str,
     input_shape: &[usize],
 ) -> Result<Arc<TypedRunnableModel>, EngineError> {
-    let model = tract_onnx::onnx().model_for_proto_model(&proto).map_err(|e| EngineError::tract(stage, e))?;
-    drop(proto);
-    model
-        .with_input_fact(0, f32::fact(input_shape).into())
-        .and_then(|m| m.into_optimized())
-        .and_then(|m| {
-            if std::env::var_os("BMN_EDGE_DUMP_PLAN").is_some() {
-                eprintln!("{stage}:\n{m}");
+    // tract asserts (panics) on some malformed graphs instead of returning an error (an
+    // out-of-range Squeeze axis, found by fuzzing): a file from elsewhere must not take the
+    // process down, so such a panic becomes this model's load error, without the panic
+    // hook's report (see `quiet_tract_panics`).
+    let built = quiet_tract_panics(|| {
+        let model = tract_onnx::onnx().model_for_proto_model(&proto).map_err(|e| EngineError::tract(stage, e))?;
+        drop(proto);
+        model
+            .with_input_fact(0, f32::fact(input_shape).into())
+            .and_then(|m| m.into_optimized())
+            .and_then(|m| {
+                if std::env::var_os("BMN_EDGE_DUMP_PLAN").is_some() {
+                    eprintln!("{stage}:\n{m}");
+                }
+                m.into_runnable()
+            })
+            .map_err(|e| EngineError::tract(stage, e))
+    });
+    built.unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".to_string());
+        Err(EngineError::new(
+            EngineErrorKind::NotOnnx,
+            format!("{stage}: tract cannot build this graph (it stopped on an internal check: {what}); the model is malformed"),
+        ))
+    })
+}
+
+std::thread_local! {
+    /// Whether this thread is inside [`quiet_tract_panics`].
+    static BUILDING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` (tract building a graph from a file) catching a panic as `Err(payload)`. The
+/// process' panic hook is wrapped once so that it stays silent for a panic caught here on
+/// this thread and reports every other panic exactly as before.
+fn quiet_tract_panics<T>(f: impl FnOnce() -> T) -> Result<T, Box<dyn std::any::Any + Send>> {
+    static WRAP: std::sync::Once = std::sync::Once::new();
+    WRAP.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !BUILDING.with(|b| b.get()) {
+                previous(info);
             }
-            m.into_runnable()
-        })
-        .map_err(|e| EngineError::tract(stage, e))
+        }));
+    });
+    BUILDING.with(|b| b.set(true));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    BUILDING.with(|b| b.set(false));
+    r
 }

@@ -83,7 +83,8 @@ impl<R: Read> Y4mReader<R> {
         }
         let (mut w, mut h, mut rate, mut chroma, mut range) = (None, None, None, Chroma::C420, ColorRange::Limited);
         for p in parts {
-            let (tag, v) = p.split_at(1);
+            // The first character, whatever its width (a non-ASCII byte became U+FFFD).
+            let (tag, v) = p.split_at(p.chars().next().map_or(0, char::len_utf8));
             let int = |v: &str, what: &str| {
                 v.parse::<usize>()
                     .map_err(|_| bad(PixelErrorKind::Format, &name, format!("header: {what} `{p}` is not a number")))
@@ -191,9 +192,23 @@ impl<R: Read> Y4mReader<R> {
         }
         self.offset += n as u64;
         let need = self.frame_bytes();
-        self.buf.resize(need, 0);
-        let got = read_full(&mut self.r, &mut self.buf)
-            .map_err(|e| bad(PixelErrorKind::Io, &self.name, format!("frame {frame} (byte {}): {e}", self.offset)))?;
+        // The buffer grows with the bytes that arrive (at most GROW ahead of them), so a
+        // header that declares huge frames costs memory only if the frames are really there.
+        const GROW: usize = 1 << 20;
+        let mut got = 0;
+        while got < need {
+            let end = if self.buf.len() >= need { need } else { (got + GROW).min(need) };
+            if self.buf.len() < end {
+                self.buf.resize(end, 0);
+            }
+            let n = read_full(&mut self.r, &mut self.buf[got..end]).map_err(|e| {
+                bad(PixelErrorKind::Io, &self.name, format!("frame {frame} (byte {}): {e}", self.offset))
+            })?;
+            got += n;
+            if got < end {
+                break;
+            }
+        }
         if got < need {
             return Err(bad(
                 PixelErrorKind::Truncated,
@@ -293,5 +308,37 @@ impl<R: Read> FrameSource for Y4mReader<R> {
             self.range.name(),
             self.rate
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fuzzing finding F4: a 41-byte header that declares 16384 × 16384 4:4:4 frames made
+    /// the reader allocate the whole 768 MiB frame before any of it arrived. The buffer now
+    /// grows with the bytes read: a truncated frame costs what arrived plus 1 MiB.
+    #[test]
+    fn a_huge_declared_frame_costs_only_what_arrives() {
+        let mut stream = b"YUV4MPEG2 W16384 H16384 F25:1 C444\nFRAME\n".to_vec();
+        stream.extend_from_slice(&[128u8; 3000]);
+        let mut r = Y4mReader::new(&stream[..], "huge").unwrap();
+        let e = r.next_planes().unwrap_err();
+        assert_eq!(e.kind(), PixelErrorKind::Truncated, "{e}");
+        assert!(e.to_string().contains("3000 of its 805306368 bytes"), "{e}");
+        assert!(r.buf.capacity() <= (1 << 20) + 4096, "{} bytes held", r.buf.capacity());
+    }
+
+    /// Fuzzing finding F2: a header parameter starting with a non-ASCII byte panicked
+    /// (`split_at(1)` inside U+FFFD); it is an unknown parameter like any other.
+    #[test]
+    fn a_non_ascii_header_parameter_is_not_a_panic() {
+        for (header, says) in [
+            (&b"YUV4MPEG2 \xff\n"[..], "unknown parameter `\u{fffd}`"),
+            (&b"YUV4MPEG2 W4 H4 F25:1 \xc3\xa9x\n"[..], "unknown parameter `\u{e9}x`"),
+        ] {
+            let Err(e) = Y4mReader::new(header, "odd") else { panic!("accepted {header:?}") };
+            assert!(e.kind() == PixelErrorKind::Format && e.to_string().contains(says), "{e}");
+        }
     }
 }
