@@ -244,6 +244,8 @@ mod tests {
     }
 
     #[test]
+    // Minutes under Miri (the paper-sized or long loops); the smaller tests cover the same code.
+    #[cfg_attr(miri, ignore)]
     fn paper_checks_of_the_spec() {
         // reference §2: Σ M[:,:,9,45] = 32, Σ M[:,:,99,0] = 16, M[50,16,9,45] = 0.8,
         // cell (0,0) touches only t ∈ {0, 1}.

@@ -325,6 +325,8 @@ mod tests {
     }
 
     #[test]
+    // Minutes under Miri (the paper-sized or long loops); the smaller tests cover the same code.
+    #[cfg_attr(miri, ignore)]
     fn paper_config_counts() {
         let cfg = WindowConfig::paper(Convention::Mmaction2);
         assert_eq!(cfg, WindowConfig::new(100, 100, 32, 3, 0.5, Convention::Mmaction2).unwrap());
