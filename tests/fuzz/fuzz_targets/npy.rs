@@ -25,7 +25,30 @@ fn scratch(name: &str) -> PathBuf {
     dir.join(name)
 }
 
+/// Open finding F5 (README.md, "Findings"; input in `crashes/npy/`): a header with nested
+/// brackets (`'shape': (1, 2),[[[[…`) takes time exponential in their number in npyz's
+/// header parser (py_literal, a pest grammar), which `read_f32` calls after its own checks:
+/// 14 brackets take 13 s, 18 over two minutes. Headers with more than 4 brackets of any
+/// kind (numpy writes 2: `{` and `(`) are skipped while this is `true`; set it to `false`
+/// once fixed.
+const OPEN_FINDING_F5: bool = true;
+
+/// Whether the header (as its length field declares it, cut to the input) has more than 4
+/// brackets.
+fn many_brackets(data: &[u8]) -> bool {
+    let (len, start) = match data.get(6..12) {
+        Some(&[1, _, a, b, ..]) => (usize::from(u16::from_le_bytes([a, b])), 10),
+        Some(&[2 | 3, _, a, b, c, d]) => (u32::from_le_bytes([a, b, c, d]) as usize, 12),
+        _ => return false,
+    };
+    let header = &data[start.min(data.len())..start.saturating_add(len).min(data.len())];
+    header.iter().filter(|b| matches!(b, b'[' | b'(' | b'{')).count() > 4
+}
+
 fuzz_target!(|data: &[u8]| {
+    if OPEN_FINDING_F5 && many_brackets(data) {
+        return;
+    }
     let path = scratch("input.npy");
     std::fs::write(&path, data).expect("write the scratch file");
     let Ok(a) = npy::read_f32(&path) else {
