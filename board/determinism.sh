@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# The same output for the same model and input: byte for byte across runs, thread counts and
+# the int8 arithmetic (tract's integer kernels or exact float) on one machine; between
+# x86-64 and aarch64 the same proposals with scores within a few float32 rounding steps.
+#
+#   bash board/determinism.sh [SNIPPETS]          (default 100: two windows of T = 100)
+#
+# Builds the host release binary and the Raspberry Pi 4 release artifact
+# (board/build-linux.sh rpi4: the aarch64 tarball CI ships), then runs `bmn-edge stream` on
+# the first SNIPPETS snippets of the demo video (raw float32 rows) with both shipped models:
+#   x86-64   --threads 1 (the reference), a second run and --threads 2 (byte for byte); for
+#            the int8 model also --int8 integer and --int8 float (byte for byte)
+#   aarch64  under qemu-aarch64 as a Cortex-A72 (no dot product: exact float, 1 thread) and
+#            a Cortex-A76 (dot product: tract's integer kernels, 1 and 2 threads): the same
+#            lines, the same segments, scores within TOL
+# and `detect` on the whole demo video at 1 and 2 threads on x86-64 (byte for byte).
+#
+# Why not byte for byte across architectures: tract's float kernels differ per instruction
+# set (AVX2, AVX-512 and NEON use different tile sizes, hence summation orders, and their own
+# sigmoid approximations), so an fp32 map may differ in its last bits, and an int8 map —
+# exact integer sums — still passes through the float dequantization and sigmoid. Measured
+# here (AVX-512 x86-64 against qemu's A72/A76): fp32 scores within 6e-8, int8 within 8e-9
+# (one float32 step). TOL: 1e-6 for int8 (16 steps of float32 at 1.0, a score's largest
+# value), 1e-5 for fp32 (its stage-B sums of up to 1152 products can differ by more).
+# Needs board/setup.sh's packages (cross gcc, qemu-user).
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+N=${1:-100}
+say() { printf '[board/determinism] %s\n' "$*"; }
+
+cargo build --release --quiet --bin bmn-edge
+X86=$ROOT/target/release/bmn-edge
+OUT=${BOARD_OUT:-$ROOT/target/board}
+BOARD_OUT=$OUT BOARD_FEATURES= bash board/build-linux.sh rpi4 >/dev/null
+ARM=$(ls -d "$OUT"/rpi4/bmn-edge-rpi4-*/bin/bmn-edge | head -n1)
+[ -x "$ARM" ] || { say "no aarch64 binary under $OUT/rpi4" >&2; exit 1; }
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+npy=models/demo/features/syn4_00000.npy
+hlen=$(od -An -tu2 -j8 -N2 "$npy" | tr -d ' ')
+head -c $((10 + hlen + N * 400 * 4)) "$npy" | tail -c +$((10 + hlen + 1)) > "$tmp/rows.f32"
+[ "$(stat -c %s "$tmp/rows.f32")" -eq $((N * 400 * 4)) ] || { say "the demo has fewer than $N snippets" >&2; exit 1; }
+
+failures=0
+close() { # close <what> <reference file> <file> <tolerance>: same lines, segments, scores within tolerance
+  local worst
+  if worst=$(awk -v tol="$4" '
+      function field(line, key,   m) { if (match(line, "\"" key "\":[^]}]*[]}]?")) return substr(line, RSTART, RLENGTH); return "" }
+      function score(line,   f) { f = field(line, "score"); sub(/^"score":/, "", f); sub(/[,}].*$/, "", f); return f + 0 }
+      NR == FNR { ref[FNR] = $0; n = FNR; next }
+      { m = FNR
+        if (field($0, "segment") != field(ref[FNR], "segment")) { print "line " FNR ": segment differs"; bad = 1; exit }
+        d = score($0) - score(ref[FNR]); if (d < 0) d = -d; if (d > worst) worst = d
+        if (d > tol) { print "line " FNR ": score differs by " d; bad = 1; exit } }
+      END { if (bad) exit 1; if (m != n) { print m " lines, expected " n; exit 1 }; printf "%.2g", worst }' "$2" "$3"); then
+    say "same proposals: $1 ($(wc -l < "$3") lines, scores within $worst, tolerance $4)"
+  else
+    say "DIFFERENT: $1: $worst" >&2
+    failures=$((failures + 1))
+  fi
+}
+same() { # same <what> <reference file> <file>
+  if cmp -s "$2" "$3"; then
+    say "identical: $1 ($(wc -l < "$3") lines)"
+  else
+    say "DIFFERENT: $1" >&2
+    diff "$2" "$3" | head -n 6 >&2 || true
+    failures=$((failures + 1))
+  fi
+}
+qemu() { # qemu <cpu> args...
+  local cpu=$1; shift
+  qemu-aarch64-static -cpu "$cpu" -L /usr/aarch64-linux-gnu -E LD_LIBRARY_PATH=/usr/aarch64-linux-gnu/lib "$ARM" "$@"
+}
+
+for model in fp32 int8; do
+  m=models/bmn_synth_$model.edge.onnx
+  run=(stream --model "$m" --input "$tmp/rows.f32" --format raw)
+  "$X86" "${run[@]}" --threads 1 > "$tmp/$model.ref" 2>/dev/null
+  [ -s "$tmp/$model.ref" ] || { say "no proposals from $model" >&2; exit 1; }
+  "$X86" "${run[@]}" --threads 1 > "$tmp/o" 2>/dev/null && same "$model x86-64 second run" "$tmp/$model.ref" "$tmp/o"
+  "$X86" "${run[@]}" --threads 2 > "$tmp/o" 2>/dev/null && same "$model x86-64 --threads 2" "$tmp/$model.ref" "$tmp/o"
+  if [ "$model" = int8 ]; then
+    for a in integer float; do
+      "$X86" "${run[@]}" --threads 1 --int8 "$a" > "$tmp/o" 2>/dev/null && same "$model x86-64 --int8 $a" "$tmp/$model.ref" "$tmp/o"
+    done
+  fi
+  tol=1e-5
+  [ "$model" = int8 ] && tol=1e-6
+  for cpu_threads in cortex-a72:1 cortex-a76:1 cortex-a76:2; do
+    cpu=${cpu_threads%:*}
+    t=${cpu_threads#*:}
+    qemu "$cpu" "${run[@]}" --threads "$t" > "$tmp/o" 2>/dev/null
+    close "$model aarch64 ($cpu, --threads $t)" "$tmp/$model.ref" "$tmp/o" "$tol"
+  done
+  d=(detect --model "$m" --features "$npy" --duration 200)
+  "$X86" "${d[@]}" --threads 1 > "$tmp/d1" 2>/dev/null
+  "$X86" "${d[@]}" --threads 2 > "$tmp/d2" 2>/dev/null
+  same "$model detect, whole demo video, --threads 1 vs 2" "$tmp/d1" "$tmp/d2"
+done
+if [ "$failures" -gt 0 ]; then
+  say "$failures output(s) differ" >&2
+  exit 1
+fi
+say "all outputs as expected"
