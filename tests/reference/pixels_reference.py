@@ -368,9 +368,17 @@ def chain(out):
     small_backbone(os.path.join(out, "backbone_c32.onnx"), rng, 16, "flat", meta, width=32)
 
 
+def r50_400(out):
+    """tsn_r50_400.onnx: the TSN ResNet-50 export with a 400-way fc, so that its output feeds
+    the shipped BMN models (C = 400) for the pixel pipeline's benchmark (benches/pixels.sh).
+    Random weights: the timings are real, the proposals mean nothing."""
+    os.makedirs(out, exist_ok=True)
+    tsn_r50(os.path.join(out, "tsn_r50_400.onnx"), np.random.default_rng(SEED + 3), classes=400)
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["goldens", "tsn", "chain"])
+    ap.add_argument("what", choices=["goldens", "tsn", "chain", "r50-400"])
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
-    {"goldens": goldens, "tsn": tsn, "chain": chain}[a.what](a.out)
+    {"goldens": goldens, "tsn": tsn, "chain": chain, "r50-400": r50_400}[a.what](a.out)
