@@ -138,6 +138,9 @@ struct Header {
 /// the rest. npyz multiplies the dimensions unchecked (a header declaring `(2**62, 400)`
 /// wraps to 0 elements, `(2**62 + 100, 400)` to 100 rows' worth), so the product is checked
 /// here first.
+/// The deepest bracket nesting a `.npy` header may have (see [`parse_header`]).
+const MAX_HEADER_NESTING: usize = 3;
+
 fn parse_header(bytes: &[u8]) -> Result<Header, String> {
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
         return Err("no .npy magic number".into());
@@ -149,6 +152,22 @@ fn parse_header(bytes: &[u8]) -> Result<Header, String> {
     };
     let end = start.checked_add(len).filter(|&e| e <= bytes.len()).ok_or("truncated header")?;
     let text = std::str::from_utf8(&bytes[start..end]).map_err(|_| "header is not text")?;
+    // A plain array's header nests two levels (`{… 'shape': (L, C)}`; a structured dtype's
+    // list three). npyz's header parser backtracks exponentially on deeper nesting (found by
+    // fuzzing: 18 nested brackets took minutes), so deeper headers are refused before it.
+    let mut depth = 0usize;
+    for c in text.chars() {
+        match c {
+            '(' | '[' | '{' => {
+                depth += 1;
+                if depth > MAX_HEADER_NESTING {
+                    return Err(format!("the header nests brackets deeper than {MAX_HEADER_NESTING} levels"));
+                }
+            }
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
     // One `shape` key: npyz must read the tuple checked here.
     if text.matches("shape").count() != 1 {
         return Err("the header must name `shape` exactly once".into());

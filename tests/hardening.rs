@@ -530,18 +530,43 @@ fn fuzz_f1_a_csv_value_beyond_float32_is_refused() {
     assert_eq!(bmn_edge::features::read_features(&p).unwrap().data, vec![1e38f32, -3.4e38]);
 }
 
-/// F3: a model with an out-of-range Squeeze axis made tract panic while building stage A;
-/// it is now a load error (the fuzzer's 14 KB input, replayed through the library and the
-/// command).
+/// F3: models that make tract panic while building stage A (an out-of-range Squeeze axis,
+/// Conv pads of the wrong length) are load errors (the fuzzer's inputs, every file of
+/// `crashes/onnx_model/`, replayed through the library and the command).
 #[test]
 fn fuzz_f3_a_graph_tract_cannot_build_is_a_load_error() {
-    let input = crash("onnx_model/squeeze_axis_out_of_range.onnx");
-    let options = bmn_edge::engine::EngineOptions { threads: 1, ..Default::default() };
-    let Err(e) = bmn_edge::engine::Engine::from_bytes(std::fs::read(&input).unwrap(), &options) else {
-        panic!("loaded a model with an out-of-range Squeeze axis")
-    };
-    assert!(e.to_string().contains("tract cannot build this graph"), "{e}");
+    let mut inputs: Vec<PathBuf> = std::fs::read_dir(crash("onnx_model")).unwrap().map(|e| e.unwrap().path()).collect();
+    inputs.sort();
+    assert!(inputs.len() >= 2, "{inputs:?}");
     let dir = tmpdir("f3");
     let f = features(dir.path(), 16, 8);
-    assert_clean_failure(&detect(&input, &f, &[]), &["tract cannot build this graph", "malformed"]);
+    for input in inputs {
+        let options = bmn_edge::engine::EngineOptions { threads: 1, ..Default::default() };
+        let Err(e) = bmn_edge::engine::Engine::from_bytes(std::fs::read(&input).unwrap(), &options) else {
+            panic!("{}: loaded", input.display())
+        };
+        assert!(e.to_string().contains("tract cannot build this graph"), "{}: {e}", input.display());
+        assert_clean_failure(&detect(&input, &f, &[]), &["tract cannot build this graph", "malformed"]);
+    }
+}
+
+/// F5: a `.npy` header of nested brackets made the header parser backtrack exponentially
+/// (a hang: 18 levels took minutes); headers nesting deeper than a plain array's are refused
+/// at once (the fuzzer's input, replayed under a deadline through the command too).
+#[test]
+fn fuzz_f5_a_deeply_nested_npy_header_is_refused_at_once() {
+    let input = crash("npy/timeout_nested_brackets.npy");
+    let started = std::time::Instant::now();
+    let e = bmn_edge::npy::read_f32(&input).unwrap_err();
+    assert!(e.to_string().contains("nests brackets deeper than 3"), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    let dir = tmpdir("f5");
+    let deep = dir.path().join("deep.npy");
+    npy_with_header(&deep, "((((((((((((((((((2, 3))))))))))))))))))", &[0u8; 24]);
+    let model = fixture(FP32);
+    assert_clean_failure(&detect(&model, &deep, &[]), &["nests brackets deeper than 3"]);
+    // A plain header still reads.
+    let ok = dir.path().join("ok.npy");
+    npy_with_header(&ok, "(2, 3)", &[0u8; 24]);
+    assert_eq!(bmn_edge::npy::read_f32(&ok).unwrap().shape, vec![2, 3]);
 }
