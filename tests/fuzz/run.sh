@@ -34,6 +34,11 @@ wanted=${FUZZ_TARGETS:-}
 work=$here/work
 rm -rf "$work"
 mkdir -p "$work"
+# The npy and csv targets write each input to a file here (the library reads those formats
+# from paths only): in memory where /dev/shm exists, removed at the end.
+scratch=$(mktemp -d /dev/shm/bmn-edge-fuzz.XXXXXX 2>/dev/null || mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+export BMN_EDGE_FUZZ_SCRATCH=$scratch
 
 echo "cargo-fuzz: $(cargo +nightly fuzz --version)"
 echo "toolchain:  $(rustc +nightly -V)"

@@ -16,8 +16,14 @@ use std::sync::OnceLock;
 fn scratch(name: &str) -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     let dir = DIR.get_or_init(|| {
+        // run.sh gives a directory it removes at the end; else /dev/shm or the temporary
+        // directory.
         let shm = PathBuf::from("/dev/shm");
-        let base = if shm.is_dir() { shm } else { std::env::temp_dir() };
+        let base = match std::env::var_os("BMN_EDGE_FUZZ_SCRATCH") {
+            Some(dir) => PathBuf::from(dir),
+            None if shm.is_dir() => shm,
+            None => std::env::temp_dir(),
+        };
         let dir = base.join(format!("bmn-edge-fuzz-csv-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create the scratch directory");
         dir
