@@ -167,7 +167,7 @@ fn parse_bsn_csv(text: &str, path: &Path) -> Result<Features, FeatureError> {
                     FeatureErrorKind::NonFinite,
                     path,
                     format!(
-                        "row {row_no}, column {} is {x} (NaN, infinite or beyond float32's range: not accepted)",
+                        "row {row_no}, column {} is {x} (NaN or infinite values, or values beyond float32's range, are not accepted)",
                         j + 1
                     ),
                 ));
@@ -220,10 +220,13 @@ mod tests {
         let e = csv_err("a,b\n1,2\n3,x4\n");
         assert_eq!(e.kind(), FeatureErrorKind::NotANumber);
         assert!(e.to_string().starts_with("f.csv: row 3, column 2: `x4` is not a number"), "{e}");
-        for bad in ["nan", "NaN", "inf", "-infinity", "1e400"] {
+        for bad in ["nan", "NaN", "inf", "-infinity", "1e400", "4e100", "-3.5e38"] {
             let e = csv_err(&format!("a,b\n1,{bad}\n"));
             assert_eq!(e.kind(), FeatureErrorKind::NonFinite, "{bad}");
-            assert!(e.to_string().contains("row 2, column 2 is") && e.to_string().contains("NaN or infinite"), "{e}");
+            assert!(
+                e.to_string().contains("row 2, column 2 is") && e.to_string().contains("beyond float32's range"),
+                "{e}"
+            );
         }
         assert_eq!(csv_err("").kind(), FeatureErrorKind::Empty);
         assert_eq!(csv_err("\n  \n").kind(), FeatureErrorKind::Empty);
