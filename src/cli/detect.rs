@@ -341,19 +341,7 @@ fn run_pixels(a: Args) -> Result<()> {
     let c = m.engine.info().channels;
     let feeds = Feeds { model: &a.model, channels: c };
     let mut opened = open_features(&a.video, &a.backbone, snippet_frames, m.threads, Some(feeds))?;
-    let mut features: Vec<f32> = Vec::new();
-    let mut row = vec![0.0f32; c];
-    let mut failure = None;
-    loop {
-        match opened.features.next(&mut row) {
-            Ok(true) => features.extend_from_slice(&row),
-            Ok(false) => break,
-            Err(e) => {
-                failure = Some(e);
-                break;
-            }
-        }
-    }
+    let (features, failure) = opened.read_all()?;
     let summary = opened.features.summary();
     let l = features.len() / c;
     log::info!(
@@ -362,16 +350,6 @@ fn run_pixels(a: Args) -> Result<()> {
         summary.rate,
         opened.source
     );
-    if l == 0 {
-        if let Some(e) = failure {
-            bail!("{e:#}");
-        }
-        bail!(
-            "no complete snippet: {} has {} frame(s), a snippet is {snippet_frames} frames; nothing written",
-            opened.source,
-            summary.frames
-        );
-    }
     // Seconds of the video: the stream merge's per snippet, the video merge's duration with
     // mmaction2's correction for the frames a partial last snippet leaves out.
     let per_snippet = snippet_frames as f64 / summary.rate.fps();

@@ -7,7 +7,6 @@
 use super::args::{available_cores, max_threads};
 use super::video::{open_features, BackboneArgs, Opened, VideoArgs};
 use anyhow::{bail, Result};
-use bmn_edge::engine::backbone::FeatureError;
 use bmn_edge::pixels::VideoSummary;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -80,32 +79,9 @@ pub fn run(a: Args) -> Result<()> {
     }
     let mut opened = open_features(&a.video, &a.backbone, a.snippet_frames, threads, None)?;
     let c = opened.features.channels();
-    let mut row = vec![0.0f32; c];
-    let mut feats: Vec<f32> = Vec::new();
-    let mut error: Option<FeatureError> = None;
-    loop {
-        match opened.features.next(&mut row) {
-            Ok(true) => feats.extend_from_slice(&row),
-            Ok(false) => break,
-            Err(e) => {
-                error = Some(e);
-                break;
-            }
-        }
-    }
+    let (feats, error) = opened.read_all()?;
     let summary = opened.features.summary();
     let snippets = feats.len() / c;
-    if snippets == 0 {
-        if let Some(e) = error {
-            bail!("{e:#}");
-        }
-        bail!(
-            "no complete snippet: {} has {} frame(s), a snippet is {} frames; nothing written",
-            opened.source,
-            summary.frames,
-            summary.sampling.snippet_frames()
-        );
-    }
     let message = error.as_ref().map(|e| format!("{e:#}"));
     bmn_edge::npy::write_f32(&a.out, &[snippets, c], &feats)?;
     let json = sidecar_json(&summary, &opened, a.backbone.path()?, message.as_deref());

@@ -5,7 +5,7 @@
 
 use super::args::Int8Arg;
 use anyhow::{bail, Context, Result};
-use bmn_edge::engine::backbone::{Backbone, BackboneOptions, PreprocessOverrides, SnippetFeatures};
+use bmn_edge::engine::backbone::{Backbone, BackboneOptions, FeatureError, PreprocessOverrides, SnippetFeatures};
 use bmn_edge::pixels::{FrameFolder, FrameRate, FrameSource, RawRgb24, Sampling, Y4mReader};
 use std::io::Read;
 use std::path::PathBuf;
@@ -214,6 +214,41 @@ pub fn open_features(
     let describe = source.describe();
     let features = SnippetFeatures::new(source, sampling, backbone, b.batch).map_err(|e| anyhow::anyhow!("{e:#}"))?;
     Ok(Opened { features, source: describe })
+}
+
+impl Opened {
+    /// Every snippet's `C` features, in order, to the end of the video or its first error
+    /// (returned beside what came before it: nothing read whole is lost). A video without
+    /// one whole snippet is an error (the reading error, if that is what stopped it).
+    pub fn read_all(&mut self) -> Result<(Vec<f32>, Option<FeatureError>)> {
+        let c = self.features.channels();
+        let mut row = vec![0.0f32; c];
+        let mut all = Vec::new();
+        let mut failure = None;
+        loop {
+            match self.features.next(&mut row) {
+                Ok(true) => all.extend_from_slice(&row),
+                Ok(false) => break,
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        if all.is_empty() {
+            if let Some(e) = failure {
+                bail!("{e:#}");
+            }
+            let s = self.features.summary();
+            bail!(
+                "no complete snippet: {} has {} frame(s), a snippet is {} frames; nothing written",
+                self.source,
+                s.frames,
+                s.sampling.snippet_frames()
+            );
+        }
+        Ok((all, failure))
+    }
 }
 
 impl VideoArgs {
