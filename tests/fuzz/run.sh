@@ -7,11 +7,12 @@
 #
 #   bash tests/fuzz/run.sh [SECONDS_PER_TARGET]
 #
-# Environment: FUZZ_TARGETS="npy y4m" runs only those; FUZZ_RUNS=N stops each target after
-# N executions instead of (or before) the time limit (the documented long run:
-# FUZZ_RUNS=1000000 bash tests/fuzz/run.sh 100000). Crash inputs go to
-# tests/fuzz/artifacts/<target>/, the working corpora and logs to tests/fuzz/work/ (both
-# ignored by git).
+# Environment: FUZZ_BUILD="--dev -s none" builds and runs with those cargo-fuzz options
+# (CI's debug build without AddressSanitizer); FUZZ_TARGETS="npy y4m" runs only those;
+# FUZZ_RUNS=N stops each target after N executions instead of (or before) the time limit
+# (the documented long run: FUZZ_RUNS=1000000 bash tests/fuzz/run.sh 100000). Crash inputs
+# go to tests/fuzz/artifacts/<target>/, the working corpora and logs to tests/fuzz/work/
+# (both ignored by git).
 set -euo pipefail
 
 secs=${1:-45}

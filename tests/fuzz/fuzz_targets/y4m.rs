@@ -7,13 +7,18 @@
 //! Properties: no panic; the frames read are counted; converted frames have the header's
 //! size and finite values, and so does their preprocessed crop.
 //!
-//! The header's frame size is bounded (`MAX_FRAME_BYTES`) before any frame is read: the
-//! reader sizes its plane buffer from the header (up to `MAX_SIDE² · 3` bytes, 768 MiB, for
-//! a 41-byte header) on the first `FRAME` line — see README.md, "Findings".
+//! Any declared frame size is read (finding F4, fixed: the reader grows its plane buffer
+//! with the bytes that arrive; it used to take `MAX_SIDE² · 3` bytes, 768 MiB, for a
+//! 41-byte header).
 #![no_main]
 
 use bmn_edge::pixels::{FrameSource, Preprocess, RgbFrame, Y4mReader};
 use libfuzzer_sys::fuzz_target;
+
+/// Finding F4 (README.md, "Findings"), fixed: the reader sized its plane buffer from the
+/// header before any plane data arrived. While this is `true`, headers declaring frames over
+/// `MAX_FRAME_BYTES` are skipped.
+const OPEN_FINDING_F4: bool = false;
 
 /// Largest declared frame (Y, U and V planes) read: larger than any input the fuzzer makes
 /// (`-max_len`), so every frame that can be complete is read.
@@ -23,7 +28,7 @@ const MAX_FRAME_BYTES: usize = 1 << 20;
 /// that starts with a non-ASCII byte (`YUV4MPEG2 \xff\n`) panics in `Y4mReader::new`
 /// (`p.split_at(1)` inside the replacement character, src/pixels/y4m.rs). Such headers are
 /// skipped while this is `true`; set it to `false` once fixed.
-const OPEN_FINDING_F2: bool = true;
+const OPEN_FINDING_F2: bool = false;
 
 fn header_parameter_starts_non_ascii(stream: &[u8]) -> bool {
     let line = stream.split(|&b| b == b'\n').next().unwrap_or_default();
@@ -42,7 +47,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let (w, h) = reader.size();
     assert!(w >= 1 && h >= 1);
-    if reader.frame_bytes() > MAX_FRAME_BYTES {
+    if OPEN_FINDING_F4 && reader.frame_bytes() > MAX_FRAME_BYTES {
         return;
     }
     let _ = reader.describe();
