@@ -32,6 +32,14 @@ all_targets=(
 )
 wanted=${FUZZ_TARGETS:-}
 
+# One run at a time in a checkout: the working corpora, logs and artifacts are shared.
+mkdir -p "$here/target"
+exec 9>"$here/target/.run.lock"
+if ! flock -n 9; then
+  echo "another tests/fuzz/run.sh is running in this checkout; wait for it to end"
+  exit 1
+fi
+
 work=$here/work
 rm -rf "$work"
 mkdir -p "$work"
