@@ -139,12 +139,17 @@ impl<R: Read> SnippetReader<R> {
             Element::F32 => 4,
             Element::F64 => 8,
         };
-        let bytes = vec![
-            0u8;
-            channels.checked_mul(width).ok_or_else(|| {
-                SnippetError::new(SnippetErrorKind::Width, 0, format!("row width C = {channels} is too large"))
-            })?
-        ];
+        // A row is one snippet's features (hundreds to a few thousand values): a header that
+        // declares more than MAX_CHANNELS is refused before its row buffer is allocated
+        // (found by fuzzing: C = 7.8e17 from a .npy header aborted on allocation).
+        if channels > MAX_CHANNELS {
+            return Err(SnippetError::new(
+                SnippetErrorKind::Width,
+                0,
+                format!("row width C = {channels} is more than {MAX_CHANNELS} values per snippet"),
+            ));
+        }
+        let bytes = vec![0u8; channels * width];
         Ok(SnippetReader { reader, format, element, channels, declared, rows: 0, bytes })
     }
 
@@ -227,6 +232,10 @@ impl<R: Read> SnippetReader<R> {
         Ok(true)
     }
 }
+
+/// The widest row a [`SnippetReader`] takes: 2^20 values per snippet (4 MiB as float32; a
+/// ResNet-50's features are 2048).
+pub const MAX_CHANNELS: usize = 1 << 20;
 
 /// Reads a `.npy` header from the stream: element type, rows `L` and width `C`.
 fn read_npy_header(reader: &mut impl Read) -> Result<(Element, u64, usize), SnippetError> {
@@ -401,5 +410,23 @@ mod tests {
         let (got, end) = read_all(&huge, None);
         let e = end.unwrap_err();
         assert_eq!((got.len(), e.kind()), (3, SnippetErrorKind::Truncated), "{e}");
+    }
+
+    /// Fuzzing: a `.npy` header declaring C = 777777777777777773 aborted on the row
+    /// buffer's allocation; rows wider than MAX_CHANNELS are refused first (raw rows too).
+    #[test]
+    fn a_row_wider_than_the_bound_is_refused_before_allocating() {
+        let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 777777777777777773), }";
+        let mut npy = b"\x93NUMPY\x01\x00".to_vec();
+        npy.extend_from_slice(&(header.len() as u16 + 1).to_le_bytes());
+        npy.extend_from_slice(header.as_bytes());
+        npy.push(b'\n');
+        let e = SnippetReader::new(Cursor::new(npy), None, None).err().unwrap();
+        assert_eq!(e.kind(), SnippetErrorKind::Width, "{e}");
+        assert!(e.to_string().contains("more than 1048576 values per snippet"), "{e}");
+        let e =
+            SnippetReader::new(Cursor::new(vec![]), Some(SnippetFormat::Raw), Some(MAX_CHANNELS + 1)).err().unwrap();
+        assert_eq!(e.kind(), SnippetErrorKind::Width, "{e}");
+        assert!(SnippetReader::new(Cursor::new(vec![]), Some(SnippetFormat::Raw), Some(MAX_CHANNELS)).is_ok());
     }
 }
