@@ -76,6 +76,11 @@ for entry in "${all_targets[@]}"; do
   if [ -n "${FUZZ_RUNS:-}" ]; then
     runs=(-runs="$FUZZ_RUNS")
   fi
+  # FUZZ_SEED=N (CI: 1): libFuzzer's random seed, so a run mutates in the same order each
+  # time (how far it gets still depends on the machine's speed).
+  if [ -n "${FUZZ_SEED:-}" ]; then
+    runs+=(-seed="$FUZZ_SEED")
+  fi
   log=$work/$target.log
   echo
   echo "---- $target: ${secs}s, -max_len=$max_len, $(ls "$corpus" | wc -l) seeds"
