@@ -208,7 +208,8 @@ def main(argv=None):
     gt_tr, f_tr = load_split(args.train_data)
     gt_va, f_va = load_split(args.val_data)
 
-    model = BMN(variant=args.variant, form="fast").to(device)
+    feat_dim = next(iter(f_tr.values())).shape[1]           # C from the data (400 synthetic)
+    model = BMN(variant=args.variant, feat_dim=feat_dim, form="fast").to(device)
     if device.type == "cpu":
         model.pem_2d.to(memory_format=torch.channels_last)
     T, D = model.tscale, model.dscale
