@@ -65,9 +65,11 @@ pub struct SecondsArgs {
     /// then count only the frames whole snippets cover, as mmaction2 reports them.
     #[arg(long)]
     pub frames: Option<u64>,
-    /// Frames per feature snippet, for --frames (mmaction2's feature_extraction_interval).
-    #[arg(long, default_value_t = 16)]
-    pub snippet_frames: u64,
+    /// Frames per feature snippet, for --frames (mmaction2's feature_extraction_interval;
+    /// default 16). With --video / --frames-dir: frames per snippet through the backbone
+    /// (default: the backbone's `bmn_edge.pixels.snippet_frames`, else 16).
+    #[arg(long)]
+    pub snippet_frames: Option<u64>,
 }
 
 impl SecondsArgs {
@@ -81,7 +83,7 @@ impl SecondsArgs {
         let duration = self.duration.map(check_duration).transpose()?;
         let Some(frames) = self.frames else { return Ok(duration.unwrap_or(1.0)) };
         let Some(duration) = duration else { bail!("--frames needs --duration (the video's length in seconds)") };
-        let per = self.snippet_frames;
+        let per = self.snippet_frames.unwrap_or(16);
         if per == 0 {
             bail!("--snippet-frames must be at least 1");
         }

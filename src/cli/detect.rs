@@ -336,13 +336,15 @@ fn run_pixels(a: Args) -> Result<()> {
         bail!("--snippet-seconds comes from the video (--snippet-frames / its frame rate) with --video / --frames-dir");
     }
     a.batch.refuse_single(Path::new(&a.video.display()))?;
-    let snippet_frames = usize::try_from(a.seconds.snippet_frames).context("--snippet-frames")?;
+    let snippet_frames =
+        a.seconds.snippet_frames.map(usize::try_from).transpose().context("--snippet-frames")?;
     let mut m = load(&a)?;
     let c = m.engine.info().channels;
     let feeds = Feeds { model: &a.model, channels: c };
     let mut opened = open_features(&a.video, &a.backbone, snippet_frames, m.threads, Some(feeds))?;
     let (features, failure) = opened.read_all()?;
     let summary = opened.features.summary();
+    let snippet_frames = summary.sampling.snippet_frames();
     let l = features.len() / c;
     log::info!(
         "video: {} frames at {} fps from {}, {l} snippets of {c} features",
@@ -356,7 +358,7 @@ fn run_pixels(a: Args) -> Result<()> {
     let seconds = SecondsArgs {
         duration: Some(summary.duration_second()),
         frames: (m.convention() == bmn_edge::Convention::Mmaction2).then_some(summary.frames),
-        snippet_frames: a.seconds.snippet_frames,
+        snippet_frames: Some(snippet_frames as u64),
     };
     let dumps = Dumps::new(&a, &m, l);
     let result = run_video(&a, &mut m, &features, l, &seconds, Some(per_snippet), |i, w| dumps.window(i, w))?;

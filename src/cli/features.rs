@@ -18,9 +18,10 @@ pub struct Args {
     video: VideoArgs,
     #[command(flatten)]
     backbone: BackboneArgs,
-    /// Frames per snippet (ActivityNet's 16).
-    #[arg(long, default_value_t = 16)]
-    snippet_frames: usize,
+    /// Frames per snippet (default: the backbone's `bmn_edge.pixels.snippet_frames`, else
+    /// ActivityNet's 16).
+    #[arg(long)]
+    snippet_frames: Option<usize>,
     /// tract's threads for the backbone (default: the available cores).
     #[arg(long)]
     threads: Option<usize>,

@@ -45,8 +45,9 @@ pub struct Args {
     video: VideoArgs,
     #[command(flatten)]
     backbone: BackboneArgs,
-    /// With --video / --frames-dir: frames per snippet (default 16, ActivityNet's); the
-    /// seconds per snippet are then these frames at the video's rate.
+    /// With --video / --frames-dir: frames per snippet (default: the backbone's
+    /// `bmn_edge.pixels.snippet_frames`, else ActivityNet's 16); the seconds per snippet are
+    /// then these frames at the video's rate.
     #[arg(long)]
     snippet_frames: Option<usize>,
     /// Force the input format instead of recognising it.
@@ -336,9 +337,9 @@ pub fn run(a: Args) -> Result<()> {
         bail!("--capacity {} is less than one window's pairs at most, T·D = {}", a.capacity, t * d);
     }
     let mut rows = if pixels {
-        let snippet_frames = a.snippet_frames.unwrap_or(16);
         let feeds = Feeds { model: &a.model, channels: c };
-        let opened = open_features(&a.video, &a.backbone, snippet_frames, options.threads, Some(feeds))?;
+        let opened = open_features(&a.video, &a.backbone, a.snippet_frames, options.threads, Some(feeds))?;
+        let snippet_frames = opened.features.summary().sampling.snippet_frames();
         snippet_seconds = snippet_frames as f64 / opened.features.frames().source().rate().fps();
         log::info!(
             "stream: pixels from {}, {snippet_frames} frames per snippet ({snippet_seconds:.4} s) through {} (C = {c})",

@@ -194,19 +194,25 @@ pub struct Feeds<'a> {
     pub channels: usize,
 }
 
+/// Frames per snippet when neither the command line nor the backbone's metadata says:
+/// ActivityNet's (mmaction2's `feature_extraction_interval`).
+pub const DEFAULT_SNIPPET_FRAMES: usize = 16;
+
 /// Loads the backbone, checks its width against the model it `feeds` (before the video is
 /// touched: a mismatch consumes nothing from stdin), opens the video and chains them;
-/// `snippet_frames` frames per snippet.
+/// `snippet_frames` frames per snippet, else the backbone's `bmn_edge.pixels.snippet_frames`,
+/// else [`DEFAULT_SNIPPET_FRAMES`] (the one used: `Opened::features.summary().sampling`).
 pub fn open_features(
     v: &VideoArgs,
     b: &BackboneArgs,
-    snippet_frames: usize,
+    snippet_frames: Option<usize>,
     threads: usize,
     feeds: Option<Feeds<'_>>,
 ) -> Result<Opened> {
+    let backbone = load_backbone(b, v, threads)?;
+    let snippet_frames = snippet_frames.or(backbone.snippet_frames()).unwrap_or(DEFAULT_SNIPPET_FRAMES);
     let sampling =
         Sampling::new(snippet_frames, v.frames_per_snippet).context("--snippet-frames / --frames-per-snippet")?;
-    let backbone = load_backbone(b, v, threads)?;
     if let Some(f) = feeds {
         check_widths(b.path()?, backbone.channels(), f.model, f.channels)?;
     }

@@ -21,6 +21,9 @@
 //! (three comma-separated numbers, RGB, `[0, 255]` scale). Each value comes from, in order:
 //! the caller's override (the command line), the file, the model's fixed input size (the
 //! crop), the default (crop 224; resize `⌈crop·8/7⌉`, 256 for 224; ImageNet mean/std).
+//! `bmn_edge.pixels.snippet_frames` (an integer) is the frames per snippet the model's BMN
+//! was trained with ([`Backbone::snippet_frames`]; the caller's flag overrides it, 16 —
+//! ActivityNet's — without either).
 
 use super::cpu::Int8Arithmetic;
 use super::error::{EngineError, EngineErrorKind};
@@ -45,6 +48,8 @@ pub const META_CROP: &str = "bmn_edge.pixels.crop";
 pub const META_MEAN: &str = "bmn_edge.pixels.mean";
 /// See [`META_RESIZE`].
 pub const META_STD: &str = "bmn_edge.pixels.std";
+/// See [`META_RESIZE`]: frames per snippet.
+pub const META_SNIPPET_FRAMES: &str = "bmn_edge.pixels.snippet_frames";
 
 /// Preprocessing values given by the caller; `None` takes the file's, then the default.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -107,6 +112,7 @@ pub struct Backbone {
     channels: usize,
     output: BackboneOutput,
     preprocess: Preprocess,
+    snippet_frames: Option<usize>,
     int8: Option<Int8Arithmetic>,
     fixed_batch: bool,
     scratch: Vec<f32>,
@@ -203,12 +209,14 @@ impl Backbone {
             .any(|n| n.op_type.starts_with("QLinear") || n.op_type == "MatMulInteger" || n.op_type == "ConvInteger");
         // Preprocessing: override, file, fixed input, default.
         let mut meta = PreprocessOverrides::default();
+        let mut snippet_frames = None;
         for e in &proto.metadata_props {
             match e.key.as_str() {
                 META_RESIZE => meta.resize = Some(meta_int(&e.key, &e.value)?),
                 META_CROP => meta.crop = Some(meta_int(&e.key, &e.value)?),
                 META_MEAN => meta.mean = Some(meta_triple(&e.key, &e.value)?),
                 META_STD => meta.std = Some(meta_triple(&e.key, &e.value)?),
+                META_SNIPPET_FRAMES => snippet_frames = Some(meta_int(&e.key, &e.value)?),
                 _ => {}
             }
         }
@@ -309,6 +317,7 @@ impl Backbone {
             channels,
             output,
             preprocess,
+            snippet_frames,
             int8,
             fixed_batch,
             scratch: Vec::new(),
@@ -323,6 +332,11 @@ impl Backbone {
     /// The output's form.
     pub fn output(&self) -> BackboneOutput {
         self.output
+    }
+
+    /// The frames per snippet the file names (`bmn_edge.pixels.snippet_frames`), if any.
+    pub fn snippet_frames(&self) -> Option<usize> {
+        self.snippet_frames
     }
 
     /// The resolved preprocessing (overrides, file, defaults).
