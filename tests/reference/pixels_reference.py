@@ -376,9 +376,64 @@ def r50_400(out):
     tsn_r50(os.path.join(out, "tsn_r50_400.onnx"), np.random.default_rng(SEED + 3), classes=400)
 
 
+def read_y4m(path):
+    """A whole 4:2:0 / 4:4:4 y4m file -> (frames [(Y, U, V)], w, h, chroma, full)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    end = data.index(b"\n")
+    params = data[:end].decode().split()[1:]
+    kv = {p[0]: p[1:] for p in params}
+    w, h = int(kv["W"]), int(kv["H"])
+    chroma = "444" if kv.get("C", "420").startswith("444") else "420"
+    full = "XCOLORRANGE=FULL" in params
+    cw, ch = ((w + 1) // 2, (h + 1) // 2) if chroma == "420" else (w, h)
+    frames, o = [], end + 1
+    while o < len(data):
+        o = data.index(b"\n", o) + 1                    # FRAME header
+        planes = []
+        for pw, ph in ((w, h), (cw, ch), (cw, ch)):
+            planes.append(np.frombuffer(data, np.uint8, pw * ph, o).reshape(ph, pw))
+            o += pw * ph
+        frames.append(tuple(planes))
+    return frames, w, h, chroma, full
+
+
+def shipped(out):
+    """Goldens for the shipped pixel model (models/pixel_backbone_{fp32,int8}.onnx): the
+    demo video (models/demo/pixels) decoded and preprocessed by this file's specification,
+    each snippet's centre frame through onnxruntime. The preprocessing and the snippet
+    length come from the backbone's metadata_props, as bmn-edge takes them."""
+    import onnx
+    os.makedirs(out, exist_ok=True)
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+    video = os.path.join(root, "models", "demo", "pixels", "videos", "v_pix_s12_0000.y4m")
+    frames, w, h, chroma, full = read_y4m(video)
+    rgbs = yuv_frames_rgb(frames, w, h, chroma, full)
+    files = {}
+    for kind in ("fp32", "int8"):
+        model = os.path.join(root, "models", f"pixel_backbone_{kind}.onnx")
+        meta = {p.key: p.value for p in onnx.load(model).metadata_props}
+        trip = lambda k: [float(v) for v in meta[k].split(",")]  # noqa: E731
+        pp = dict(resize=int(meta["bmn_edge.pixels.resize"]), crop=int(meta["bmn_edge.pixels.crop"]),
+                  mean=trip("bmn_edge.pixels.mean"), std=trip("bmn_edge.pixels.std"))
+        L = int(meta["bmn_edge.pixels.snippet_frames"])
+        feats = ort_features(model, snippet_tensors(rgbs, L, 1, pp), pool=True)
+        name = f"demo_features_{kind}.npy"
+        np.save(os.path.join(out, name), feats)
+        files[kind] = {"model": f"models/pixel_backbone_{kind}.onnx", "features": name,
+                       "snippets": int(feats.shape[0]), "channels": int(feats.shape[1]),
+                       "snippet_frames": L, "preprocess": pp}
+    manifest = {"generator": "tests/reference/pixels_reference.py",
+                "command": f"python tests/reference/pixels_reference.py shipped --out {out}",
+                "video": "models/demo/pixels/videos/v_pix_s12_0000.y4m", "frames": len(frames),
+                "versions": versions(), "goldens": files}
+    with open(os.path.join(out, "manifest.json"), "w") as f:
+        json.dump(manifest, f, indent=1)
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["goldens", "tsn", "chain", "r50-400"])
+    ap.add_argument("what", choices=["goldens", "tsn", "chain", "r50-400", "shipped"])
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
-    {"goldens": goldens, "tsn": tsn, "chain": chain, "r50-400": r50_400}[a.what](a.out)
+    {"goldens": goldens, "tsn": tsn, "chain": chain, "r50-400": r50_400, "shipped": shipped}[a.what](a.out)
