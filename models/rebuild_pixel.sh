@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 W=${BMN_EDGE_WORK:-models/work}   # generated files (models/paths.py)
 P=$W/pixel
-BIN=target/release/bmn-edge
+export BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release/bmn-edge}
 THREADS=${THREADS:-2}
 t0=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
