@@ -273,7 +273,8 @@ impl Engine {
             ));
         }
         let chosen = options.int8_arithmetic.unwrap_or_else(Int8Arithmetic::for_this_cpu);
-        let Split { halo, mut stage_a, stage_b, bias, projection } = split(a.proto, &a.site, a.info.channels, CHUNK)?;
+        let Split { halo, mut stage_a, stage_b, bias, projection, sigmoid_after_a } =
+            split(a.proto, &a.site, a.info.channels, CHUNK)?;
         trace_rss("split");
         // Stage A's int8 convolutions: tract's integer kernels as they are, or rewritten as
         // exact float (the same levels; see `onnx::exact_float`).
@@ -356,6 +357,7 @@ impl Engine {
         Ok(Engine {
             info: a.info,
             stage_a,
+            sigmoid_after_a,
             bm: BmLayer { projection, kernel },
             stage_b: tail,
             threads,

@@ -171,6 +171,8 @@ pub struct WindowOutputs {
 pub struct Engine {
     info: ModelInfo,
     stage_a: Arc<TypedRunnableModel>,
+    /// Stage A ends before the start/end sigmoids, applied here (`onnx::split::sigmoid_tails`).
+    sigmoid_after_a: bool,
     /// The projection and the BM kernel.
     bm: BmLayer,
     /// Stage B, in the form that fits the model (and the options).
@@ -259,8 +261,11 @@ impl Engine {
         let t0 = Instant::now();
         let input = Tensor::from_shape(&[1, c, t], x).map_err(|e| EngineError::tract("stage A input", e))?;
         let out_a = self.stage_a.run(tvec!(input.into_tvalue())).map_err(|e| EngineError::tract("stage A", e))?;
-        let start = plain(&out_a[0], "start", t)?;
-        let end = plain(&out_a[1], "end", t)?;
+        let mut start = plain(&out_a[0], "start", t)?;
+        let mut end = plain(&out_a[1], "end", t)?;
+        if self.sigmoid_after_a {
+            start.iter_mut().chain(end.iter_mut()).for_each(|v| *v = quant::Act::Sigmoid.apply(*v));
+        }
         let yt = out_a[2]
             .try_as_plain_ram()
             .and_then(|v| v.as_slice::<f32>())

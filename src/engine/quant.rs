@@ -15,7 +15,10 @@ impl Act {
         match self {
             Act::None => x,
             Act::Relu => x.max(0.0),
-            Act::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+            // `libm`'s expf, not the platform's: the same bits on every target (no
+            // contraction, no per-CPU kernel), so an int8 model's maps are byte-identical
+            // across instruction sets (`onnx::split::sigmoid_tails`).
+            Act::Sigmoid => 1.0 / (1.0 + libm::expf(-x)),
         }
     }
 }

@@ -76,6 +76,47 @@ pub(crate) struct Split {
     pub bias: Vec<f32>,
     /// The projection `Z = yᵀ · Wz`, per block of output channels (stage A ends at `yᵀ`).
     pub projection: Projection,
+    /// Stage A's start and end sigmoids were cut out of its graph ([`sigmoid_tails`]): the
+    /// engine applies them (`Act::Sigmoid`) to stage A's outputs.
+    pub sigmoid_after_a: bool,
+}
+
+/// Shape-only operators a sigmoid commutes with on its way to a graph output.
+const SHAPE_ONLY: [&str; 5] = ["Squeeze", "Unsqueeze", "Reshape", "Flatten", "Identity"];
+
+/// The `Sigmoid` node that ends each of `outputs` in `nodes`, through shape-only operators
+/// (`Squeeze`, `Reshape`, …) that consume nothing else that matters, and whose own output
+/// feeds only that chain; `None` unless every output has one.
+///
+/// Why: tract's sigmoid is a per-CPU kernel (AVX2, AVX-512 and NEON approximations that
+/// differ in the last bits), so start/end computed by it differ across instruction sets
+/// even when the logits before it are exact (an int8 model's levels times a scale). Cut
+/// out (turned into `Identity`) and applied by the engine with `libm`'s `expf`, an int8
+/// model's outputs are the same bytes on x86-64 and aarch64.
+pub(crate) fn sigmoid_tails(nodes: &[pb::NodeProto], outputs: &[&str]) -> Option<Vec<usize>> {
+    let producer = |name: &str| nodes.iter().position(|n| n.output.iter().any(|o| o == name));
+    let consumers = |name: &str| nodes.iter().filter(|n| n.input.iter().any(|i| i == name)).count();
+    let mut found = Vec::new();
+    for &out in outputs {
+        let mut name = out.to_string();
+        loop {
+            let i = producer(&name)?;
+            let n = &nodes[i];
+            // Only the chain itself may read what the sigmoid and the shape ops produce.
+            if name != out && consumers(&name) != 1 {
+                return None;
+            }
+            if n.op_type == "Sigmoid" && n.input.len() == 1 && n.output.len() == 1 {
+                found.push(i);
+                break;
+            }
+            if !SHAPE_ONLY.contains(&n.op_type.as_str()) || n.input.is_empty() {
+                return None;
+            }
+            name = n.input[0].clone();
+        }
+    }
+    Some(found)
 }
 
 /// The BM layer's projection weights, per block of `chunk` output channels: `[P][N·chunk]`.
@@ -334,6 +375,13 @@ pub(crate) fn split(
     let mut a_graph_nodes: Vec<pb::NodeProto> = a_nodes.iter().filter_map(|&i| nodes[i].take()).collect();
     let b_graph_nodes: Vec<pb::NodeProto> = b_nodes.iter().filter_map(|&i| nodes[i].take()).collect();
     drop(nodes);
+    let tails = sigmoid_tails(&a_graph_nodes, &[&site.outputs[1], &site.outputs[2]]);
+    for &i in tails.iter().flatten() {
+        let n = &mut a_graph_nodes[i];
+        n.op_type = "Identity".into();
+        n.attribute.clear();
+    }
+    let sigmoid_after_a = tails.is_some();
     let a_inputs: HashSet<String> = a_graph_nodes.iter().flat_map(|n| n.input.iter().cloned()).collect();
     let b_inputs: HashSet<String> = b_graph_nodes.iter().flat_map(|n| n.input.iter().cloned()).collect();
     let a_inits = take_initializers(&mut graph, &a_inputs);
@@ -383,5 +431,55 @@ pub(crate) fn split(
         }),
         ..Default::default()
     };
-    Ok(Split { halo, stage_a, stage_b, bias, projection })
+    Ok(Split { halo, stage_a, stage_b, bias, projection, sigmoid_after_a })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(op: &str, inputs: &[&str], output: &str) -> pb::NodeProto {
+        pb::NodeProto {
+            op_type: op.into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![output.into()],
+            ..Default::default()
+        }
+    }
+
+    /// mmaction2's TEM tails: `… → Sigmoid → Squeeze → start`, and the same for `end`.
+    fn tem(start_tail: &[pb::NodeProto]) -> Vec<pb::NodeProto> {
+        let mut n = vec![node("Conv", &["x", "w"], "base"), node("Conv", &["base", "ws"], "ls")];
+        n.extend_from_slice(start_tail);
+        n.extend([
+            node("Conv", &["base", "we"], "le"),
+            node("Sigmoid", &["le"], "se"),
+            node("Squeeze", &["se", "axes"], "end"),
+            node("Conv", &["base", "wy"], "y"),
+        ]);
+        n
+    }
+
+    #[test]
+    fn the_start_and_end_sigmoids_are_found_through_shape_ops() {
+        let nodes = tem(&[node("Sigmoid", &["ls"], "ss"), node("Squeeze", &["ss", "axes"], "start")]);
+        assert_eq!(sigmoid_tails(&nodes, &["start", "end"]), Some(vec![2, 5]));
+        // Directly at the output, too.
+        let nodes = tem(&[node("Sigmoid", &["ls"], "start")]);
+        assert_eq!(sigmoid_tails(&nodes, &["start", "end"]), Some(vec![2, 4]));
+    }
+
+    #[test]
+    fn no_cut_unless_every_output_ends_in_a_sigmoid_used_only_there() {
+        // start without a sigmoid: neither is cut (start and end stay consistent).
+        let nodes = tem(&[node("Squeeze", &["ls", "axes"], "start")]);
+        assert_eq!(sigmoid_tails(&nodes, &["start", "end"]), None);
+        // The sigmoid's output also feeds another node: cutting it would change that node.
+        let mut nodes = tem(&[node("Sigmoid", &["ls"], "ss"), node("Squeeze", &["ss", "axes"], "start")]);
+        nodes.push(node("Mul", &["ss", "y"], "other"));
+        assert_eq!(sigmoid_tails(&nodes, &["start", "end"]), None);
+        // Arithmetic between the sigmoid and the output: not a shape op.
+        let nodes = tem(&[node("Sigmoid", &["ls"], "ss"), node("Mul", &["ss", "k"], "start")]);
+        assert_eq!(sigmoid_tails(&nodes, &["start", "end"]), None);
+    }
 }
