@@ -41,7 +41,16 @@ fn json(path: &Path) -> Value {
 
 fn features(backbone: &str, extra: &[&str], dir: &Path, name: &str) -> (Vec<f32>, Value) {
     let out = dir.join(format!("{name}.npy"));
-    run_ok(bin().args(["features", "--video"]).arg(root(VIDEO)).arg("--backbone").arg(root(backbone)).args(extra).arg("--out").arg(&out));
+    run_ok(
+        bin()
+            .args(["features", "--video"])
+            .arg(root(VIDEO))
+            .arg("--backbone")
+            .arg(root(backbone))
+            .args(extra)
+            .arg("--out")
+            .arg(&out),
+    );
     let side = json(&out.with_extension("json"));
     (read_f32(&out).unwrap().data, side)
 }
@@ -61,9 +70,7 @@ const INT8_TOL: f32 = 2.5e-5;
 fn backbones_match_onnxruntime_on_the_demo_video() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = json(&root("tests/golden/pixels/shipped/manifest.json"));
-    for (kind, tol, modes) in
-        [("fp32", FP32_TOL, &["auto"][..]), ("int8", INT8_TOL, &["integer", "float"][..])]
-    {
+    for (kind, tol, modes) in [("fp32", FP32_TOL, &["auto"][..]), ("int8", INT8_TOL, &["integer", "float"][..])] {
         let g = &manifest["goldens"][kind];
         let golden = read_f32(&root("tests/golden/pixels/shipped").join(g["features"].as_str().unwrap())).unwrap().data;
         let c = g["channels"].as_u64().unwrap() as usize;

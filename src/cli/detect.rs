@@ -336,8 +336,7 @@ fn run_pixels(a: Args) -> Result<()> {
         bail!("--snippet-seconds comes from the video (--snippet-frames / its frame rate) with --video / --frames-dir");
     }
     a.batch.refuse_single(Path::new(&a.video.display()))?;
-    let snippet_frames =
-        a.seconds.snippet_frames.map(usize::try_from).transpose().context("--snippet-frames")?;
+    let snippet_frames = a.seconds.snippet_frames.map(usize::try_from).transpose().context("--snippet-frames")?;
     let mut m = load(&a)?;
     let c = m.engine.info().channels;
     let feeds = Feeds { model: &a.model, channels: c };
