@@ -15,12 +15,22 @@ WORK = os.environ.get("BMN_EDGE_WORK") or os.path.join(HERE, "work")
 REFERENCE = os.path.join(HERE, "..", "tests", "reference", "bmn_reference.py")
 
 
-def reference():
-    """The module ``tests/reference/bmn_reference.py``, loaded by path once (numpy only)."""
-    mod = sys.modules.get("bmn_reference")
+def _load_once(name: str, path: str):
+    mod = sys.modules.get(name)
     if mod is None:
-        spec = importlib.util.spec_from_file_location("bmn_reference", REFERENCE)
+        spec = importlib.util.spec_from_file_location(name, path)
         mod = importlib.util.module_from_spec(spec)
-        sys.modules["bmn_reference"] = mod
+        sys.modules[name] = mod
         spec.loader.exec_module(mod)
     return mod
+
+
+def reference():
+    """The module ``tests/reference/bmn_reference.py``, loaded by path once (numpy only)."""
+    return _load_once("bmn_reference", REFERENCE)
+
+
+def pixels_reference():
+    """The module ``tests/reference/pixels_reference.py`` (the pixel pipeline's numpy
+    specification: y4m decoding, preprocessing), loaded by path once."""
+    return _load_once("pixels_reference", os.path.join(HERE, "..", "tests", "reference", "pixels_reference.py"))

@@ -28,7 +28,6 @@ weights, per tensor, as the BMN models; MinMax calibration on training frames).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import sys
@@ -38,7 +37,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from paths import WORK  # noqa: E402
+from paths import WORK, pixels_reference  # noqa: E402
 import synth_video as SV  # noqa: E402
 
 MEAN = (110.0, 110.0, 110.0)
@@ -48,17 +47,6 @@ WIDTHS = (24, 48, 48, 96, 96, 128)
 STRIDES = (2, 2, 1, 2, 1, 2)
 NUM_CLASSES = len(SV.KINDS) + 1          # + background
 DEFAULT_CKPT = os.path.join(WORK, "pixel", "backbone.pt")
-
-
-def pixels_reference():
-    path = os.path.join(HERE, "..", "tests", "reference", "pixels_reference.py")
-    mod = sys.modules.get("pixels_reference")
-    if mod is None:
-        spec = importlib.util.spec_from_file_location("pixels_reference", path)
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["pixels_reference"] = mod
-        spec.loader.exec_module(mod)
-    return mod
 
 
 def read_y4m_frames(path: str, which):
