@@ -22,11 +22,13 @@
 # — are the engine's own, on libm's expf, for stage B and for start/end alike (stage A's
 # sigmoids are cut out of its graph: engine::onnx::split::sigmoid_tails). Before that cut,
 # start/end differed by one float32 step between x86-64 and aarch64.
-# fp32: tract's float kernels on x86-64 (FMA: AVX2 or AVX-512) and NEON sum each dot product
-# in the same order with fused multiply-adds, so the outputs have been byte-identical here
-# (AVX-512 x86-64 against qemu's A72/A76, 2026-12-01); nothing in the arithmetic promises
-# it (a kernel that split its reduction would change the last bits), so the fp32 check
-# accepts scores within TOL = 1e-5 (stage-B sums of up to 1152 products) and says which.
+# fp32: tract's float kernels on x86-64 with FMA (AVX2 or AVX-512) and NEON add each dot
+# product in the same order with fused multiply-adds, and so does the engine's own BM kernel
+# (FMA / NEON fmla), so the outputs are byte-identical (AVX-512 and AVX2 x86-64 against
+# qemu's A72/A76, 2026-11-30 and 2026-12-01). On an x86-64 without FMA (tract's SSE kernels
+# and the BM kernel's SSE2 path multiply and add separately) the last bits differ: there
+# the check accepts scores within 1e-5 (stage-B sums of up to 1152 products) and says so.
+# The same for the shipped pixel pair (backbone and BMN) on the demo video: `detect --video`.
 # Needs board/setup.sh's packages (cross gcc, qemu-user).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -75,6 +77,18 @@ same() { # same <what> <reference file> <file>
     failures=$((failures + 1))
   fi
 }
+# Between architectures: int8 byte for byte always; fp32 byte for byte when this x86-64 has
+# FMA (its kernels then add each dot product in NEON's order with the same fused rounding),
+# else within 1e-5.
+FMA=0
+grep -qw fma /proc/cpuinfo && FMA=1
+across() { # across <int8|fp32> <what> <reference file> <file>
+  if [ "$1" = int8 ] || [ "$FMA" = 1 ]; then
+    same "$2" "$3" "$4"
+  else
+    close "$2 (no FMA on this x86-64: not byte for byte)" "$3" "$4" 1e-5
+  fi
+}
 qemu() { # qemu <cpu> args...
   local cpu=$1; shift
   qemu-aarch64-static -cpu "$cpu" -L /usr/aarch64-linux-gnu -E LD_LIBRARY_PATH=/usr/aarch64-linux-gnu/lib "$ARM" "$@"
@@ -96,16 +110,24 @@ for model in fp32 int8; do
     cpu=${cpu_threads%:*}
     t=${cpu_threads#*:}
     qemu "$cpu" "${run[@]}" --threads "$t" > "$tmp/o" 2>/dev/null
-    if [ "$model" = int8 ] || cmp -s "$tmp/$model.ref" "$tmp/o"; then
-      same "$model aarch64 ($cpu, --threads $t) against x86-64" "$tmp/$model.ref" "$tmp/o"
-    else
-      close "$model aarch64 ($cpu, --threads $t), not byte-identical" "$tmp/$model.ref" "$tmp/o" 1e-5
-    fi
+    across "$model" "$model aarch64 ($cpu, --threads $t) against x86-64" "$tmp/$model.ref" "$tmp/o"
   done
   d=(detect --model "$m" --features "$npy" --duration 200)
   "$X86" "${d[@]}" --threads 1 > "$tmp/d1" 2>/dev/null
   "$X86" "${d[@]}" --threads 2 > "$tmp/d2" 2>/dev/null
   same "$model detect, whole demo video, --threads 1 vs 2" "$tmp/d1" "$tmp/d2"
+done
+# Pixels to proposals: the shipped pixel pair (backbone and BMN) on the demo video.
+video=models/demo/pixels/videos/v_pix_s12_0000.y4m
+for model in int8 fp32; do
+  p=(detect --video "$video" --backbone "models/pixel_backbone_$model.onnx" --model "models/pixel_bmn_$model.edge.onnx")
+  "$X86" "${p[@]}" --threads 1 > "$tmp/p.ref" 2>/dev/null
+  [ -s "$tmp/p.ref" ] || { say "no proposals from the $model pixel pair" >&2; exit 1; }
+  "$X86" "${p[@]}" --threads 2 > "$tmp/o" 2>/dev/null && same "pixel $model x86-64 --threads 2" "$tmp/p.ref" "$tmp/o"
+  for cpu in cortex-a72 cortex-a76; do
+    qemu "$cpu" "${p[@]}" --threads 1 > "$tmp/o" 2>/dev/null
+    across "$model" "pixel $model aarch64 ($cpu) against x86-64" "$tmp/p.ref" "$tmp/o"
+  done
 done
 if [ "$failures" -gt 0 ]; then
   say "$failures output(s) differ" >&2
