@@ -570,3 +570,35 @@ fn fuzz_f5_a_deeply_nested_npy_header_is_refused_at_once() {
     npy_with_header(&ok, "(2, 3)", &[0u8; 24]);
     assert_eq!(bmn_edge::npy::read_f32(&ok).unwrap().shape, vec![2, 3]);
 }
+
+/// F7: a graph that defines a tensor name twice (two nodes writing the same output) was
+/// converted "successfully" into an edge file without its BM node, which then did not load.
+/// Such graphs are refused (ONNX's single-assignment rule), and a conversion checks that
+/// what it wrote reads back. The fuzzer's input (`crashes/onnx_convert/`) and a hand-made
+/// one (the fp32 fixture with its last node's output renamed to an earlier node's), through
+/// the library and `convert`: a clear error, nothing written.
+#[test]
+fn fuzz_f7_a_tensor_defined_twice_is_refused_and_nothing_is_written() {
+    let mut m = pb::ModelProto::decode(&std::fs::read(fixture(FP32)).unwrap()[..]).unwrap();
+    let g = m.graph.as_mut().unwrap();
+    let earlier = g.node[1].output[0].clone();
+    let last = g.node.len() - 1;
+    g.node[last].output[0] = earlier;
+    let dir = tmpdir("f7");
+    let made = dir.path().join("twice.onnx");
+    std::fs::write(&made, m.encode_to_vec()).unwrap();
+    for input in [crash("onnx_convert/output_defined_twice.onnx"), made] {
+        let bytes = std::fs::read(&input).unwrap();
+        let e = bmn_edge::engine::convert_to_edge(bytes.clone(), None, bmn_edge::engine::WindowMode::Sliding)
+            .err()
+            .unwrap_or_else(|| panic!("{}: converted", input.display()));
+        assert_eq!(e.kind(), bmn_edge::engine::EngineErrorKind::NotOnnx, "{e}");
+        assert!(e.to_string().contains("defined twice"), "{e}");
+        let e = load_err_with(bytes, EngineOptions { threads: 1, ..Default::default() });
+        assert!(e.to_string().contains("defined twice"), "{e}");
+        let out = dir.path().join("out.onnx");
+        let o = bin().arg("convert").arg(&input).arg("-o").arg(&out).output().unwrap();
+        assert_clean_failure(&o, &["defined twice"]);
+        assert!(!out.exists(), "{}: a file was written", out.display());
+    }
+}

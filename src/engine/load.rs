@@ -10,7 +10,7 @@ use super::info::{Int8Plan, ModelFormat, ModelInfo, StageBForm, Variant, WindowM
 use super::onnx::chain::recognise;
 use super::onnx::edge::{check_edge_metadata, edge_props, metadata, to_edge};
 use super::onnx::exact_float::qlinearconv_to_exact_float;
-use super::onnx::index::{GraphIndex, MaskRef};
+use super::onnx::index::{check_single_assignment, GraphIndex, MaskRef};
 use super::onnx::site::{find_site, Site};
 use super::onnx::split::{int8_bm_symmetric, split, Split};
 use super::onnx::weights::check_constants;
@@ -106,6 +106,9 @@ pub(crate) fn analyse_bounded(
     max_memory: u64,
 ) -> Result<Analysed, EngineError> {
     let mut file = ModelFile::parse(bytes)?;
+    if let Some(g) = file.proto.graph.as_ref() {
+        check_single_assignment(g, &file.deferred)?;
+    }
     let site = find_site(&file)?;
     check_memory(&site, max_memory)?;
     let (t, d, n) = (site.tscale, site.dscale, site.num_sample);
@@ -244,11 +247,26 @@ pub fn convert_to_edge(
     let input_format = a.info.format;
     let cfg = a.info.config;
     let meta = edge_props(&a.info, window_mode);
-    let edge = to_edge(a.proto, &a.site, cfg.num_sample_perbin(), cfg.ratio(), &meta)?;
+    let edge = to_edge(a.proto, &a.site, cfg.num_sample_perbin(), cfg.ratio(), &meta)?.encode_to_vec();
     let mut info = a.info;
     info.format = ModelFormat::Edge;
     info.window_mode = Some(window_mode);
-    Ok(Converted { edge: edge.encode_to_vec(), info, input_format })
+    // What was written must read back as the same model: a conversion never hands out a
+    // file that does not load (the edge file is small: the mask is gone).
+    let back = analyse(edge.clone(), convention).map_err(|e| {
+        EngineError::with_source(e.kind(), "the converted edge file does not read back (nothing written)", e)
+    })?;
+    let (b, c) = (&back.info, &info);
+    if (b.config, b.channels, b.mask_nnz, b.variant) != (c.config, c.channels, c.mask_nnz, c.variant) {
+        return Err(EngineError::new(
+            EngineErrorKind::NotBmn,
+            format!(
+                "the converted edge file reads back as another model ({:?}, C = {}, {} taps) than the input ({:?}, C = {}, {} taps); nothing written",
+                b.config, b.channels, b.mask_nnz, c.config, c.channels, c.mask_nnz
+            ),
+        ));
+    }
+    Ok(Converted { edge, info, input_format })
 }
 
 impl Engine {

@@ -28,6 +28,7 @@ all_targets=(
   results_json:8192
   snippet_stream:4096
   y4m:65536
+  onnx_convert:1048576
   onnx_model:1048576
 )
 wanted=${FUZZ_TARGETS:-}
@@ -68,7 +69,7 @@ for entry in "${all_targets[@]}"; do
   corpus=$work/corpus/$target
   mkdir -p "$corpus" "$here/artifacts/$target"
   cp "$here/corpus/$target/"* "$corpus/"
-  if [ "$target" = onnx_model ]; then
+  if [ "$target" = onnx_model ] || [ "$target" = onnx_convert ]; then
     # The test fixtures join the working corpus at run time only (they are not committed here).
     cp tests/fixtures/onnx/*.onnx tests/fixtures/onnx_int8/*.onnx "$corpus/"
   fi

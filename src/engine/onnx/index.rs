@@ -160,3 +160,45 @@ impl<'a> GraphIndex<'a> {
             .collect()
     }
 }
+
+/// ONNX's single-assignment rule: every tensor name is produced once — by one node output,
+/// or as a graph input or initializer. A graph that breaks it is ambiguous (which producer
+/// does a consumer read?), and the BM layer search and the graph surgery would each pick
+/// one: fuzzing found a file whose conversion succeeded and wrote an edge file without its
+/// BM node (finding F7, `tests/fuzz/README.md`). Refused before anything is searched.
+pub(crate) fn check_single_assignment(graph: &pb::GraphProto, deferred: &[Deferred]) -> Result<(), EngineError> {
+    let mut seen: HashMap<String, String> = HashMap::new();
+    let mut define = |name: &str, what: String| -> Result<(), EngineError> {
+        if name.is_empty() {
+            return Ok(());
+        }
+        if let Some(first) = seen.insert(name.to_string(), what.clone()) {
+            return Err(EngineError::new(
+                EngineErrorKind::NotOnnx,
+                format!(
+                    "malformed graph: tensor `{name}` is defined twice ({first}, then {what}); ONNX defines each name once"
+                ),
+            ));
+        }
+        Ok(())
+    };
+    // Initializers: the decoded ones and those the wire reader kept aside (the mask).
+    let inits: Vec<&str> =
+        graph.initializer.iter().map(|t| t.name.as_str()).chain(deferred.iter().map(|d| d.name.as_str())).collect();
+    for i in &graph.input {
+        // An initializer may also be listed as a graph input (opset < 9 exports, or
+        // `keep_initializers_as_inputs`): the two are one definition.
+        if !inits.contains(&i.name.as_str()) {
+            define(&i.name, "a graph input".into())?;
+        }
+    }
+    for t in inits {
+        define(t, "an initializer".into())?;
+    }
+    for (k, n) in graph.node.iter().enumerate() {
+        for o in &n.output {
+            define(o, format!("node {k} ({})", n.op_type))?;
+        }
+    }
+    Ok(())
+}
