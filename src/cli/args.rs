@@ -83,7 +83,7 @@ impl SecondsArgs {
         let duration = self.duration.map(check_duration).transpose()?;
         let Some(frames) = self.frames else { return Ok(duration.unwrap_or(1.0)) };
         let Some(duration) = duration else { bail!("--frames needs --duration (the video's length in seconds)") };
-        let per = self.snippet_frames.unwrap_or(16);
+        let per = self.snippet_frames.unwrap_or(super::video::DEFAULT_SNIPPET_FRAMES as u64);
         if per == 0 {
             bail!("--snippet-frames must be at least 1");
         }
