@@ -85,8 +85,8 @@ pub(crate) struct Split {
 const SHAPE_ONLY: [&str; 5] = ["Squeeze", "Unsqueeze", "Reshape", "Flatten", "Identity"];
 
 /// The `Sigmoid` node that ends each of `outputs` in `nodes`, through shape-only operators
-/// (`Squeeze`, `Reshape`, …) that consume nothing else that matters, and whose own output
-/// feeds only that chain; `None` unless every output has one.
+/// (`Squeeze`, `Reshape`, …); nothing but the chain may read the sigmoid's output or the
+/// shape ops' (nor the graph output itself); `None` unless every output has one.
 ///
 /// Why: tract's sigmoid is a per-CPU kernel (AVX2, AVX-512 and NEON approximations that
 /// differ in the last bits), so start/end computed by it differ across instruction sets
@@ -102,8 +102,9 @@ pub(crate) fn sigmoid_tails(nodes: &[pb::NodeProto], outputs: &[&str]) -> Option
         loop {
             let i = producer(&name)?;
             let n = &nodes[i];
-            // Only the chain itself may read what the sigmoid and the shape ops produce.
-            if name != out && consumers(&name) != 1 {
+            // Only the chain itself may read what the sigmoid and the shape ops produce: a
+            // node reading any of it would see the values without the sigmoid.
+            if consumers(&name) != usize::from(name != out) {
                 return None;
             }
             if n.op_type == "Sigmoid" && n.input.len() == 1 && n.output.len() == 1 {
@@ -477,6 +478,10 @@ mod tests {
         // The sigmoid's output also feeds another node: cutting it would change that node.
         let mut nodes = tem(&[node("Sigmoid", &["ls"], "ss"), node("Squeeze", &["ss", "axes"], "start")]);
         nodes.push(node("Mul", &["ss", "y"], "other"));
+        assert_eq!(sigmoid_tails(&nodes, &["start", "end"]), None);
+        // A node inside the graph also reads the output `start` itself.
+        let mut nodes = tem(&[node("Sigmoid", &["ls"], "ss"), node("Squeeze", &["ss", "axes"], "start")]);
+        nodes.push(node("Add", &["start", "y"], "other"));
         assert_eq!(sigmoid_tails(&nodes, &["start", "end"]), None);
         // Arithmetic between the sigmoid and the output: not a shape op.
         let nodes = tem(&[node("Sigmoid", &["ls"], "ss"), node("Mul", &["ss", "k"], "start")]);
