@@ -5,6 +5,9 @@
 //! * `f32`: `MatMul` on the same levels and weights stored as integer-valued `f32`s, tract's
 //!   float kernel; its sums equal the integer ones exactly (checked below before timing)
 //!   while every partial sum stays below `2^24`;
+//! * `widened_avx2`: bmn-edge's own kernel (`bmn_edge::engine::widened`, `vpmaddwd` on
+//!   operands widened to `i16`; `widened_portable` on a CPU without AVX2), timed from the
+//!   int8 levels to the `i32` sums, packing included — the same sums (checked);
 //! * `f32x2` (3×3 layers only, `K = 9·cin` > 1024): the float product split into two halves
 //!   of `K`, each exact for any levels, as the float path would run a layer whose weights do
 //!   not certify a single product (`bmn_edge::engine::cpu::weights_exact_in_f32`).
@@ -24,6 +27,7 @@
 //! `cargo bench --bench int8_kernels`
 
 use bmn_edge::engine::cpu::{tract_kernel, CpuFeatures, Int8Arithmetic, Product};
+use bmn_edge::engine::widened::{WidenedGemm, WidenedScratch, WidenedSimd};
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
 use std::sync::Arc;
@@ -182,6 +186,19 @@ fn bench(c: &mut Criterion) {
         let group = format!("int8_kernels/{}/{m}x{k}x{n}", s.name);
         c.bench_function(&format!("{group}/i8"), |b| b.iter(|| run(&int, black_box(&xi))));
         c.bench_function(&format!("{group}/f32"), |b| b.iter(|| run(&float, black_box(&xt))));
+        // bmn-edge's own AVX2 kernel (`engine::widened`), from the int8 levels (packing
+        // included) to the i32 sums — the same sums.
+        let widened = WidenedGemm::new(&w, m, k).expect("packed weights");
+        let (mut scratch, mut acc) = (WidenedScratch::default(), Vec::new());
+        widened.run(&x, n, &mut scratch, &mut acc).expect("widened product");
+        assert_eq!(acc, yi, "{}: widened sums differ", s.name);
+        let label = match widened.simd() {
+            WidenedSimd::Avx2 => "widened_avx2",
+            WidenedSimd::Portable => "widened_portable",
+        };
+        c.bench_function(&format!("{group}/{label}"), |b| {
+            b.iter(|| widened.run(black_box(&x), n, &mut scratch, &mut acc).expect("widened product"))
+        });
         if k > bmn_edge::engine::cpu::EXACT_F32_TERMS {
             // Two exact halves of K (channel-aligned: 9·cin/2 = 9·(cin/2) rows of the im2col).
             let h = k / 2;

@@ -10,7 +10,9 @@
 # (board/build-linux.sh rpi4: the aarch64 tarball CI ships), then runs `bmn-edge stream` on
 # the first SNIPPETS snippets of the demo video (raw float32 rows) with both shipped models:
 #   x86-64   --threads 1 (the reference), a second run and --threads 2 (byte for byte); for
-#            the int8 model also --int8 integer and --int8 float (byte for byte)
+#            the int8 model also --int8 integer, float and widened (byte for byte)
+#   x86-64   under qemu-x86_64 as a Haswell (AVX2 + FMA, no AVX-512: tract's AVX2 kernels;
+#            int8 models must choose the widened kernel), 2 threads, against this CPU's bytes
 #   aarch64  under qemu-aarch64 as a Cortex-A72 (no dot product: exact float, 1 thread) and
 #            a Cortex-A76 (dot product: tract's integer kernels, 1 and 2 threads)
 # and `detect` on the whole demo video at 1 and 2 threads on x86-64 (byte for byte).
@@ -94,6 +96,11 @@ qemu() { # qemu <cpu> args...
   qemu-aarch64-static -cpu "$cpu" -L /usr/aarch64-linux-gnu -E LD_LIBRARY_PATH=/usr/aarch64-linux-gnu/lib "$ARM" "$@"
 }
 
+qemu_x86() { # qemu_x86 <cpu> args...: the host binary on an emulated x86-64 CPU model
+  local cpu=$1; shift
+  qemu-x86_64-static -cpu "$cpu" "$X86" "$@"
+}
+
 for model in fp32 int8; do
   m=models/bmn_synth_$model.edge.onnx
   run=(stream --model "$m" --input "$tmp/rows.f32" --format raw)
@@ -102,10 +109,23 @@ for model in fp32 int8; do
   "$X86" "${run[@]}" --threads 1 > "$tmp/o" 2>/dev/null && same "$model x86-64 second run" "$tmp/$model.ref" "$tmp/o"
   "$X86" "${run[@]}" --threads 2 > "$tmp/o" 2>/dev/null && same "$model x86-64 --threads 2" "$tmp/$model.ref" "$tmp/o"
   if [ "$model" = int8 ]; then
-    for a in integer float; do
+    for a in integer float widened; do
       "$X86" "${run[@]}" --threads 1 --int8 "$a" > "$tmp/o" 2>/dev/null && same "$model x86-64 --int8 $a" "$tmp/$model.ref" "$tmp/o"
     done
   fi
+  # An x86-64 with AVX2 + FMA and no AVX-512 (qemu's Haswell): tract's AVX2 kernels, and for
+  # int8 models the engine's own widened kernel, chosen automatically.
+  if [ "$model" = int8 ]; then
+    choice=$(qemu_x86 Haswell inspect "$m" 2>/dev/null | sed -n 's/.*int8 models: \([a-z-]*\).*/\1/p')
+    if [ "$choice" = widened ]; then
+      say "x86-64 Haswell (AVX2, no AVX-512): int8 arithmetic chosen: widened"
+    else
+      say "DIFFERENT: x86-64 Haswell chose '$choice' for int8 models, expected widened" >&2
+      failures=$((failures + 1))
+    fi
+  fi
+  qemu_x86 Haswell "${run[@]}" --threads 2 > "$tmp/o" 2>/dev/null
+  across "$model" "$model x86-64 Haswell (AVX2, no AVX-512, --threads 2) against this CPU" "$tmp/$model.ref" "$tmp/o"
   for cpu_threads in cortex-a72:1 cortex-a76:1 cortex-a76:2; do
     cpu=${cpu_threads%:*}
     t=${cpu_threads#*:}

@@ -22,8 +22,10 @@
 //! ([`results`]) and the `bmn-edge` command-line tool.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![warn(missing_docs)]
-// No unsafe code, except one audited call in the engine's BM kernel: a function compiled
-// for AVX2 + FMA, called after run-time detection (`engine::kernel::Simd`).
+// No unsafe code, except in two audited engine kernels: the BM kernel's call of a function
+// compiled for AVX2 + FMA after run-time detection (`engine::bm::kernel::Simd`), and the
+// widened int8 product's AVX2 code (`engine::widened`: calls after run-time detection,
+// unaligned loads and stores within slices whose lengths are asserted).
 #![cfg_attr(not(feature = "engine"), forbid(unsafe_code))]
 #![cfg_attr(feature = "engine", deny(unsafe_code))]
 

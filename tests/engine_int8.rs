@@ -475,13 +475,14 @@ fn shipped_window(engine: &Engine) -> Vec<f32> {
     xt
 }
 
-/// Integer and exact-float products give the same sums, so the same maps, bit for bit
-/// (tolerance 0: the float path is exact by the load-time certificate, and everything after
-/// the products is shared) — on the tiny fixture and on the shipped model, whose products
-/// are the real sizes (K up to 1152). The automatic choice is the CPU's, recorded in the
-/// engine's plan, and the same on every load.
+/// Integer, exact-float and widened products give the same sums, so the same maps, bit for
+/// bit (tolerance 0: the float path is exact by the load-time certificate, the widened
+/// kernel's `i32` sums cannot overflow, and everything after the products is shared) — on the
+/// tiny fixture and on the shipped model, whose products are the real sizes (K up to 1152).
+/// The automatic choice is the CPU's, recorded in the engine's plan, and the same on every
+/// load.
 #[test]
-fn integer_and_exact_float_products_give_the_same_maps() {
+fn integer_exact_float_and_widened_products_give_the_same_maps() {
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/bmn_synth_int8.edge.onnx");
     for path in [root().join("onnx_int8/bmn_tiny_pytorch_int8_qop.onnx"), shipped] {
         let load = |a: Option<Int8Arithmetic>| {
@@ -489,6 +490,7 @@ fn integer_and_exact_float_products_give_the_same_maps() {
         };
         let mut int = load(Some(Int8Arithmetic::Integer));
         let mut flt = load(Some(Int8Arithmetic::ExactFloat));
+        let mut wid = load(Some(Int8Arithmetic::Widened));
         let mut auto = load(None);
         let x = if int.info().channels == 400 { shipped_window(&int) } else { fixture_window(int.info().channels) };
         let (pi, pf, pa) =
@@ -503,8 +505,15 @@ fn integer_and_exact_float_products_give_the_same_maps() {
         assert!(all(&pf).iter().all(|&a| a == Int8Arithmetic::ExactFloat), "{pf:?}");
         assert!(pi.stage_a.is_some() && pf.stage_a.is_some(), "stage A has int8 convolutions");
         assert!(!pf.stage_b.is_empty());
+        // Widened: the engine's own products (projection, stage B) in the widened kernel,
+        // stage A (inside tract's graph) in exact float.
+        let pw = wid.int8_plan().unwrap().clone();
+        assert!(pw.forced && pw.chosen == Int8Arithmetic::Widened);
+        assert!(pw.stage_b.iter().chain(&pw.projection).all(|&a| a == Int8Arithmetic::Widened), "{pw:?}");
+        assert!(!pw.stage_b.is_empty() && pw.stage_a == Some(Int8Arithmetic::ExactFloat), "{pw:?}");
         let (oi, of, oa) = (int.run(&x).unwrap().0, flt.run(&x).unwrap().0, auto.run(&x).unwrap().0);
         assert!(oi == of, "{}: integer and exact-float maps differ", path.display());
+        assert!(oi == wid.run(&x).unwrap().0, "{}: integer and widened maps differ", path.display());
         assert!(oi == oa, "{}: the automatic choice's maps differ", path.display());
     }
 }

@@ -166,6 +166,10 @@ pub enum Int8Arg {
     Integer,
     /// tract's float kernels on integer-valued levels (exact).
     Float,
+    /// bmn-edge's own AVX2 integer kernel for the BM projection and stage B (`vpmaddwd`; portable
+    /// Rust on a CPU without AVX2); layers inside tract's graphs (stage A, a backbone) in
+    /// exact float.
+    Widened,
 }
 
 #[cfg(feature = "engine")]
@@ -176,6 +180,7 @@ impl Int8Arg {
             Int8Arg::Auto => None,
             Int8Arg::Integer => Some(bmn_edge::engine::Int8Arithmetic::Integer),
             Int8Arg::Float => Some(bmn_edge::engine::Int8Arithmetic::ExactFloat),
+            Int8Arg::Widened => Some(bmn_edge::engine::Int8Arithmetic::Widened),
         }
     }
 }

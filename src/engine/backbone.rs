@@ -14,7 +14,8 @@
 //! A: on a CPU with an int8 dot-product instruction through tract's integer kernels;
 //! elsewhere its certified `QLinearConv`s are rewritten as exact float convolutions on the
 //! same levels (`engine::cpu`, `onnx::exact_float`: the same output levels, bit for bit).
-//! `int8_arithmetic` forces either.
+//! `int8_arithmetic` forces either (the widened choice, bmn-edge's own kernel for the
+//! engine's products, means exact float inside a backbone).
 //!
 //! **Preprocessing from the file.** `metadata_props` may carry `bmn_edge.pixels.resize`,
 //! `bmn_edge.pixels.crop` (integers), `bmn_edge.pixels.mean` and `bmn_edge.pixels.std`
@@ -253,7 +254,9 @@ impl Backbone {
         // int8: the BMN engine's per-CPU choice.
         let int8 = if quantized {
             let chosen = options.int8_arithmetic.unwrap_or_else(Int8Arithmetic::for_this_cpu);
-            if chosen == Int8Arithmetic::ExactFloat {
+            // The widened kernel is the engine's own; inside tract's graph that choice means
+            // exact float.
+            if chosen != Int8Arithmetic::Integer {
                 let r = qlinearconv_to_exact_float(&mut proto)?;
                 log::info!("backbone: {r}");
                 Some(if r.left.is_empty() && !r.rewritten.is_empty() {

@@ -1,6 +1,6 @@
 //! What the CPU offers for int8 products, and which arithmetic an int8 model should use.
 //!
-//! An int8 model can run its products in two arithmetics with the **same levels**:
+//! An int8 model can run its products in three arithmetics with the **same levels**:
 //!
 //! * [`Int8Arithmetic::Integer`]: tract's integer kernels (`MatMulInteger`, int8 × int8 →
 //!   int32). Fast where the CPU has a dot-product instruction: x86-64 AVX-512 VNNI
@@ -18,12 +18,19 @@
 //!   ([`weights_exact_in_f32`]: `128 · Σ|w|` per output channel at most `2^24`, checked once
 //!   at load); otherwise they are split into chunks that are, added in `i32`.
 //!
+//! * [`Int8Arithmetic::Widened`]: bmn-edge's own integer kernel for x86-64 with AVX2 and no
+//!   dot product ([`widened`](super::widened): `vpmaddwd` on operands widened to `i16`),
+//!   for the products the engine runs itself (the BM projection, stage B); stage A's
+//!   convolutions, inside tract's graph, run in exact float. 1.4× faster than exact float
+//!   on the shipped model's products (benches/int8_kernels.rs).
+//!
 //! [`CpuFeatures::detect`] reads the relevant features (the standard library's run-time
 //! detection; AMX from tract-linalg's probe), [`tract_kernel`] names the
 //! tract-linalg kernel tract's dispatch picks for a float or an integer product of a given
 //! shape on this CPU, and [`Int8Arithmetic::choose`] combines the two: integer kernels only
 //! where the CPU has a dot-product instruction *and* tract's choice uses it (tract compiles
-//! some of those kernels only when its build's assembler can encode them).
+//! some of those kernels only when its build's assembler can encode them); else widened
+//! where the CPU has AVX2; else exact float.
 
 use std::fmt;
 use tract_onnx::prelude::DatumType;
@@ -229,7 +236,8 @@ impl CpuReport {
     }
 }
 
-/// How an int8 model's products run.
+/// How an int8 model's products run. All three give the same `i32` sums, hence the same
+/// outputs to the bit; they differ in speed only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Int8Arithmetic {
@@ -238,18 +246,28 @@ pub enum Int8Arithmetic {
     /// tract's float kernels on integer-valued `f32` levels and weights: the same sums
     /// exactly (see the module docs), for CPUs whose integer kernels are slow.
     ExactFloat,
+    /// bmn-edge's own integer kernel for x86-64 with AVX2 and no dot product
+    /// ([`widened`](super::widened): operands widened to `i16`, `vpmaddwd`) for the products
+    /// the engine runs itself — the BM projection and stage B; the layers inside tract's
+    /// graphs (stage A, a backbone) run in exact float. On a CPU without AVX2 (forced) the
+    /// same sums come from portable Rust.
+    Widened,
 }
 
 impl Int8Arithmetic {
     /// The arithmetic for a CPU with `features` on which tract runs the integer kernel
     /// `i8_kernel` (see [`tract_kernel`]): integer where tract's choice is a dot-product kernel
-    /// and the CPU has the instruction; otherwise exact float. aarch64 without FEAT_DotProd
-    /// (Cortex-A72: Raspberry Pi 4) gets exact float too: its integer kernel widens and
+    /// and the CPU has the instruction; otherwise bmn-edge's widened kernel where the CPU has
+    /// AVX2 (`vpmaddwd`: 16 multiply-adds per instruction against an 8-lane FMA's 8, on int8
+    /// operands instead of `f32`; 1.4× tract's float kernel on the shapes of the shipped model,
+    /// benches/int8_kernels.rs); otherwise exact float. aarch64 without FEAT_DotProd
+    /// (Cortex-A72: Raspberry Pi 4) gets exact float: its integer kernel widens and
     /// multiplies (`smlal`) at the same 4 lanes per instruction as `fmla`, so integers save
     /// memory traffic but not arithmetic — to be confirmed on the board.
     pub fn choose(features: &CpuFeatures, i8_kernel: Option<&str>) -> Int8Arithmetic {
         match i8_kernel {
             Some(name) if features.has_int8_dot() && is_dot_product_kernel(name) => Int8Arithmetic::Integer,
+            _ if features.avx2 => Int8Arithmetic::Widened,
             _ => Int8Arithmetic::ExactFloat,
         }
     }
@@ -262,20 +280,22 @@ impl Int8Arithmetic {
         CpuReport::this_cpu().arithmetic
     }
 
-    /// `integer` or `float` (also `exact-float`).
+    /// `integer`, `float` (also `exact-float`) or `widened`.
     pub fn parse(s: &str) -> Option<Int8Arithmetic> {
         match s {
             "integer" | "int" => Some(Int8Arithmetic::Integer),
             "float" | "exact-float" => Some(Int8Arithmetic::ExactFloat),
+            "widened" => Some(Int8Arithmetic::Widened),
             _ => None,
         }
     }
 
-    /// `integer` or `exact-float`.
+    /// `integer`, `exact-float` or `widened`.
     pub fn name(self) -> &'static str {
         match self {
             Int8Arithmetic::Integer => "integer",
             Int8Arithmetic::ExactFloat => "exact-float",
+            Int8Arithmetic::Widened => "widened",
         }
     }
 }
@@ -416,29 +436,38 @@ mod tests {
 
     #[test]
     fn integer_only_with_a_dot_product_kernel_and_instruction() {
-        let avx2 = CpuFeatures { avx: true, avx2: true, fma: true, ..CpuFeatures::default() };
+        let avx = CpuFeatures { avx: true, ..CpuFeatures::default() };
+        let avx2 = CpuFeatures { avx2: true, fma: true, ..avx };
         let vnni = CpuFeatures { avx512f: true, avx512vnni: true, ..avx2 };
         let a72 = CpuFeatures::default();
         let a76 = CpuFeatures { dotprod: true, ..a72 };
         let cases = [
-            (avx2, Some("avx2_mmm_i32_8x8"), Int8Arithmetic::ExactFloat),
+            // AVX2 without a dot product: bmn-edge's widened kernel, not tract's emulation.
+            (avx2, Some("avx2_mmm_i32_8x8"), Int8Arithmetic::Widened),
             (vnni, Some("avx512vnni_mmm_i32_8x8"), Int8Arithmetic::Integer),
             (vnni, Some("avx512vnni_mmm_i32_16x16"), Int8Arithmetic::Integer),
-            // AVX-VNNI hardware but a tract build without that kernel: the emulation remains.
-            (CpuFeatures { avxvnni: true, ..avx2 }, Some("avx2_mmm_i32_8x8"), Int8Arithmetic::ExactFloat),
+            // AVX-VNNI hardware but a tract build without that kernel: widened.
+            (CpuFeatures { avxvnni: true, ..avx2 }, Some("avx2_mmm_i32_8x8"), Int8Arithmetic::Widened),
             (CpuFeatures { avxvnni: true, ..avx2 }, Some("avxvnni_mmm_i32_8x8"), Int8Arithmetic::Integer),
+            // No AVX2 (Sandy Bridge, or x86-64 under a minimal emulated CPU): exact float.
+            (avx, Some("avx_mmm_i32_8x4"), Int8Arithmetic::ExactFloat),
             (a72, Some("arm64simd_mmm_i32_8x8"), Int8Arithmetic::ExactFloat),
             (a76, Some("arm64simd_mmm_i32_8x8_dot"), Int8Arithmetic::Integer),
-            // A dot-product kernel name without the instruction (TRACT_CPU_ISA forcing): float.
-            (avx2, Some("avx512vnni_mmm_i32_8x8"), Int8Arithmetic::ExactFloat),
-            (vnni, None, Int8Arithmetic::ExactFloat),
+            // A dot-product kernel name without the instruction (TRACT_CPU_ISA forcing).
+            (avx2, Some("avx512vnni_mmm_i32_8x8"), Int8Arithmetic::Widened),
+            (vnni, None, Int8Arithmetic::Widened),
+            (a76, None, Int8Arithmetic::ExactFloat),
         ];
         for (f, kernel, want) in cases {
             assert_eq!(Int8Arithmetic::choose(&f, kernel), want, "{f} / {kernel:?}");
         }
         assert_eq!(Int8Arithmetic::parse("integer"), Some(Int8Arithmetic::Integer));
         assert_eq!(Int8Arithmetic::parse("float"), Some(Int8Arithmetic::ExactFloat));
+        assert_eq!(Int8Arithmetic::parse("widened"), Some(Int8Arithmetic::Widened));
         assert_eq!(Int8Arithmetic::parse("fast"), None);
+        for a in [Int8Arithmetic::Integer, Int8Arithmetic::ExactFloat, Int8Arithmetic::Widened] {
+            assert_eq!(Int8Arithmetic::parse(a.name()), Some(a));
+        }
     }
 
     /// The exactness bound: at `K = 1024` the worst sum is exactly `2^24`; past the bound an

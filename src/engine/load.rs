@@ -22,6 +22,7 @@ use super::stage_b::bands::Bands;
 use super::stage_b::integer::QTail;
 use super::stage_b::winograd::{Tail, TILE_CHUNK};
 use super::stage_b::{BmLayer, StageB, DEFAULT_BAND_ROWS};
+use super::widened::WidenedSimd;
 use super::workers::{set_tract_threads, Workers};
 use super::{Engine, EngineOptions};
 use crate::config::{Convention, WindowConfig};
@@ -295,10 +296,11 @@ impl Engine {
             split(a.proto, &a.site, a.info.channels, CHUNK)?;
         trace_rss("split");
         // Stage A's int8 convolutions: tract's integer kernels as they are, or rewritten as
-        // exact float (the same levels; see `onnx::exact_float`).
+        // exact float (the same levels; see `onnx::exact_float`) — also when the engine's own
+        // products run widened, which tract's graph cannot.
         let stage_a_int8 = if !quantized {
             None
-        } else if chosen == Int8Arithmetic::ExactFloat {
+        } else if chosen != Int8Arithmetic::Integer {
             let r = qlinearconv_to_exact_float(&mut stage_a)?;
             log::info!("stage A: {r}");
             match (r.rewritten.is_empty(), r.left.is_empty()) {
@@ -359,6 +361,10 @@ impl Engine {
                 p.projection.map_or("float weights", |a| a.name()),
                 p.stage_b.iter().map(|a| a.name()).collect::<Vec<_>>()
             );
+            let widened = p.projection.iter().chain(&p.stage_b).any(|&a| a == Int8Arithmetic::Widened);
+            if widened && WidenedSimd::detect() == WidenedSimd::Portable {
+                log::warn!("widened int8 products run in portable Rust on this CPU (no AVX2): the same sums, slowly");
+            }
         }
         trace_rss("stage B built");
         log::info!(

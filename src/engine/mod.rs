@@ -74,11 +74,13 @@
 //! | `info.rs` | [`ModelInfo`] and its enums ([`ModelFormat`], [`Variant`], [`StageBForm`], [`WindowMode`]) |
 //! | `load.rs` | reading, analysing, converting, building an [`Engine`] |
 //! | `onnx/` | the ONNX side: `wire` (protobuf reader that keeps the mask out of the decoded copy), `index`, `site` (finding the BM layer), `split` (stage A / BM weights / stage B), `edge` (the edge format and its metadata), `chain` (stage B's convolutions) |
-//! | `bm/` | the BM layer: `plan` (the mask's taps, mask identification), `kernel` (the sampling kernel, the crate's one `unsafe` call), `zbuf` |
+//! | `bm/` | the BM layer: `plan` (the mask's taps, mask identification), `kernel` (the sampling kernel, one audited `unsafe` call), `zbuf` |
 //! | `projection.rs` | `Z = yᵀ · Wz`, block by block |
 //! | `stage_b/` | stage B behind one trait: `winograd` (float), `integer` (int8), `bands` (tract) |
 //! | `quant.rs` | int8 quantization arithmetic (onnxruntime's rounding and saturation) |
-//! | `product.rs` | one-node tract models for the matrix products |
+//! | `cpu.rs` | what the CPU offers for int8 products, and which [`Int8Arithmetic`] to use |
+//! | `product.rs` | one-node tract models for the matrix products; the int8 product in its three arithmetics |
+//! | `widened.rs` | bmn-edge's own int8 product for AVX2 CPUs without a dot product (`vpmaddwd`) |
 //! | `workers.rs` | the one worker pool |
 //! | `detect.rs` | a whole video: windows → engine → proposals in video time |
 //! | `diag.rs` | [`StageTimes`], the RSS trace |
@@ -96,6 +98,7 @@ pub(crate) mod product;
 pub(crate) mod projection;
 pub(crate) mod quant;
 pub(crate) mod stage_b;
+pub mod widened;
 pub mod workers;
 
 pub use bm::{BmKernel, Simd, TapPlan};

@@ -3,6 +3,7 @@
 use crate::engine::cpu::{weights_exact_in_f32, Int8Arithmetic};
 use crate::engine::error::{EngineError, EngineErrorKind};
 use crate::engine::onnx::{dtype, pb, value_info};
+use crate::engine::widened::{self, WidenedGemm, WidenedScratch};
 use std::sync::Arc;
 use tract_core::model::TypedRunnableModel;
 use tract_onnx::prelude::*;
@@ -145,25 +146,51 @@ pub(crate) fn plain(v: &TValue, what: &str, len: usize) -> Result<Vec<f32>, Engi
 }
 
 /// An int8 product `W · X` — `W` a constant `[m][k]` of int8 weights, `X` `[k][n]` int8
-/// levels — giving the exact `i32` sums, in one of two arithmetics
-/// ([`Int8Arithmetic`]): tract's integer kernels (`MatMulInteger`), or tract's float
-/// kernels on integer-valued `f32` (`MatMul`), which is exact when the weights pass
-/// [`weights_exact_in_f32`] (checked here: a product that fails it runs in integers).
-/// Both give the same `i32` values, so everything after the product is shared.
+/// levels — giving the exact `i32` sums, in one of three arithmetics
+/// ([`Int8Arithmetic`]): tract's integer kernels (`MatMulInteger`); bmn-edge's own AVX2
+/// kernel ([`WidenedGemm`]); or tract's float kernels on integer-valued `f32` (`MatMul`),
+/// which is exact when the weights pass [`weights_exact_in_f32`] (checked here: a product
+/// that fails it runs in integers). All give the same `i32` values, so everything after the
+/// product is shared.
 pub(crate) struct Int8Gemm {
-    model: Arc<TypedRunnableModel>,
-    arithmetic: Int8Arithmetic,
+    kernel: Kernel,
     m: usize,
     k: usize,
-    /// The float form's fixed column count (tract plans a fixed `n` several times faster
-    /// than a symbolic one); inputs with fewer columns are padded with zeros.
-    cols: Option<usize>,
+}
+
+enum Kernel {
+    /// tract's `MatMulInteger` (any `n`).
+    Integer(Arc<TypedRunnableModel>),
+    /// tract's `MatMul` on `f32` levels, planned for a fixed column count (tract plans a
+    /// fixed `n` several times faster than a symbolic one); inputs with fewer columns are
+    /// padded with zeros.
+    ExactFloat { model: Arc<TypedRunnableModel>, cols: usize },
+    /// bmn-edge's `vpmaddwd` kernel.
+    Widened(WidenedGemm),
+}
+
+/// A worker's buffers for [`Int8Gemm::run`], kept from call to call: allocating a new
+/// megabyte-sized input per call fragmented the heap between worker threads (+55 MiB
+/// resident at two threads on the shipped model).
+#[derive(Default)]
+pub(crate) struct GemmScratch {
+    /// The exact-float form's input tensors, one per shape.
+    inputs: Vec<Arc<Tensor>>,
+    /// The widened kernel's packed levels.
+    widened: WidenedScratch,
+}
+
+impl GemmScratch {
+    /// Empty buffers.
+    pub(crate) const fn new() -> GemmScratch {
+        GemmScratch { inputs: Vec::new(), widened: WidenedScratch::new() }
+    }
 }
 
 impl Int8Gemm {
     /// `w` is `[m][k]`; `n` the input's column count (`None`: any). `wanted` is the
-    /// arithmetic asked for; the float form also needs the exactness certificate, and
-    /// takes `float_cols` as its fixed width when `n` is `None`.
+    /// arithmetic asked for; the float form also needs the exactness certificate (else
+    /// integers), and takes `float_cols` as its fixed width when `n` is `None`.
     pub(crate) fn new(
         w: &[i8],
         (m, k): (usize, usize),
@@ -175,38 +202,38 @@ impl Int8Gemm {
         if w.len() != m * k {
             return Err(EngineError::new(EngineErrorKind::Runtime, format!("{what}: weights are not [{m}][{k}]")));
         }
-        let arithmetic = match wanted {
-            Int8Arithmetic::ExactFloat if weights_exact_in_f32(w, k) => Int8Arithmetic::ExactFloat,
-            _ => Int8Arithmetic::Integer,
+        let integer = || -> Result<Kernel, EngineError> {
+            let raw: Vec<u8> = w.iter().map(|&v| v as u8).collect();
+            Ok(Kernel::Integer(product_model("MatMulInteger", dtype::INT8, raw, &[m, k], &[Some(k), n], false, what)?))
         };
-        let (model, cols) = match arithmetic {
-            Int8Arithmetic::Integer => {
-                let raw: Vec<u8> = w.iter().map(|&v| v as u8).collect();
-                (product_model("MatMulInteger", dtype::INT8, raw, &[m, k], &[Some(k), n], false, what)?, None)
-            }
-            Int8Arithmetic::ExactFloat => {
+        let kernel = match wanted {
+            Int8Arithmetic::ExactFloat if weights_exact_in_f32(w, k) => {
                 let cols = n.unwrap_or(float_cols);
                 let raw: Vec<u8> = w.iter().flat_map(|&v| f32::from(v).to_le_bytes()).collect();
-                (product_model("MatMul", dtype::FLOAT, raw, &[m, k], &[Some(k), Some(cols)], false, what)?, Some(cols))
+                let model = product_model("MatMul", dtype::FLOAT, raw, &[m, k], &[Some(k), Some(cols)], false, what)?;
+                Kernel::ExactFloat { model, cols }
             }
+            Int8Arithmetic::Widened if k <= widened::MAX_K => Kernel::Widened(WidenedGemm::new(w, m, k)?),
+            _ => integer()?,
         };
-        Ok(Int8Gemm { model, arithmetic, m, k, cols })
+        Ok(Int8Gemm { kernel, m, k })
     }
 
     /// The arithmetic this product runs in.
     pub(crate) fn arithmetic(&self) -> Int8Arithmetic {
-        self.arithmetic
+        match self.kernel {
+            Kernel::Integer(_) => Int8Arithmetic::Integer,
+            Kernel::ExactFloat { .. } => Int8Arithmetic::ExactFloat,
+            Kernel::Widened(_) => Int8Arithmetic::Widened,
+        }
     }
 
-    /// `W · X` for `x` `[k][n]`, into `acc` (`[m][n]`, resized). `inputs` keeps the float
-    /// form's input tensors, one per shape, from call to call: allocating a new megabyte-sized
-    /// input per call fragmented the heap between worker threads (+55 MiB resident at two
-    /// threads on the shipped model).
+    /// `W · X` for `x` `[k][n]`, into `acc` (`[m][n]`, resized).
     pub(crate) fn run(
         &self,
         x: &[i8],
         n: usize,
-        inputs: &mut Vec<Arc<Tensor>>,
+        scratch: &mut GemmScratch,
         acc: &mut Vec<i32>,
     ) -> Result<(), EngineError> {
         let (m, k) = (self.m, self.k);
@@ -214,16 +241,18 @@ impl Int8Gemm {
             return Err(EngineError::new(EngineErrorKind::Runtime, "int8 product: input size"));
         }
         acc.clear();
-        match self.cols {
-            None => {
-                let y = run_i8(&self.model, x, &[k, n])?;
+        match &self.kernel {
+            Kernel::Widened(g) => g.run(x, n, &mut scratch.widened, acc)?,
+            Kernel::Integer(model) => {
+                let y = run_i8(model, x, &[k, n])?;
                 acc.extend_from_slice(plain_i32(&y)?);
             }
-            Some(cols) => {
+            &Kernel::ExactFloat { ref model, cols } => {
                 if n > cols {
                     return Err(EngineError::new(EngineErrorKind::Runtime, "int8 product: too many columns"));
                 }
                 let tract = |e: TractError| EngineError::tract("int8 product (exact float)", e);
+                let inputs = &mut scratch.inputs;
                 let at = match inputs.iter().position(|t| t.shape() == [k, cols]) {
                     Some(i) => i,
                     None => {
@@ -243,7 +272,7 @@ impl Int8Gemm {
                         dst[n..].fill(0.0);
                     }
                 }
-                let mut out = self.model.run(tvec!(TValue::from_const(inputs[at].clone()))).map_err(tract)?;
+                let mut out = model.run(tvec!(TValue::from_const(inputs[at].clone()))).map_err(tract)?;
                 let y =
                     out.pop().ok_or_else(|| EngineError::new(EngineErrorKind::Runtime, "int8 product: no output"))?;
                 let y = y.try_as_plain_ram().and_then(|p| p.as_slice::<f32>()).map_err(tract)?;

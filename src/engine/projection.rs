@@ -4,7 +4,7 @@ use crate::engine::bm::{ZBuf, CHUNK};
 use crate::engine::cpu::Int8Arithmetic;
 use crate::engine::error::{EngineError, EngineErrorKind};
 use crate::engine::onnx::split::Projection;
-use crate::engine::product::{projection_model, Int8Gemm};
+use crate::engine::product::{projection_model, GemmScratch, Int8Gemm};
 use crate::engine::workers::{Scratch, Workers};
 use std::sync::Arc;
 use tract_core::model::TypedRunnableModel;
@@ -131,17 +131,16 @@ impl Projector {
         }
     }
 
-    /// How an int8 projection's products run (`None` for float weights); mixed blocks report
-    /// integer.
+    /// How an int8 projection's products run (`None` for float weights); mixed blocks (some
+    /// fell back to tract's integer kernels) report integer.
     pub(crate) fn arithmetic(&self) -> Option<Int8Arithmetic> {
         match &self.blocks {
             Blocks::Float(_) => None,
             Blocks::Int8Float { .. } => Some(Int8Arithmetic::ExactFloat),
-            Blocks::Int8 { gemms, .. } => Some(if gemms.iter().all(|g| g.arithmetic() == Int8Arithmetic::ExactFloat) {
-                Int8Arithmetic::ExactFloat
-            } else {
-                Int8Arithmetic::Integer
-            }),
+            Blocks::Int8 { gemms, .. } => {
+                let first = gemms.first().map_or(Int8Arithmetic::Integer, |g| g.arithmetic());
+                Some(if gemms.iter().all(|g| g.arithmetic() == first) { first } else { Int8Arithmetic::Integer })
+            }
         }
     }
 
@@ -182,12 +181,12 @@ impl Projector {
         })
     }
 
-    /// Block `c`'s product (`scratch`: the exact-float form's inputs).
+    /// Block `c`'s product (`scratch`: the int8 products' buffers).
     pub(crate) fn product(
         &self,
         c: usize,
         input: &ProjInput,
-        scratch: &mut Vec<Arc<Tensor>>,
+        scratch: &mut GemmScratch,
     ) -> Result<BlockOut, EngineError> {
         match (&self.blocks, input) {
             (Blocks::Float(models) | Blocks::Int8Float { models, .. }, ProjInput::Float(x)) => {
@@ -254,7 +253,7 @@ impl Projector {
         let per = self.block_len();
         let mut zbuf = ZBuf::zeros(self.blocks() * per);
         let z = zbuf.as_mut_slice();
-        let job = |c: usize, s: &mut Scratch| self.product(c, &input, &mut s.inputs);
+        let job = |c: usize, s: &mut Scratch| self.product(c, &input, &mut s.gemm);
         let place = |c: usize, y: BlockOut| self.place(c, &y, &mut z[c * per..(c + 1) * per]);
         workers.run(self.blocks(), job, place)?;
         Ok(zbuf)

@@ -27,9 +27,8 @@ pub struct Scratch {
     pub(crate) q: Vec<i8>,
     /// A block of Z.
     pub(crate) z: crate::engine::bm::ZBuf,
-    /// Float inputs of the exact-float int8 products, one per shape, reused from call to
-    /// call (`product::Int8Gemm::run`).
-    pub(crate) inputs: Vec<std::sync::Arc<tract_onnx::prelude::Tensor>>,
+    /// The int8 products' buffers (`product::Int8Gemm::run`).
+    pub(crate) gemm: crate::engine::product::GemmScratch,
 }
 
 /// The engine's worker threads: a pool built once per engine (so each thread keeps its
@@ -79,7 +78,7 @@ impl Workers {
         use tract_linalg::multithread::{multithread_tract_scope, Executor};
         thread_local! {
             static SCRATCH: std::cell::RefCell<Scratch> =
-                const { std::cell::RefCell::new(Scratch { f: Vec::new(), q: Vec::new(), z: crate::engine::bm::ZBuf::new(), inputs: Vec::new() }) };
+                const { std::cell::RefCell::new(Scratch { f: Vec::new(), q: Vec::new(), z: crate::engine::bm::ZBuf::new(), gemm: crate::engine::product::GemmScratch::new() }) };
         }
         let stop = std::sync::atomic::AtomicBool::new(false);
         let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Result<T, EngineError>)>(2 * pool.current_num_threads());

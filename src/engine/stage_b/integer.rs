@@ -287,7 +287,7 @@ impl QTail {
             fill_time.add(t0.elapsed());
             let t1 = Instant::now();
             let mut acc = Vec::new();
-            first.gemm.run(&s.q, CELL_CHUNK, &mut s.inputs, &mut acc)?;
+            first.gemm.run(&s.q, CELL_CHUNK, &mut s.gemm, &mut acc)?;
             gemm_time.add(t1.elapsed());
             Ok(acc)
         };
@@ -362,7 +362,7 @@ impl QTail {
                     off += w;
                 }
                 let mut acc = Vec::new();
-                layer.gemm.run(&s.q, n, &mut s.inputs, &mut acc)?;
+                layer.gemm.run(&s.q, n, &mut s.gemm, &mut acc)?;
                 Ok(acc)
             };
             let place = |j: usize, y: Vec<i32>| {
@@ -479,7 +479,7 @@ fn project_and_sample(
     let (proj_time, bm_time) = (AtomicDuration::default(), AtomicDuration::default());
     let job = |c: usize, s: &mut Scratch| {
         let t0 = Instant::now();
-        let y = bm.projection.product(c, &input, &mut s.inputs)?;
+        let y = bm.projection.product(c, &input, &mut s.gemm)?;
         s.z.resize(bm.projection.block_len());
         bm.projection.place(c, &y, s.z.as_mut_slice())?;
         drop(y);
