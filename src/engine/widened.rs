@@ -323,7 +323,9 @@ mod tests {
     #[test]
     fn sizes_are_checked() {
         assert!(WidenedGemm::new(&[0; 5], 2, 3).is_err());
-        assert!(WidenedGemm::new(&[], 1, MAX_K + 1).is_err());
+        // No weights at all (m = 0), but a `k` whose sums could overflow: refused.
+        assert!(WidenedGemm::new(&[], 0, MAX_K + 1).is_err());
+        assert!(WidenedGemm::new(&[], 0, MAX_K).is_ok());
         let g = WidenedGemm::new(&[1; 6], 2, 3).unwrap();
         let mut acc = Vec::new();
         assert!(g.run(&[0; 5], 2, &mut WidenedScratch::default(), &mut acc).is_err());
