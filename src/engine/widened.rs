@@ -94,7 +94,8 @@ impl WidenedGemm {
         let kp = k.div_ceil(2);
         let mut packed = vec![0i32; m.div_ceil(MR) * kp * MR];
         let at = |r: usize, j: usize| if j < k { w[r * k + j] } else { 0 };
-        for (panel, dst) in packed.chunks_exact_mut(kp * MR).enumerate() {
+        // (`max(1)`: with k = 0 there is nothing to pack, and no chunk of size 0.)
+        for (panel, dst) in packed.chunks_exact_mut((kp * MR).max(1)).enumerate() {
             for p in 0..kp {
                 for i in 0..MR {
                     let r = panel * MR + i;
@@ -129,7 +130,8 @@ impl WidenedGemm {
         }
         acc.clear();
         acc.resize(m * n, 0);
-        if m == 0 || n == 0 {
+        if m == 0 || n == 0 || k == 0 {
+            // Empty sums are 0.
             return Ok(());
         }
         let kp = k.div_ceil(2);
@@ -331,5 +333,9 @@ mod tests {
         assert!(g.run(&[0; 5], 2, &mut WidenedScratch::default(), &mut acc).is_err());
         g.run(&[], 0, &mut WidenedScratch::default(), &mut acc).unwrap();
         assert!(acc.is_empty());
+        // k = 0: every sum is empty, hence 0.
+        let g = WidenedGemm::new(&[], 3, 0).unwrap();
+        g.run(&[], 5, &mut WidenedScratch::default(), &mut acc).unwrap();
+        assert_eq!(acc, vec![0; 15]);
     }
 }
