@@ -72,6 +72,11 @@ pub struct SecondsArgs {
     pub snippet_frames: Option<u64>,
 }
 
+/// Frames per snippet when neither the command line nor a backbone's metadata says:
+/// ActivityNet's (mmaction2's `feature_extraction_interval`). Here, not in `video.rs`, because
+/// builds without the engine (`--features std`) convert frames to seconds too.
+pub const DEFAULT_SNIPPET_FRAMES: usize = 16;
+
 impl SecondsArgs {
     /// What normalised video time is multiplied by to give seconds (bmn-spec §3): the
     /// duration (1 without one: normalised time), or — with the video's frame count under
@@ -83,7 +88,7 @@ impl SecondsArgs {
         let duration = self.duration.map(check_duration).transpose()?;
         let Some(frames) = self.frames else { return Ok(duration.unwrap_or(1.0)) };
         let Some(duration) = duration else { bail!("--frames needs --duration (the video's length in seconds)") };
-        let per = self.snippet_frames.unwrap_or(super::video::DEFAULT_SNIPPET_FRAMES as u64);
+        let per = self.snippet_frames.unwrap_or(DEFAULT_SNIPPET_FRAMES as u64);
         if per == 0 {
             bail!("--snippet-frames must be at least 1");
         }

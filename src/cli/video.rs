@@ -3,7 +3,7 @@
 //! preprocessing ([`BackboneArgs`]), and [`open_features`], which chains them into a
 //! [`SnippetFeatures`] stream — one snippet's frames in memory at a time.
 
-use super::args::Int8Arg;
+use super::args::{Int8Arg, DEFAULT_SNIPPET_FRAMES};
 use anyhow::{bail, Context, Result};
 use bmn_edge::engine::backbone::{Backbone, BackboneOptions, FeatureError, PreprocessOverrides, SnippetFeatures};
 use bmn_edge::pixels::{FrameFolder, FrameRate, FrameSource, RawRgb24, Sampling, Y4mReader};
@@ -193,10 +193,6 @@ pub struct Feeds<'a> {
     /// Its input width `C`.
     pub channels: usize,
 }
-
-/// Frames per snippet when neither the command line nor the backbone's metadata says:
-/// ActivityNet's (mmaction2's `feature_extraction_interval`).
-pub const DEFAULT_SNIPPET_FRAMES: usize = 16;
 
 /// Loads the backbone, checks its width against the model it `feeds` (before the video is
 /// touched: a mismatch consumes nothing from stdin), opens the video and chains them;
