@@ -202,10 +202,6 @@ impl Int8Gemm {
         if w.len() != m * k {
             return Err(EngineError::new(EngineErrorKind::Runtime, format!("{what}: weights are not [{m}][{k}]")));
         }
-        let integer = || -> Result<Kernel, EngineError> {
-            let raw: Vec<u8> = w.iter().map(|&v| v as u8).collect();
-            Ok(Kernel::Integer(product_model("MatMulInteger", dtype::INT8, raw, &[m, k], &[Some(k), n], false, what)?))
-        };
         let kernel = match wanted {
             Int8Arithmetic::ExactFloat if weights_exact_in_f32(w, k) => {
                 let cols = n.unwrap_or(float_cols);
@@ -214,7 +210,10 @@ impl Int8Gemm {
                 Kernel::ExactFloat { model, cols }
             }
             Int8Arithmetic::Widened if k <= widened::MAX_K => Kernel::Widened(WidenedGemm::new(w, m, k)?),
-            _ => integer()?,
+            _ => {
+                let raw: Vec<u8> = w.iter().map(|&v| v as u8).collect();
+                Kernel::Integer(product_model("MatMulInteger", dtype::INT8, raw, &[m, k], &[Some(k), n], false, what)?)
+            }
         };
         Ok(Int8Gemm { kernel, m, k })
     }
