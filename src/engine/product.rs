@@ -190,7 +190,8 @@ impl GemmScratch {
 impl Int8Gemm {
     /// `w` is `[m][k]`; `n` the input's column count (`None`: any). `wanted` is the
     /// arithmetic asked for; the float form also needs the exactness certificate (else
-    /// integers), and takes `float_cols` as its fixed width when `n` is `None`.
+    /// integers), and takes `float_cols` as its fixed width when `n` is `None`; the widened
+    /// form falls back to it for sums too long for `i32`.
     pub(crate) fn new(
         w: &[i8],
         (m, k): (usize, usize),
@@ -202,14 +203,16 @@ impl Int8Gemm {
         if w.len() != m * k {
             return Err(EngineError::new(EngineErrorKind::Runtime, format!("{what}: weights are not [{m}][{k}]")));
         }
+        // Widened takes any k a model has (up to 2^17 − 1); past that, or when exact float is
+        // asked for, exact float if the weights certify it; tract's integer kernels last.
         let kernel = match wanted {
-            Int8Arithmetic::ExactFloat if weights_exact_in_f32(w, k) => {
+            Int8Arithmetic::Widened if k <= widened::MAX_K => Kernel::Widened(WidenedGemm::new(w, m, k)?),
+            Int8Arithmetic::ExactFloat | Int8Arithmetic::Widened if weights_exact_in_f32(w, k) => {
                 let cols = n.unwrap_or(float_cols);
                 let raw: Vec<u8> = w.iter().flat_map(|&v| f32::from(v).to_le_bytes()).collect();
                 let model = product_model("MatMul", dtype::FLOAT, raw, &[m, k], &[Some(k), Some(cols)], false, what)?;
                 Kernel::ExactFloat { model, cols }
             }
-            Int8Arithmetic::Widened if k <= widened::MAX_K => Kernel::Widened(WidenedGemm::new(w, m, k)?),
             _ => {
                 let raw: Vec<u8> = w.iter().map(|&v| v as u8).collect();
                 Kernel::Integer(product_model("MatMulInteger", dtype::INT8, raw, &[m, k], &[Some(k), n], false, what)?)

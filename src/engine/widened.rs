@@ -194,8 +194,8 @@ impl WidenedGemm {
         debug_assert!(wp.len() == kp * MR && xp.len() == kp * 2 * NR);
         match self.simd {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Avx2` is only set after run-time detection of AVX2; the panels have
-            // the lengths the kernel reads (checked above in debug builds, by construction).
+            // SAFETY: `Avx2` is only set after run-time detection of AVX2 (the kernel asserts
+            // the panels' lengths itself).
             WidenedSimd::Avx2 => unsafe { avx2::tile(wp, xp, kp, tile) },
             _ => {
                 for p in 0..kp {
