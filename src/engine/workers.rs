@@ -29,6 +29,8 @@ pub struct Scratch {
     pub(crate) z: crate::engine::bm::ZBuf,
     /// The int8 products' buffers (`product::Int8Gemm::run`).
     pub(crate) gemm: crate::engine::product::GemmScratch,
+    /// An int8 product's sums.
+    pub(crate) acc: Vec<i32>,
 }
 
 /// The engine's worker threads: a pool built once per engine (so each thread keeps its
@@ -78,7 +80,7 @@ impl Workers {
         use tract_linalg::multithread::{multithread_tract_scope, Executor};
         thread_local! {
             static SCRATCH: std::cell::RefCell<Scratch> =
-                const { std::cell::RefCell::new(Scratch { f: Vec::new(), q: Vec::new(), z: crate::engine::bm::ZBuf::new(), gemm: crate::engine::product::GemmScratch::new() }) };
+                const { std::cell::RefCell::new(Scratch { f: Vec::new(), q: Vec::new(), z: crate::engine::bm::ZBuf::new(), gemm: crate::engine::product::GemmScratch::new(), acc: Vec::new() }) };
         }
         let stop = std::sync::atomic::AtomicBool::new(false);
         let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Result<T, EngineError>)>(2 * pool.current_num_threads());

@@ -49,6 +49,13 @@ pub(crate) type FillQ<'a> = dyn Fn(Range<usize>, &mut [i8]) -> Result<(), Engine
 /// the shipped model); at 128 the resident set stays flat and the layer is as fast.
 const COLS: usize = 128;
 
+/// A later layer's chunk, finished on a worker: `[cout][n]` levels of the next layer's
+/// input, or the last layer's values.
+enum Rows {
+    Levels(Vec<i8>),
+    Values(Vec<f32>),
+}
+
 /// One convolution in integers.
 struct QConv {
     /// Geometry, activation and quantization (the float weights dropped).
@@ -283,15 +290,20 @@ impl QTail {
             let t0 = Instant::now();
             s.q.clear();
             s.q.resize(o * CELL_CHUNK, 0);
+            let w = range.len();
             fill(range, &mut s.q)?;
             fill_time.add(t0.elapsed());
             let t1 = Instant::now();
-            let mut acc = Vec::new();
-            first.gemm.run(&s.q, CELL_CHUNK, &mut s.gemm, &mut acc)?;
+            first.gemm.run(&s.q, CELL_CHUNK, &mut s.gemm, &mut s.acc)?;
+            // Requantized here, on the worker, so that the calling thread only copies.
+            let mut y = vec![0i8; first.spec.cout * CELL_CHUNK];
+            for (c, (dst, acc)) in y.chunks_exact_mut(CELL_CHUNK).zip(s.acc.chunks_exact(CELL_CHUNK)).enumerate() {
+                first.levels_row(c, next, &acc[..w], &mut dst[..w]);
+            }
             gemm_time.add(t1.elapsed());
-            Ok(acc)
+            Ok(y)
         };
-        let place = |k: usize, y: Vec<i32>| {
+        let place = |k: usize, y: Vec<i8>| {
             let cells = &cells[k * CELL_CHUNK..((k + 1) * CELL_CHUNK).min(n)];
             // Runs of consecutive cells of one row are contiguous in the grid.
             let mut i = 0;
@@ -303,8 +315,8 @@ impl QTail {
                 }
                 let at = (r as usize + 1) * gw + s0 as usize + 1;
                 for c in 0..first.spec.cout {
-                    let dst = &mut g[c * plane + at..c * plane + at + (j - i)];
-                    first.levels_row(c, next, &y[c * CELL_CHUNK + i..c * CELL_CHUNK + j], dst);
+                    g[c * plane + at..c * plane + at + (j - i)]
+                        .copy_from_slice(&y[c * CELL_CHUNK + i..c * CELL_CHUNK + j]);
                 }
                 i = j;
             }
@@ -361,25 +373,40 @@ impl QTail {
                     }
                     off += w;
                 }
-                let mut acc = Vec::new();
-                layer.gemm.run(&s.q, n, &mut s.gemm, &mut acc)?;
-                Ok(acc)
+                layer.gemm.run(&s.q, n, &mut s.gemm, &mut s.acc)?;
+                // Requantized (or finished) here, on the worker, so that the calling thread
+                // only copies rows into place.
+                let rows = s.acc.chunks_exact(n).enumerate();
+                Ok(match next {
+                    Some(q) => {
+                        let mut y = vec![0i8; s.acc.len()];
+                        for ((c, acc), dst) in rows.zip(y.chunks_exact_mut(n)) {
+                            layer.levels_row(c, q, acc, dst);
+                        }
+                        Rows::Levels(y)
+                    }
+                    None => {
+                        let mut y = vec![0f32; s.acc.len()];
+                        for ((c, acc), dst) in rows.zip(y.chunks_exact_mut(n)) {
+                            layer.finish_row(c, acc, dst, |v| v);
+                        }
+                        Rows::Values(y)
+                    }
+                })
             };
-            let place = |j: usize, y: Vec<i32>| {
+            let place = |j: usize, y: Rows| {
                 let n: usize = chunks[j].iter().map(|g| g.w as usize).sum();
                 for c in 0..layer.spec.cout {
                     let mut off = c * n;
                     for seg in &chunks[j] {
                         let (r, c0, w) = (seg.ti as usize, seg.tj as usize, seg.w as usize);
-                        let acc = &y[off..off + w];
-                        match next {
-                            Some(q) => {
+                        match &y {
+                            Rows::Levels(y) => {
                                 let at = c * plane + (r + 1) * gw + c0 + 1;
-                                layer.levels_row(c, q, acc, &mut output[at..at + w]);
+                                output[at..at + w].copy_from_slice(&y[off..off + w]);
                             }
-                            None => {
-                                let dst = &mut out[(c * d + r) * t + c0..(c * d + r) * t + c0 + w];
-                                layer.finish_row(c, acc, dst, |v| v);
+                            Rows::Values(y) => {
+                                out[(c * d + r) * t + c0..][..w].copy_from_slice(&y[off..off + w]);
                             }
                         }
                         off += w;
