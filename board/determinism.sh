@@ -12,7 +12,8 @@
 #   x86-64   --threads 1 (the reference), a second run and --threads 2 (byte for byte); for
 #            the int8 model also --int8 integer, float and widened (byte for byte)
 #   x86-64   under qemu-x86_64 as a Haswell (AVX2 + FMA, no AVX-512: tract's AVX2 kernels;
-#            int8 models must choose the widened kernel), 2 threads, against this CPU's bytes
+#            int8 models must choose the widened kernel), 2 threads, against this CPU's bytes;
+#            and natively with TRACT_CPU_ISA taking AVX-512 and VNNI away (the same choice)
 #   aarch64  under qemu-aarch64 as a Cortex-A72 (no dot product: exact float, 1 thread) and
 #            a Cortex-A76 (dot product: tract's integer kernels, 1 and 2 threads)
 # and `detect` on the whole demo video at 1 and 2 threads on x86-64 (byte for byte).
@@ -126,6 +127,23 @@ for model in fp32 int8; do
   fi
   qemu_x86 Haswell "${run[@]}" --threads 2 > "$tmp/o" 2>/dev/null
   across "$model" "$model x86-64 Haswell (AVX2, no AVX-512, --threads 2) against this CPU" "$tmp/$model.ref" "$tmp/o"
+  # The same view natively, on a CPU with AVX-512: TRACT_CPU_ISA takes the features away from
+  # tract's dispatch and from the engine's choice alike (the speed comparison's setting,
+  # benches/README.md).
+  if grep -qw avx2 /proc/cpuinfo; then
+    avx2_only=(env TRACT_CPU_ISA=-avx512f,-avx512vnni,-avx512fp16,-avxvnni "$X86")
+    if [ "$model" = int8 ]; then
+      choice=$("${avx2_only[@]}" inspect "$m" 2>/dev/null | sed -n 's/.*int8 models: \([a-z-]*\).*/\1/p')
+      if [ "$choice" = widened ]; then
+        say "x86-64 with TRACT_CPU_ISA=-avx512f,-avx512vnni,...: int8 arithmetic chosen: widened"
+      else
+        say "DIFFERENT: with TRACT_CPU_ISA=-avx512f,-avx512vnni,... the choice was '$choice', expected widened" >&2
+        failures=$((failures + 1))
+      fi
+    fi
+    "${avx2_only[@]}" "${run[@]}" --threads 2 > "$tmp/o" 2>/dev/null
+    across "$model" "$model x86-64 as AVX2-only (TRACT_CPU_ISA, --threads 2) against this CPU" "$tmp/$model.ref" "$tmp/o"
+  fi
   for cpu_threads in cortex-a72:1 cortex-a76:1 cortex-a76:2; do
     cpu=${cpu_threads%:*}
     t=${cpu_threads#*:}

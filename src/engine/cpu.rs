@@ -137,17 +137,23 @@ impl fmt::Display for CpuFeatures {
 #[cfg(target_arch = "x86_64")]
 fn detect_impl() -> CpuFeatures {
     // The standard library checks CPUID and that the OS saves the registers' state (XCR0).
+    // A feature that `TRACT_CPU_ISA` takes away (`-avx512f`) counts as absent, so that the
+    // variable makes tract *and* the engine behave as on a CPU without it; adding one the CPU
+    // lacks (`+avx512f`) changes nothing here.
+    let removed = removed_by_tract_cpu_isa();
     macro_rules! has {
         ($f:tt) => {
-            std::arch::is_x86_feature_detected!($f)
+            std::arch::is_x86_feature_detected!($f) && !removed.iter().any(|r| r == $f)
         };
     }
+    let avx512f = has!("avx512f");
     CpuFeatures {
         avx: has!("avx"),
         avx2: has!("avx2"),
         fma: has!("fma"),
-        avx512f: has!("avx512f"),
-        avx512vnni: has!("avx512vnni"),
+        avx512f,
+        // EVEX-encoded, so no use without AVX-512 Foundation (nor is it to tract).
+        avx512vnni: avx512f && has!("avx512vnni"),
         avxvnni: has!("avxvnni"),
         // AMX needs, besides CPUID and XCR0, a per-process permission on Linux; tract's own
         // probe checks all three (and only in builds whose assembler has the AMX kernels).
@@ -156,9 +162,23 @@ fn detect_impl() -> CpuFeatures {
     }
 }
 
+/// The features `TRACT_CPU_ISA` removes (its `-name` tokens), by tract-linalg's names, which
+/// are the standard library's for the features read here.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn removed_by_tract_cpu_isa() -> Vec<String> {
+    let spec = std::env::var("TRACT_CPU_ISA").unwrap_or_default();
+    spec.split(',').filter_map(|t| t.trim().strip_prefix('-')).map(str::to_string).collect()
+}
+
 #[cfg(target_arch = "aarch64")]
 fn detect_impl() -> CpuFeatures {
-    use std::arch::is_aarch64_feature_detected as has;
+    // As on x86-64: a feature `TRACT_CPU_ISA` takes away counts as absent.
+    let removed = removed_by_tract_cpu_isa();
+    macro_rules! has {
+        ($f:tt) => {
+            std::arch::is_aarch64_feature_detected!($f) && !removed.iter().any(|r| r == $f)
+        };
+    }
     CpuFeatures {
         dotprod: has!("dotprod"),
         i8mm: has!("i8mm"),
@@ -329,16 +349,17 @@ mod tests {
     fn x86_detection_agrees_with_the_kernel() {
         let Some(flags) = cpuinfo_flags("flags") else { return };
         let has = |name: &str| flags.iter().any(|f| f == name);
-        let f = CpuFeatures::detect();
-        for (got, flag) in [
-            (f.avx, "avx"),
-            (f.avx2, "avx2"),
-            (f.fma, "fma"),
-            (f.avx512f, "avx512f"),
-            (f.avx512vnni, "avx512_vnni"),
-            (f.avxvnni, "avx_vnni"),
+        let (f, removed) = (CpuFeatures::detect(), removed_by_tract_cpu_isa());
+        for (got, flag, name) in [
+            (f.avx, "avx", "avx"),
+            (f.avx2, "avx2", "avx2"),
+            (f.fma, "fma", "fma"),
+            (f.avx512f, "avx512f", "avx512f"),
+            (f.avx512vnni, "avx512_vnni", "avx512vnni"),
+            (f.avxvnni, "avx_vnni", "avxvnni"),
         ] {
-            assert_eq!(got, has(flag), "{flag}");
+            let implied = name != "avx512vnni" || f.avx512f;
+            assert_eq!(got, has(flag) && !removed.iter().any(|r| r == name) && implied, "{flag}");
         }
         // AMX as tract sees it implies the kernel's flag (not conversely: tract's build may lack
         // the AMX kernels, or the process its permission).
@@ -351,19 +372,25 @@ mod tests {
     fn aarch64_detection_agrees_with_the_kernel() {
         let Some(flags) = cpuinfo_flags("Features") else { return };
         let has = |name: &str| flags.iter().any(|f| f == name);
-        let f = CpuFeatures::detect();
-        for (got, flag) in [(f.dotprod, "asimddp"), (f.i8mm, "i8mm"), (f.sve, "sve"), (f.sve2, "sve2")] {
-            assert_eq!(got, has(flag), "{flag}");
+        let (f, removed) = (CpuFeatures::detect(), removed_by_tract_cpu_isa());
+        for (got, flag, name) in [
+            (f.dotprod, "asimddp", "dotprod"),
+            (f.i8mm, "i8mm", "i8mm"),
+            (f.sve, "sve", "sve"),
+            (f.sve2, "sve2", "sve2"),
+        ] {
+            assert_eq!(got, has(flag) && !removed.iter().any(|r| r == name), "{flag}");
         }
         assert!(!f.avx2 && !f.avx512vnni);
     }
 
     /// The x86 features agree with what tract-linalg's own probe found (it decides which
-    /// kernels run), unless `TRACT_CPU_ISA` edits that.
+    /// kernels run), also when `TRACT_CPU_ISA` takes features away (CI runs this test with
+    /// `TRACT_CPU_ISA=-avx512f,-avx512vnni`, `board/determinism.sh`).
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn x86_detection_agrees_with_tract() {
-        if std::env::var_os("TRACT_CPU_ISA").is_some() {
+        if std::env::var("TRACT_CPU_ISA").is_ok_and(|s| s.contains('+')) {
             return;
         }
         use tract_linalg::isa::Isa;
@@ -376,7 +403,9 @@ mod tests {
     #[cfg(target_arch = "aarch64")]
     #[test]
     fn aarch64_detection_agrees_with_tract() {
-        if std::env::var_os("TRACT_CPU_ISA").is_some() || std::env::var_os("TRACT_DOTPROD_DISABLE").is_some() {
+        if std::env::var("TRACT_CPU_ISA").is_ok_and(|s| s.contains('+'))
+            || std::env::var_os("TRACT_DOTPROD_DISABLE").is_some()
+        {
             return;
         }
         let (f, isa) = (CpuFeatures::detect(), tract_linalg::isa::native());
@@ -390,7 +419,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn tract_kernels_on_this_cpu() {
-        if std::env::var_os("TRACT_CPU_ISA").is_some() {
+        if std::env::var("TRACT_CPU_ISA").is_ok_and(|s| s.contains('+')) {
             return;
         }
         let f = CpuFeatures::detect();

@@ -44,10 +44,11 @@ pub enum WidenedSimd {
 }
 
 impl WidenedSimd {
-    /// The best the running CPU offers.
+    /// The best the running CPU offers ([`CpuFeatures::detect`](super::cpu::CpuFeatures::detect):
+    /// the standard library's run-time detection, less what `TRACT_CPU_ISA` takes away).
     pub fn detect() -> WidenedSimd {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
+        if super::cpu::CpuFeatures::detect().avx2 {
             return WidenedSimd::Avx2;
         }
         WidenedSimd::Portable
