@@ -173,11 +173,20 @@ impl WidenedGemm {
         for (jb, block) in dst.chunks_exact_mut(kp * 2 * NR).enumerate() {
             let c0 = jb * NR;
             for (p, out) in block.chunks_exact_mut(2 * NR).enumerate() {
-                let (a, b) = (row(2 * p, c0), row(2 * p + 1, c0));
+                // A whole block of two rows is read in place; a ragged one (the last columns,
+                // or the missing row of an odd `k`) through zero-padded copies.
+                let (ra, rb) = (2 * p, 2 * p + 1);
+                let staged;
+                let (a, b): (&[i8], &[i8]) = if c0 + NR <= n && rb < k {
+                    (&x[ra * n + c0..][..NR], &x[rb * n + c0..][..NR])
+                } else {
+                    staged = (row(ra, c0), row(rb, c0));
+                    (&staged.0, &staged.1)
+                };
                 match self.simd {
                     #[cfg(target_arch = "x86_64")]
                     // SAFETY: `Avx2` is only set after run-time detection of AVX2.
-                    WidenedSimd::Avx2 => unsafe { avx2::interleave(&a, &b, out) },
+                    WidenedSimd::Avx2 => unsafe { avx2::interleave(a, b, out) },
                     _ => {
                         for c in 0..NR {
                             out[2 * c] = i16::from(a[c]);
@@ -224,9 +233,9 @@ mod avx2 {
 
     /// Two rows of 16 levels into 16 pairs of `i16` (`a[c]`, `b[c]`).
     #[target_feature(enable = "avx2")]
-    pub(super) fn interleave(a: &[i8; NR], b: &[i8; NR], out: &mut [i16]) {
-        assert!(out.len() >= 2 * NR);
-        // SAFETY: 16 bytes from arrays of 16 `i8`s.
+    pub(super) fn interleave(a: &[i8], b: &[i8], out: &mut [i16]) {
+        assert!(a.len() >= NR && b.len() >= NR && out.len() >= 2 * NR);
+        // SAFETY: 16 bytes from slices of at least 16 `i8`s (asserted).
         let (va, vb) =
             unsafe { (_mm_loadu_si128(a.as_ptr() as *const __m128i), _mm_loadu_si128(b.as_ptr() as *const __m128i)) };
         let lo = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(va, vb));
