@@ -7,7 +7,9 @@
 //!   while every partial sum stays below `2^24`;
 //! * `widened_avx2`: bmn-edge's own kernel (`bmn_edge::engine::widened`, `vpmaddwd` on
 //!   operands widened to `i16`; `widened_portable` on a CPU without AVX2), timed from the
-//!   int8 levels to the `i32` sums, packing included — the same sums (checked);
+//!   int8 levels to the `i32` sums, packing included — the same sums (checked); and
+//!   `widened_avx512vnni` where the CPU has AVX-512 VNNI (`vpdpwssd`: the multiply-add and
+//!   the add in one instruction);
 //! * `f32x2` (3×3 layers only, `K = 9·cin` > 1024): the float product split into two halves
 //!   of `K`, each exact for any levels, as the float path would run a layer whose weights do
 //!   not certify a single product (`bmn_edge::engine::cpu::weights_exact_in_f32`).
@@ -188,17 +190,22 @@ fn bench(c: &mut Criterion) {
         c.bench_function(&format!("{group}/f32"), |b| b.iter(|| run(&float, black_box(&xt))));
         // bmn-edge's own AVX2 kernel (`engine::widened`), from the int8 levels (packing
         // included) to the i32 sums — the same sums.
-        let widened = WidenedGemm::new(&w, m, k).expect("packed weights");
-        let (mut scratch, mut acc) = (WidenedScratch::default(), Vec::new());
-        widened.run(&x, n, &mut scratch, &mut acc).expect("widened product");
-        assert_eq!(acc, yi, "{}: widened sums differ", s.name);
-        let label = match widened.simd() {
-            WidenedSimd::Avx2 => "widened_avx2",
-            WidenedSimd::Portable => "widened_portable",
-        };
-        c.bench_function(&format!("{group}/{label}"), |b| {
-            b.iter(|| widened.run(black_box(&x), n, &mut scratch, &mut acc).expect("widened product"))
-        });
+        // Each code this CPU can run (the portable one only where no other can).
+        let mut widened = WidenedGemm::new(&w, m, k).expect("packed weights");
+        let simds = [WidenedSimd::Avx512Vnni, WidenedSimd::Avx2, WidenedSimd::Portable];
+        for simd in simds
+            .into_iter()
+            .filter(|s| s.available())
+            .take_while(|&s| s != WidenedSimd::Portable || !WidenedSimd::Avx2.available())
+        {
+            widened.set_simd(simd);
+            let (mut scratch, mut acc) = (WidenedScratch::default(), Vec::new());
+            widened.run(&x, n, &mut scratch, &mut acc).expect("widened product");
+            assert_eq!(acc, yi, "{}: widened ({}) sums differ", s.name, simd.name());
+            c.bench_function(&format!("{group}/widened_{}", simd.name()), |b| {
+                b.iter(|| widened.run(black_box(&x), n, &mut scratch, &mut acc).expect("widened product"))
+            });
+        }
         if k > bmn_edge::engine::cpu::EXACT_F32_TERMS {
             // Two exact halves of K (channel-aligned: 9·cin/2 = 9·(cin/2) rows of the im2col).
             let h = k / 2;

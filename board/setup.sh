@@ -116,14 +116,14 @@ for arg in "$@"; do
   [ "$arg" = armv7 ] && check_tool arm-linux-gnueabihf-gcc --version
 done
 
-# The crate needs rustc >= 1.88 (Cargo.toml rust-version). bookworm itself ships rustc-web
-# 1.85; 1.96 comes from bookworm-security, so a machine without the security suite in its
-# apt sources gets a compiler that is too old.
+# The crate needs rustc >= 1.89 (Cargo.toml rust-version: AVX-512 intrinsics). bookworm
+# itself ships rustc-web 1.85; 1.96 comes from bookworm-security, so a machine without the
+# security suite in its apt sources gets a compiler that is too old.
 if [ -x /usr/bin/rustc ]; then
   v=$(/usr/bin/rustc -V | awk '{print $2}')
   minor=$(printf '%s' "$v" | cut -d. -f2)
-  if [ "$(printf '%s' "$v" | cut -d. -f1)" -ne 1 ] || [ "$minor" -lt 88 ]; then
-    say "error: /usr/bin/rustc is $v, need >= 1.88 (is bookworm-security in the apt sources?)" >&2
+  if [ "$(printf '%s' "$v" | cut -d. -f1)" -ne 1 ] || [ "$minor" -lt 89 ]; then
+    say "error: /usr/bin/rustc is $v, need >= 1.89 (is bookworm-security in the apt sources?)" >&2
     fail=1
   fi
 fi
