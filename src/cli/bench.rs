@@ -121,6 +121,7 @@ pub fn run(a: Args) -> Result<()> {
                 "stage_a": p.stage_a.map(|a| a.name()),
                 "projection": p.projection.map(|a| a.name()),
                 "stage_b": p.stage_b.iter().map(|a| a.name()).collect::<Vec<_>>(),
+                "widened_code": p.widened_code().map(|c| c.name()),
             })),
             "this_cpu": cpu_json(&CpuReport::this_cpu()),
             "iterations": a.iterations,
@@ -137,12 +138,13 @@ pub fn run(a: Args) -> Result<()> {
         println!("kernels   stage B {}, BM {}", engine.stage_b_form().name(), engine.kernel().simd().name());
         if let Some(p) = engine.int8_plan() {
             println!(
-                "int8      {} ({}): stage A {}, projection {}, stage B {}",
+                "int8      {} ({}): stage A {}, projection {}, stage B {}{}",
                 p.chosen.name(),
                 if p.forced { "forced" } else { "chosen for this CPU" },
                 p.stage_a.map_or("-", |a| a.name()),
                 p.projection.map_or("-", |a| a.name()),
-                p.stage_b.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ")
+                p.stage_b.iter().map(|a| a.name()).collect::<Vec<_>>().join(", "),
+                p.widened_code().map_or(String::new(), |c| format!("; widened code {}", c.name())),
             );
         }
         println!("this CPU  {}", cpu_line(&CpuReport::this_cpu()));

@@ -2,6 +2,7 @@
 //! window geometry, and how stage B runs.
 
 use super::cpu::Int8Arithmetic;
+use super::widened::WidenedSimd;
 use crate::config::{Convention, WindowConfig};
 use std::fmt;
 
@@ -135,6 +136,15 @@ pub struct Int8Plan {
     pub projection: Option<Int8Arithmetic>,
     /// Each layer of the integer stage B (empty when stage B runs another form).
     pub stage_b: Vec<Int8Arithmetic>,
+}
+
+impl Int8Plan {
+    /// The code the widened products run ([`WidenedSimd::detect`]); `None` when no product
+    /// is widened.
+    pub fn widened_code(&self) -> Option<WidenedSimd> {
+        let widened = self.projection.iter().chain(&self.stage_b).any(|&a| a == Int8Arithmetic::Widened);
+        widened.then(WidenedSimd::detect)
+    }
 }
 
 /// What the engine found in a model file.

@@ -354,15 +354,15 @@ impl Engine {
         });
         if let Some(p) = &int8 {
             log::info!(
-                "int8 arithmetic: {} ({}); stage A {}, projection {}, stage B {:?}",
+                "int8 arithmetic: {} ({}); stage A {}, projection {}, stage B {:?}{}",
                 p.chosen.name(),
                 if p.forced { "forced" } else { "chosen for this CPU" },
                 p.stage_a.map_or("float", |a| a.name()),
                 p.projection.map_or("float weights", |a| a.name()),
-                p.stage_b.iter().map(|a| a.name()).collect::<Vec<_>>()
+                p.stage_b.iter().map(|a| a.name()).collect::<Vec<_>>(),
+                p.widened_code().map_or(String::new(), |c| format!("; widened code {}", c.name())),
             );
-            let widened = p.projection.iter().chain(&p.stage_b).any(|&a| a == Int8Arithmetic::Widened);
-            if widened && WidenedSimd::detect() == WidenedSimd::Portable {
+            if p.widened_code() == Some(WidenedSimd::Portable) {
                 log::warn!("widened int8 products run in portable Rust on this CPU (no AVX2): the same sums, slowly");
             }
         }
