@@ -33,6 +33,7 @@
 //! all within the field of one H cell (up to 7 levels, 0.076).
 #![cfg(feature = "engine")]
 
+use bmn_edge::engine::cpu::{is_dot_product_kernel, CpuReport};
 use bmn_edge::engine::{Engine, EngineOptions, Int8Arithmetic, StageBForm, Variant, WindowMode};
 use bmn_edge::npy::read_f32;
 use bmn_edge::post::{postprocess_window, Proposal, WindowMaps};
@@ -506,11 +507,15 @@ fn integer_exact_float_and_widened_products_give_the_same_maps() {
         assert!(pi.stage_a.is_some() && pf.stage_a.is_some(), "stage A has int8 convolutions");
         assert!(!pf.stage_b.is_empty());
         // Widened: the engine's own products (projection, stage B) in the widened kernel,
-        // stage A (inside tract's graph) in exact float.
+        // stage A (inside tract's graph) in tract's integer kernels where they are built on a
+        // dot product the CPU has (VNNI), else in exact float.
         let pw = wid.int8_plan().unwrap().clone();
         assert!(pw.forced && pw.chosen == Int8Arithmetic::Widened);
         assert!(pw.stage_b.iter().chain(&pw.projection).all(|&a| a == Int8Arithmetic::Widened), "{pw:?}");
-        assert!(!pw.stage_b.is_empty() && pw.stage_a == Some(Int8Arithmetic::ExactFloat), "{pw:?}");
+        let cpu = CpuReport::this_cpu();
+        let dot = cpu.features.has_int8_dot() && cpu.i8_kernel.as_deref().is_some_and(is_dot_product_kernel);
+        let graph = if dot { Int8Arithmetic::Integer } else { Int8Arithmetic::ExactFloat };
+        assert!(!pw.stage_b.is_empty() && pw.stage_a == Some(graph), "{pw:?} ({cpu:?})");
         let (oi, of, oa) = (int.run(&x).unwrap().0, flt.run(&x).unwrap().0, auto.run(&x).unwrap().0);
         assert!(oi == of, "{}: integer and exact-float maps differ", path.display());
         assert!(oi == wid.run(&x).unwrap().0, "{}: integer and widened maps differ", path.display());

@@ -255,8 +255,8 @@ impl Backbone {
         let int8 = if quantized {
             let chosen = options.int8_arithmetic.unwrap_or_else(Int8Arithmetic::for_this_cpu);
             // The widened kernel is the engine's own; inside tract's graph that choice means
-            // exact float.
-            if chosen != Int8Arithmetic::Integer {
+            // tract's integer kernels where they are built on a dot product, else exact float.
+            if chosen.in_tract_graph() != Int8Arithmetic::Integer {
                 let r = qlinearconv_to_exact_float(&mut proto)?;
                 log::info!("backbone: {r}");
                 Some(if r.left.is_empty() && !r.rewritten.is_empty() {

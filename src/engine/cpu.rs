@@ -18,19 +18,24 @@
 //!   ([`weights_exact_in_f32`]: `128 · Σ|w|` per output channel at most `2^24`, checked once
 //!   at load); otherwise they are split into chunks that are, added in `i32`.
 //!
-//! * [`Int8Arithmetic::Widened`]: bmn-edge's own integer kernel for x86-64 with AVX2 and no
-//!   dot product ([`widened`](super::widened): `vpmaddwd` on operands widened to `i16`),
-//!   for the products the engine runs itself (the BM projection, stage B); stage A's
-//!   convolutions, inside tract's graph, run in exact float. 1.4× faster than exact float
-//!   on the shipped model's products (benches/int8_kernels.rs).
+//! * [`Int8Arithmetic::Widened`]: bmn-edge's own integer kernel for x86-64 with AVX2
+//!   ([`widened`](super::widened): `vpmaddwd` on operands widened to `i16`, or `vpdpwssd`
+//!   with AVX-512 VNNI), for the products the engine runs itself (the BM projection, stage
+//!   B); stage A's convolutions, inside tract's graph, run in tract's integer kernels where
+//!   those use a dot product, else in exact float. 1.4–2× faster than exact float on the
+//!   shipped model's products (benches/int8_kernels.rs).
 //!
 //! [`CpuFeatures::detect`] reads the relevant features (the standard library's run-time
 //! detection; AMX from tract-linalg's probe), [`tract_kernel`] names the
 //! tract-linalg kernel tract's dispatch picks for a float or an integer product of a given
-//! shape on this CPU, and [`Int8Arithmetic::choose`] combines the two: integer kernels only
-//! where the CPU has a dot-product instruction *and* tract's choice uses it (tract compiles
-//! some of those kernels only when its build's assembler can encode them); else widened
-//! where the CPU has AVX2; else exact float.
+//! shape on this CPU, and [`Int8Arithmetic::choose`] combines the two, per product: the
+//! engine's own products (projection, stage B) widened wherever the CPU has AVX2 (with
+//! AVX-512 VNNI too: there the widened tile runs `vpdpwssd` and the engine's products end
+//! 1.2× faster than through tract's VNNI kernels); else tract's integer kernels where the
+//! CPU has a dot-product instruction *and* tract's choice uses it (tract compiles some of
+//! those kernels only when its build's assembler can encode them); else exact float. The
+//! convolutions inside tract's graphs (stage A, a pixel backbone) run tract's integer
+//! kernels under that same condition, else exact float ([`Int8Arithmetic::in_tract_graph`]).
 
 use std::fmt;
 use tract_onnx::prelude::DatumType;
@@ -227,6 +232,12 @@ pub fn is_dot_product_kernel(name: &str) -> bool {
     ["vnni", "amx", "_dot", "sme_"].iter().any(|tag| name.contains(tag))
 }
 
+/// Whether tract's integer kernel `i8_kernel` is built on a dot-product instruction that the
+/// CPU has (only then are tract's integer kernels faster than its float ones).
+fn integer_kernels_are_fast(features: &CpuFeatures, i8_kernel: Option<&str>) -> bool {
+    i8_kernel.is_some_and(|name| features.has_int8_dot() && is_dot_product_kernel(name))
+}
+
 /// What this CPU and this build of tract do for int8 models: the features, tract's
 /// kernels for f32 and int8 products (stage-B shapes), and the arithmetic chosen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -266,29 +277,58 @@ pub enum Int8Arithmetic {
     /// tract's float kernels on integer-valued `f32` levels and weights: the same sums
     /// exactly (see the module docs), for CPUs whose integer kernels are slow.
     ExactFloat,
-    /// bmn-edge's own integer kernel for x86-64 with AVX2 and no dot product
-    /// ([`widened`](super::widened): operands widened to `i16`, `vpmaddwd`) for the products
-    /// the engine runs itself — the BM projection and stage B; the layers inside tract's
-    /// graphs (stage A, a backbone) run in exact float. On a CPU without AVX2 (forced) the
-    /// same sums come from portable Rust.
+    /// bmn-edge's own integer kernel for x86-64 with AVX2 ([`widened`](super::widened):
+    /// operands widened to `i16`, `vpmaddwd`, or `vpdpwssd` with AVX-512 VNNI) for the
+    /// products the engine runs itself — the BM projection and stage B; the layers inside
+    /// tract's graphs (stage A, a backbone) run as [`Self::in_tract_graph`] says. On a CPU
+    /// without AVX2 (forced) the same sums come from portable Rust.
     Widened,
 }
 
 impl Int8Arithmetic {
-    /// The arithmetic for a CPU with `features` on which tract runs the integer kernel
-    /// `i8_kernel` (see [`tract_kernel`]): integer where tract's choice is a dot-product kernel
-    /// and the CPU has the instruction; otherwise bmn-edge's widened kernel where the CPU has
-    /// AVX2 (`vpmaddwd`: 16 multiply-adds per instruction against an 8-lane FMA's 8, on int8
-    /// operands instead of `f32`; 1.4× tract's float kernel on the shapes of the shipped model,
-    /// benches/int8_kernels.rs); otherwise exact float. aarch64 without FEAT_DotProd
-    /// (Cortex-A72: Raspberry Pi 4) gets exact float: its integer kernel widens and
-    /// multiplies (`smlal`) at the same 4 lanes per instruction as `fmla`, so integers save
-    /// memory traffic but not arithmetic — to be confirmed on the board.
+    /// The arithmetic of the products the engine runs itself (the BM projection, stage B)
+    /// on a CPU with `features` on which tract runs the integer kernel `i8_kernel` (see
+    /// [`tract_kernel`]); the convolutions inside tract's graphs follow
+    /// [`Self::tract_graph_for`].
+    ///
+    /// * x86-64 with AVX2: bmn-edge's widened kernel — `vpmaddwd` (16 multiply-adds per
+    ///   instruction against an 8-lane FMA's 8, on int8 operands instead of `f32`), or
+    ///   `vpdpwssd` with AVX-512 VNNI. On the shipped model, per window: 1.2× fp32 with
+    ///   AVX2 only, and 1.2–1.25× tract's VNNI integer kernels on an AVX-512 VNNI Zen 4,
+    ///   whose products alone are as fast as the widened tile but cost more per call in the
+    ///   engine (benches/README.md, session 9);
+    /// * else tract's integer kernels where its choice is a dot-product kernel and the CPU
+    ///   has the instruction (aarch64 FEAT_DotProd: Cortex-A76, A78AE);
+    /// * else exact float. aarch64 without FEAT_DotProd (Cortex-A72: Raspberry Pi 4) gets
+    ///   exact float: its integer kernel widens and multiplies (`smlal`) at the same 4 lanes
+    ///   per instruction as `fmla`, so integers save memory traffic but not arithmetic — to
+    ///   be confirmed on the board.
     pub fn choose(features: &CpuFeatures, i8_kernel: Option<&str>) -> Int8Arithmetic {
-        match i8_kernel {
-            Some(name) if features.has_int8_dot() && is_dot_product_kernel(name) => Int8Arithmetic::Integer,
-            _ if features.avx2 => Int8Arithmetic::Widened,
-            _ => Int8Arithmetic::ExactFloat,
+        if features.avx2 {
+            Int8Arithmetic::Widened
+        } else if integer_kernels_are_fast(features, i8_kernel) {
+            Int8Arithmetic::Integer
+        } else {
+            Int8Arithmetic::ExactFloat
+        }
+    }
+
+    /// The arithmetic of the int8 convolutions inside tract's graphs (stage A, a pixel
+    /// backbone) when the engine's own products run in `self`: the widened kernel is the
+    /// engine's, so there it means tract's integer kernels where they are built on a dot
+    /// product, else exact float ([`Self::tract_graph_for`] with this CPU's report).
+    pub fn in_tract_graph(self) -> Int8Arithmetic {
+        let r = CpuReport::this_cpu();
+        self.tract_graph_for(&r.features, r.i8_kernel.as_deref())
+    }
+
+    /// [`Self::in_tract_graph`] for a CPU with `features` whose tract integer kernel is
+    /// `i8_kernel`.
+    pub fn tract_graph_for(self, features: &CpuFeatures, i8_kernel: Option<&str>) -> Int8Arithmetic {
+        match self {
+            Int8Arithmetic::Widened if integer_kernels_are_fast(features, i8_kernel) => Int8Arithmetic::Integer,
+            Int8Arithmetic::Widened => Int8Arithmetic::ExactFloat,
+            a => a,
         }
     }
 
@@ -470,25 +510,39 @@ mod tests {
         let vnni = CpuFeatures { avx512f: true, avx512vnni: true, ..avx2 };
         let a72 = CpuFeatures::default();
         let a76 = CpuFeatures { dotprod: true, ..a72 };
+        use Int8Arithmetic::{ExactFloat, Integer, Widened};
+        // (CPU, tract's integer kernel, the engine's products, tract's graphs)
         let cases = [
-            // AVX2 without a dot product: bmn-edge's widened kernel, not tract's emulation.
-            (avx2, Some("avx2_mmm_i32_8x8"), Int8Arithmetic::Widened),
-            (vnni, Some("avx512vnni_mmm_i32_8x8"), Int8Arithmetic::Integer),
-            (vnni, Some("avx512vnni_mmm_i32_16x16"), Int8Arithmetic::Integer),
-            // AVX-VNNI hardware but a tract build without that kernel: widened.
-            (CpuFeatures { avxvnni: true, ..avx2 }, Some("avx2_mmm_i32_8x8"), Int8Arithmetic::Widened),
-            (CpuFeatures { avxvnni: true, ..avx2 }, Some("avxvnni_mmm_i32_8x8"), Int8Arithmetic::Integer),
+            // AVX2 without a dot product: bmn-edge's widened kernel, not tract's emulation;
+            // exact float inside tract's graphs.
+            (avx2, Some("avx2_mmm_i32_8x8"), Widened, ExactFloat),
+            // AVX-512 VNNI: widened (vpdpwssd) for the engine's products, tract's VNNI
+            // kernels inside its graphs.
+            (vnni, Some("avx512vnni_mmm_i32_8x8"), Widened, Integer),
+            (vnni, Some("avx512vnni_mmm_i32_16x16"), Widened, Integer),
+            // AVX-VNNI hardware, with and without tract's kernel for it.
+            (CpuFeatures { avxvnni: true, ..avx2 }, Some("avx2_mmm_i32_8x8"), Widened, ExactFloat),
+            (CpuFeatures { avxvnni: true, ..avx2 }, Some("avxvnni_mmm_i32_8x8"), Widened, Integer),
             // No AVX2 (Sandy Bridge, or x86-64 under a minimal emulated CPU): exact float.
-            (avx, Some("avx_mmm_i32_8x4"), Int8Arithmetic::ExactFloat),
-            (a72, Some("arm64simd_mmm_i32_8x8"), Int8Arithmetic::ExactFloat),
-            (a76, Some("arm64simd_mmm_i32_8x8_dot"), Int8Arithmetic::Integer),
+            (avx, Some("avx_mmm_i32_8x4"), ExactFloat, ExactFloat),
+            (a72, Some("arm64simd_mmm_i32_8x8"), ExactFloat, ExactFloat),
+            (a76, Some("arm64simd_mmm_i32_8x8_dot"), Integer, Integer),
             // A dot-product kernel name without the instruction (TRACT_CPU_ISA forcing).
-            (avx2, Some("avx512vnni_mmm_i32_8x8"), Int8Arithmetic::Widened),
-            (vnni, None, Int8Arithmetic::Widened),
-            (a76, None, Int8Arithmetic::ExactFloat),
+            (avx2, Some("avx512vnni_mmm_i32_8x8"), Widened, ExactFloat),
+            (vnni, None, Widened, ExactFloat),
+            (a76, None, ExactFloat, ExactFloat),
         ];
-        for (f, kernel, want) in cases {
-            assert_eq!(Int8Arithmetic::choose(&f, kernel), want, "{f} / {kernel:?}");
+        for (f, kernel, want, graph) in cases {
+            let chosen = Int8Arithmetic::choose(&f, kernel);
+            assert_eq!(chosen, want, "{f} / {kernel:?}");
+            assert_eq!(chosen.tract_graph_for(&f, kernel), graph, "{f} / {kernel:?}: tract's graphs");
+        }
+        // Forcing: integer and exact float are the same everywhere; widened's graphs follow
+        // the CPU.
+        for (f, kernel, _, graph) in cases {
+            assert_eq!(Integer.tract_graph_for(&f, kernel), Integer);
+            assert_eq!(ExactFloat.tract_graph_for(&f, kernel), ExactFloat);
+            assert_eq!(Widened.tract_graph_for(&f, kernel), graph, "{f} / {kernel:?}");
         }
         assert_eq!(Int8Arithmetic::parse("integer"), Some(Int8Arithmetic::Integer));
         assert_eq!(Int8Arithmetic::parse("float"), Some(Int8Arithmetic::ExactFloat));

@@ -296,11 +296,12 @@ impl Engine {
             split(a.proto, &a.site, a.info.channels, CHUNK)?;
         trace_rss("split");
         // Stage A's int8 convolutions: tract's integer kernels as they are, or rewritten as
-        // exact float (the same levels; see `onnx::exact_float`) — also when the engine's own
-        // products run widened, which tract's graph cannot.
+        // exact float (the same levels; see `onnx::exact_float`). When the engine's own
+        // products run widened, which tract's graph cannot, integer where tract's kernels are
+        // built on a dot product, else exact float.
         let stage_a_int8 = if !quantized {
             None
-        } else if chosen != Int8Arithmetic::Integer {
+        } else if chosen.in_tract_graph() != Int8Arithmetic::Integer {
             let r = qlinearconv_to_exact_float(&mut stage_a)?;
             log::info!("stage A: {r}");
             match (r.rewritten.is_empty(), r.left.is_empty()) {

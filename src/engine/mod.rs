@@ -144,9 +144,10 @@ pub struct EngineOptions {
     /// arithmetic emulating the quantization instead. For comparisons and tests.
     pub emulate_int8_stage_b: bool,
     /// How an int8 model's products run: `None` chooses for this CPU
-    /// ([`Int8Arithmetic::for_this_cpu`]: tract's integer kernels where the CPU has
-    /// dot-product instructions and tract uses them, exact float elsewhere); `Some` forces
-    /// either (both give the same levels).
+    /// ([`Int8Arithmetic::for_this_cpu`]: the widened kernel on x86-64 with AVX2, tract's
+    /// integer kernels where the CPU has dot-product instructions and tract uses them, exact
+    /// float elsewhere); `Some` forces one (all give the same levels). The convolutions
+    /// inside tract's graphs follow [`Int8Arithmetic::in_tract_graph`].
     pub int8_arithmetic: Option<Int8Arithmetic>,
     /// The most memory, in bytes, the engine's buffers that grow with the model's
     /// configuration (T, D, N, K: the BM taps, the sampled map H, the output maps) may
