@@ -22,7 +22,7 @@ BIN=${BMN_EDGE_BIN:-$ROOT/target/release/bmn-edge}
 PY=${PYTHON:-$ROOT/.venv/bin/python}
 command -v valgrind >/dev/null || { echo "valgrind is not installed (apt install valgrind)" >&2; exit 1; }
 [ -x "$BIN" ] || { echo "no $BIN: cargo build --release" >&2; exit 1; }
-for f in bmn_paper_pytorch_int8_edge.onnx bmn_paper_pytorch_edge.onnx bmn_paper_pytorch_reassociated_int8_qdq_u8.onnx; do
+for f in bmn_paper_pytorch_int8c3_edge.onnx bmn_paper_pytorch_edge.onnx bmn_paper_pytorch_reassociated_int8_qdq_u8.onnx; do
   [ -f "$WORK/$f" ] || { echo "no $WORK/$f: run benches/onnxruntime_compare.py --int8 first" >&2; exit 1; }
 done
 tmp=$(mktemp -d)
@@ -64,7 +64,7 @@ per_window() { # per_window <name> <command, @N@ standing for the number of wind
 echo "| per window, 1 thread, valgrind's AVX2 + FMA CPU | instructions |"
 echo "|---|---|"
 # `bench --iterations I` runs I windows after two warm-up windows, the script I: I = 1 and 3.
-per_window "bmn-edge int8 (edge, all-int8; widened)" "$BIN" bench --model "$WORK/bmn_paper_pytorch_int8_edge.onnx" --threads 1 --iterations @N@
+per_window "bmn-edge int8 (edge, all-int8; widened)" "$BIN" bench --model "$WORK/bmn_paper_pytorch_int8c3_edge.onnx" --threads 1 --iterations @N@
 per_window "bmn-edge fp32 (edge)" "$BIN" bench --model "$WORK/bmn_paper_pytorch_edge.onnx" --threads 1 --iterations @N@
 per_window "onnxruntime int8 QDQ (reassociated dense)" "$PY" "$tmp/ort.py" "$WORK/bmn_paper_pytorch_reassociated_int8_qdq_u8.onnx" @N@
 echo
