@@ -30,9 +30,9 @@
 //! tract-linalg kernel tract's dispatch picks for a float or an integer product of a given
 //! shape on this CPU, and [`Int8Arithmetic::choose`] combines the two, per product: the
 //! engine's own products (projection, stage B) widened wherever the CPU has AVX2 (with
-//! AVX-512 VNNI too: there the widened tile runs `vpdpwssd` and the engine's products end
-//! 1.2× faster than through tract's VNNI kernels); else tract's integer kernels where the
-//! CPU has a dot-product instruction *and* tract's choice uses it (tract compiles some of
+//! AVX-512 VNNI too: there the widened tile runs `vpdpwssd`, and a window runs 1.2–1.4×
+//! faster than through tract's VNNI kernels); else tract's integer kernels where the CPU
+//! has a dot-product instruction *and* tract's choice uses it (tract compiles some of
 //! those kernels only when its build's assembler can encode them); else exact float. The
 //! convolutions inside tract's graphs (stage A, a pixel backbone) run tract's integer
 //! kernels under that same condition, else exact float ([`Int8Arithmetic::in_tract_graph`]).
@@ -293,8 +293,8 @@ impl Int8Arithmetic {
     ///
     /// * x86-64 with AVX2: bmn-edge's widened kernel — `vpmaddwd` (16 multiply-adds per
     ///   instruction against an 8-lane FMA's 8, on int8 operands instead of `f32`), or
-    ///   `vpdpwssd` with AVX-512 VNNI. On the shipped model, per window: 1.2× fp32 with
-    ///   AVX2 only, and 1.2–1.25× tract's VNNI integer kernels on an AVX-512 VNNI Zen 4,
+    ///   `vpdpwssd` with AVX-512 VNNI. Per window: 1.2–1.3× fp32 with AVX2 only, and
+    ///   1.2–1.4× tract's VNNI integer kernels on an AVX-512 VNNI Zen 4,
     ///   whose products alone are as fast as the widened tile but cost more per call in the
     ///   engine (benches/README.md, session 9);
     /// * else tract's integer kernels where its choice is a dot-product kernel and the CPU
