@@ -298,13 +298,16 @@ impl Int8Arithmetic {
     ///   whose products alone are as fast as the widened tile but cost more per call in the
     ///   engine (benches/README.md, session 9);
     /// * else tract's integer kernels where its choice is a dot-product kernel and the CPU
-    ///   has the instruction (aarch64 FEAT_DotProd: Cortex-A76, A78AE);
+    ///   has the instruction (aarch64 FEAT_DotProd: Cortex-A76, A78AE; and x86-64 whose
+    ///   tract kernel uses AMX-INT8 tiles, whose matrix instructions the widened tile was
+    ///   never measured against);
     /// * else exact float. aarch64 without FEAT_DotProd (Cortex-A72: Raspberry Pi 4) gets
     ///   exact float: its integer kernel widens and multiplies (`smlal`) at the same 4 lanes
     ///   per instruction as `fmla`, so integers save memory traffic but not arithmetic — to
     ///   be confirmed on the board.
     pub fn choose(features: &CpuFeatures, i8_kernel: Option<&str>) -> Int8Arithmetic {
-        if features.avx2 {
+        let amx = features.amx_int8 && i8_kernel.is_some_and(|k| k.contains("amx"));
+        if features.avx2 && !amx {
             Int8Arithmetic::Widened
         } else if integer_kernels_are_fast(features, i8_kernel) {
             Int8Arithmetic::Integer
@@ -531,6 +534,10 @@ mod tests {
             (avx2, Some("avx512vnni_mmm_i32_8x8"), Widened, ExactFloat),
             (vnni, None, Widened, ExactFloat),
             (a76, None, ExactFloat, ExactFloat),
+            // AMX-INT8 tiles in tract's kernel: tract's integer kernels throughout; AMX
+            // hardware whose tract build lacks the tiles: as AVX-512 VNNI.
+            (CpuFeatures { amx_int8: true, ..vnni }, Some("avx512amx_mmm_i32_16x16"), Integer, Integer),
+            (CpuFeatures { amx_int8: true, ..vnni }, Some("avx512vnni_mmm_i32_8x8"), Widened, Integer),
         ];
         for (f, kernel, want, graph) in cases {
             let chosen = Int8Arithmetic::choose(&f, kernel);
