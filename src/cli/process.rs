@@ -4,7 +4,10 @@
 //! these does nothing (the peak resident set is then unknown).
 //!
 //! The order of use: [`tune_allocator`] first thing in `main`; [`prepare_for_windows`] once
-//! the model is loaded; [`release_free_memory`] between windows.
+//! the model is loaded, [`prepare_for_backbone`] once a backbone is (`video::open_features`,
+//! the one place every command opens one, calls it), in either order: each raises the
+//! allocator's thresholds to what it needs, never lowers them; [`release_free_memory`]
+//! between windows.
 
 /// Keeps peak memory close to live memory on glibc while a model loads: large buffers (the
 /// file, decoded weights) go straight to `mmap` and back to the system when freed, and at
@@ -37,8 +40,87 @@ pub fn prepare_for_windows() {
 /// at the top of the heap is kept up to 8 MB.
 #[cfg(all(feature = "engine", target_os = "linux", target_env = "gnu"))]
 fn tune_allocator_for_windows() {
-    mallopt(libc::M_MMAP_THRESHOLD, 4 << 20, "MALLOC_MMAP_THRESHOLD_");
-    mallopt(libc::M_TRIM_THRESHOLD, 8 << 20, "MALLOC_TRIM_THRESHOLD_");
+    raise_thresholds(4 << 20, 8 << 20);
+}
+
+/// glibc's largest mmap threshold (`DEFAULT_MMAP_THRESHOLD_MAX`, half its `HEAP_MAX_SIZE`):
+/// 4 MiB · sizeof(long) = 32 MiB on 64-bit targets, 512 KiB on 32-bit ones (a Pi's armv7);
+/// `mallopt(M_MMAP_THRESHOLD)` refuses anything larger, so requests are capped here.
+#[cfg(all(feature = "engine", target_pointer_width = "64"))]
+const MMAP_THRESHOLD_MAX: usize = 32 << 20;
+/// See the 64-bit definition.
+#[cfg(all(feature = "engine", not(target_pointer_width = "64")))]
+const MMAP_THRESHOLD_MAX: usize = 512 << 10;
+
+/// The allocator's thresholds as last raised (bytes; 0: not yet).
+#[cfg(all(feature = "engine", target_os = "linux", target_env = "gnu"))]
+static THRESHOLDS: std::sync::Mutex<(usize, usize)> = std::sync::Mutex::new((0, 0));
+
+/// Raises the mmap and trim thresholds to at least `mmap` and `trim` bytes (never lowers
+/// them: a command that runs a backbone and a BMN model gets the larger of their needs).
+#[cfg(all(feature = "engine", target_os = "linux", target_env = "gnu"))]
+fn raise_thresholds(mmap: usize, trim: usize) {
+    let mut t = THRESHOLDS.lock().unwrap_or_else(|p| p.into_inner());
+    let mmap = mmap.clamp(t.0, MMAP_THRESHOLD_MAX);
+    let trim = trim.max(t.1).min(i32::MAX as usize);
+    if mmap != t.0 {
+        mallopt(libc::M_MMAP_THRESHOLD, mmap as libc::c_int, "MALLOC_MMAP_THRESHOLD_");
+    }
+    if trim != t.1 {
+        mallopt(libc::M_TRIM_THRESHOLD, trim as libc::c_int, "MALLOC_TRIM_THRESHOLD_");
+    }
+    *t = (mmap, trim);
+}
+
+/// Once a backbone is loaded: its per-frame buffers come from the heap and are reused from
+/// frame to frame. A backbone allocates every activation anew on every frame, most of them
+/// far above glibc's 128 KiB default threshold (ResNet-50 at 224: 3.2 MB activations, a
+/// 7.4 MB packed stem; MobileNetV2: 1.6 MB); mapped, each is faulted in page by page and
+/// unmapped again, frame after frame — 44 % of MobileNetV2's time was in the kernel's page
+/// faults. So the mmap threshold goes to glibc's maximum ([`MMAP_THRESHOLD_MAX`], 32 MiB on
+/// 64-bit: above every buffer a 224 backbone packs; the plan's largest node output is
+/// logged beside it), and the trim threshold to what `workers` concurrent runs hold at most
+/// (the plan's node outputs summed, [`BufferSizes::total`], per worker), so freeing one
+/// frame's tensors does not hand the heap back only to fault it in again for the next.
+/// The resident set this keeps is the backbone's working set, which it reaches on every
+/// frame anyway.
+#[cfg(feature = "engine")]
+pub fn prepare_for_backbone(buffers: bmn_edge::engine::backbone::BufferSizes, workers: usize) {
+    let trim = buffers.total.saturating_mul(workers.max(1)).max(8 << 20);
+    if buffers.largest > MMAP_THRESHOLD_MAX {
+        log::warn!(
+            "the backbone's largest tensor is {:.1} MB, above the allocator's largest heap threshold ({} MB): it is mapped anew on every frame",
+            buffers.largest as f64 / 1e6,
+            MMAP_THRESHOLD_MAX >> 20
+        );
+    }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    raise_thresholds(MMAP_THRESHOLD_MAX, trim);
+    log::info!(
+        "allocator for the backbone: largest tensor {:.1} MB, {:.1} MB per run; mmap threshold {} MB, trim threshold {:.1} MB",
+        buffers.largest as f64 / 1e6,
+        buffers.total as f64 / 1e6,
+        MMAP_THRESHOLD_MAX >> 20,
+        trim as f64 / 1e6
+    );
+}
+
+/// Minor page faults of this process so far (`getrusage`; `None` where it fails): a
+/// steady-state loop that faults in fresh pages on every iteration is mapping and unmapping
+/// its buffers.
+#[cfg(feature = "engine")]
+#[allow(unsafe_code)]
+pub fn minor_faults() -> Option<u64> {
+    let mut u = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes one rusage struct into the pointer it is given, which points
+    // to a zeroed, properly aligned one owned here.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, u.as_mut_ptr()) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: getrusage returned 0, so the struct is initialised.
+    let u = unsafe { u.assume_init() };
+    u64::try_from(u.ru_minflt).ok()
 }
 
 /// Loading a model runs a lot of code that the windows never run again (ONNX decoding,

@@ -265,7 +265,7 @@ impl Rows {
     fn next(&mut self, row: &mut [f32]) -> Result<bool> {
         match self {
             Rows::Features { reader, name } => reader.next_row(row).with_context(|| format!("reading {name}")),
-            Rows::Pixels(p) => p.features.next(row).map_err(|e| anyhow::anyhow!("{e:#}")),
+            Rows::Pixels(p) => p.next(row).map_err(|e| anyhow::anyhow!("{e:#}")),
         }
     }
 

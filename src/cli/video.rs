@@ -5,7 +5,9 @@
 
 use super::args::{Int8Arg, DEFAULT_SNIPPET_FRAMES};
 use anyhow::{bail, Context, Result};
-use bmn_edge::engine::backbone::{Backbone, BackboneOptions, FeatureError, PreprocessOverrides, SnippetFeatures};
+use bmn_edge::engine::backbone::{
+    Backbone, BackboneOptions, BackboneThreads, FeatureError, PreprocessOverrides, SnippetFeatures,
+};
 use bmn_edge::pixels::{FrameFolder, FrameRate, FrameSource, RawRgb24, Sampling, Y4mReader};
 use std::io::Read;
 use std::path::PathBuf;
@@ -64,14 +66,37 @@ pub struct BackboneArgs {
     #[arg(long, requires = "backbone")]
     pub std: Option<String>,
     /// Snippets per backbone run (when the backbone's batch axis is dynamic). 1 is
-    /// fastest with tract on ResNet-50 here (batch 4 took 1.5x longer per frame), and keeps
-    /// a live stream's latency at one snippet.
+    /// fastest with tract on ResNet-50 here (batch 4 took 1.5x longer per frame); with
+    /// frame-level threads one run per thread is read ahead.
     #[arg(long, default_value_t = 1, requires = "backbone")]
     pub batch: usize,
     /// How an int8 backbone's convolutions run: `auto` (per CPU, as for BMN models),
     /// `integer` or `float` (exact float on the same levels).
     #[arg(long, value_enum, default_value_t = Int8Arg::Auto, requires = "backbone")]
     pub backbone_int8: Int8Arg,
+    /// How the threads share the backbone: `frames` (default: one run of frames per thread,
+    /// each single-threaded; reads one snippet per thread ahead) or `within` (each frame
+    /// split over the threads by tract: the lowest latency per frame, less throughput).
+    #[arg(long, value_enum, default_value_t = ThreadsArg::Frames, requires = "backbone")]
+    pub backbone_threads: ThreadsArg,
+}
+
+/// `--backbone-threads`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ThreadsArg {
+    /// One run of frames per thread.
+    Frames,
+    /// Each run split over the threads.
+    Within,
+}
+
+impl From<ThreadsArg> for BackboneThreads {
+    fn from(a: ThreadsArg) -> Self {
+        match a {
+            ThreadsArg::Frames => BackboneThreads::Frames,
+            ThreadsArg::Within => BackboneThreads::Within,
+        }
+    }
 }
 
 impl BackboneArgs {
@@ -101,6 +126,9 @@ pub struct Opened {
     pub features: SnippetFeatures<Box<dyn FrameSource>>,
     /// The source's description.
     pub source: String,
+    /// Minor page faults once the first snippet was out, and snippets since (see
+    /// [`Opened::next`]).
+    faults: Option<(u64, u64)>,
 }
 
 /// Opens the frame source of `v`.
@@ -165,7 +193,7 @@ impl<S: FrameSource> FrameSource for WithRate<S> {
 
 /// Loads the backbone of `b` for `v`'s sampling, with `threads` threads for tract (tract's
 /// executor is one per process: a command that also runs a BMN engine gives both the same).
-pub fn load_backbone(b: &BackboneArgs, v: &VideoArgs, threads: usize) -> Result<Backbone> {
+fn load_backbone(b: &BackboneArgs, v: &VideoArgs, threads: usize) -> Result<Backbone> {
     if b.batch == 0 {
         bail!("--batch must be at least 1");
     }
@@ -174,6 +202,7 @@ pub fn load_backbone(b: &BackboneArgs, v: &VideoArgs, threads: usize) -> Result<
         batch: b.batch,
         per_snippet: v.frames_per_snippet,
         int8_arithmetic: b.backbone_int8.arithmetic(),
+        parallel: b.backbone_threads.into(),
         overrides: PreprocessOverrides {
             resize: b.resize,
             crop: b.crop,
@@ -206,6 +235,8 @@ pub fn open_features(
     feeds: Option<Feeds<'_>>,
 ) -> Result<Opened> {
     let backbone = load_backbone(b, v, threads)?;
+    // Every command that runs a backbone opens it here, so none can forget this.
+    super::process::prepare_for_backbone(backbone.buffers(), backbone.parallel_runs());
     let snippet_frames = snippet_frames.or(backbone.snippet_frames()).unwrap_or(DEFAULT_SNIPPET_FRAMES);
     let sampling =
         Sampling::new(snippet_frames, v.frames_per_snippet).context("--snippet-frames / --frames-per-snippet")?;
@@ -215,10 +246,35 @@ pub fn open_features(
     let source = open_source(v)?;
     let describe = source.describe();
     let features = SnippetFeatures::new(source, sampling, backbone, b.batch).map_err(|e| anyhow::anyhow!("{e:#}"))?;
-    Ok(Opened { features, source: describe })
+    Ok(Opened { features, source: describe, faults: None })
 }
 
 impl Opened {
+    /// The next snippet's `C` features into `row`; `false` at the end. At the end it logs
+    /// (info) the minor page faults of the snippets after the first: in a steady state the
+    /// backbone reuses its buffers and faults in next to nothing, so a count near one
+    /// frame's activation pages per snippet means the allocator maps them anew
+    /// ([`super::process::prepare_for_backbone`] not in force).
+    pub fn next(&mut self, row: &mut [f32]) -> Result<bool, FeatureError> {
+        let more = self.features.next(row)?;
+        match (&mut self.faults, more) {
+            (None, true) => self.faults = super::process::minor_faults().map(|f| (f, 0)),
+            (Some((_, n)), true) => *n += 1,
+            (Some((first, n)), false) => {
+                if let Some(now) = super::process::minor_faults() {
+                    let faults = now.saturating_sub(*first);
+                    log::info!(
+                        "backbone: {faults} minor page faults in the {n} snippet(s) after the first ({:.1} per snippet)",
+                        faults as f64 / (*n).max(1) as f64
+                    );
+                }
+                self.faults = None;
+            }
+            (None, false) => {}
+        }
+        Ok(more)
+    }
+
     /// Every snippet's `C` features, in order, to the end of the video or its first error
     /// (returned beside what came before it: nothing read whole is lost). A video without
     /// one whole snippet is an error (the reading error, if that is what stopped it).
@@ -228,7 +284,7 @@ impl Opened {
         let mut all = Vec::new();
         let mut failure = None;
         loop {
-            match self.features.next(&mut row) {
+            match self.next(&mut row) {
                 Ok(true) => all.extend_from_slice(&row),
                 Ok(false) => break,
                 Err(e) => {

@@ -8,7 +8,18 @@
 //! run at once; the last, partial batch is padded (the padding's outputs are dropped; a
 //! backbone in inference mode computes each image on its own). A fixed batch axis (exports
 //! without dynamic axes, mmaction2's default `--shape 1 1 3 224 224`) is used as it is, `N`
-//! frames per run. At most one batch of preprocessed frames exists.
+//! frames per run. At most one batch of preprocessed frames exists per worker.
+//!
+//! **Threads.** A backbone's frames are independent, and most of a frame's convolutions are
+//! too small to split well over threads (MobileNetV2's 1×1 products and depthwise layers;
+//! tract's intra-frame split gained 1.2× from 1 to 2 threads there). So with `threads ≥ 2`
+//! the default is **frame-level** ([`BackboneThreads::Frames`]): the plan runs on one worker
+//! per run of frames, each single-threaded, the features placed in order; a
+//! [`SnippetFeatures`] stream reads one run per worker ahead (the latency of a live stream
+//! grows by `threads − 1` snippets; memory by one frame's activations per worker). Fewer
+//! runs than workers (the end of a video) go through tract's own intra-frame split, as
+//! does [`BackboneThreads::Within`] always. Either way each frame's arithmetic is the
+//! same, so the features are identical, bit for bit, whatever the threads.
 //!
 //! **int8.** A QOperator backbone (`QLinearConv` etc.) runs as the BMN engine runs its stage
 //! A: on a CPU with an int8 dot-product instruction through tract's integer kernels;
@@ -31,7 +42,7 @@ use super::error::{EngineError, EngineErrorKind};
 use super::load::read_model_file;
 use super::onnx::exact_float::qlinearconv_to_exact_float;
 use super::product::{build_stage, plain};
-use super::workers::set_tract_threads;
+use super::workers::{set_tract_threads, Workers};
 use crate::pixels::preprocess::{IMAGENET_MEAN, IMAGENET_STD};
 use crate::pixels::{FrameSource, PixelError, Preprocess, Sampling, SnippetFrames, VideoSummary};
 use prost::Message;
@@ -79,11 +90,34 @@ pub struct BackboneOptions {
     pub int8_arithmetic: Option<Int8Arithmetic>,
     /// Preprocessing values that override the file's.
     pub overrides: PreprocessOverrides,
+    /// How the threads share the work (see the module docs).
+    pub parallel: BackboneThreads,
+}
+
+/// How a backbone's threads share its work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BackboneThreads {
+    /// One run of frames per thread, each single-threaded (the default).
+    #[default]
+    Frames,
+    /// Each run split over the threads by tract (the lowest latency per frame).
+    Within,
+}
+
+impl BackboneThreads {
+    /// The name the command line uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackboneThreads::Frames => "frames",
+            BackboneThreads::Within => "within",
+        }
+    }
 }
 
 impl Default for BackboneOptions {
     fn default() -> Self {
         BackboneOptions {
+            parallel: BackboneThreads::default(),
             threads: 1,
             batch: 1,
             per_snippet: 1,
@@ -108,6 +142,8 @@ pub enum BackboneOutput {
 /// A loaded backbone: the tract plan for one batch size, its layout, its preprocessing.
 pub struct Backbone {
     plan: Arc<TypedRunnableModel>,
+    /// Frame-level workers (`None`: every run on the calling thread, tract splitting it).
+    workers: Option<Workers>,
     input_shape: Vec<usize>,
     frames_per_run: usize,
     channels: usize,
@@ -116,7 +152,23 @@ pub struct Backbone {
     snippet_frames: Option<usize>,
     int8: Option<Int8Arithmetic>,
     fixed_batch: bool,
+    buffers: BufferSizes,
     scratch: Vec<f32>,
+}
+
+/// The sizes of the tensors one run of a backbone's plan computes, from the plan's facts:
+/// what the process's allocator must serve from its heap, run after run, for the backbone
+/// not to map, fault in and unmap its activations on every frame (the binary's
+/// `process::prepare_for_backbone`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BufferSizes {
+    /// The largest single tensor (bytes): an output of one node. tract's packed operands
+    /// (a convolution's packed patches) are not node outputs and can be larger: ResNet-50's
+    /// 7×7 stem at 224 packs 112·112 × 147 floats, 7.4 MB, against its largest output's 3.2 MB.
+    pub largest: usize,
+    /// Every node output of one run, summed (bytes): an upper bound of what one run holds
+    /// at once.
+    pub total: usize,
 }
 
 impl fmt::Debug for Backbone {
@@ -308,13 +360,28 @@ impl Backbone {
         if channels == 0 {
             return Err(unsupported("backbone output has 0 channels".to_string()));
         }
+        let buffers = buffer_sizes(plan.model());
         log::info!(
             "backbone: input {input_shape:?}, output {out_shape:?} -> {channels} channels{}; {}",
             if matches!(output, BackboneOutput::Map { .. }) { " (map averaged)" } else { "" },
             int8.map_or("fp32".to_string(), |a| format!("int8 ({})", a.name()))
         );
+        let workers = match options.parallel {
+            BackboneThreads::Frames if options.threads >= 2 => Some(Workers::new(options.threads)?),
+            _ => None,
+        };
+        log::info!(
+            "backbone: {} thread(s){}",
+            options.threads.max(1),
+            match &workers {
+                Some(_) => ", one run of frames per thread",
+                None if options.threads >= 2 => ", each run split by tract",
+                None => "",
+            }
+        );
         Ok(Backbone {
             plan,
+            workers,
             input_shape,
             frames_per_run,
             channels,
@@ -323,8 +390,14 @@ impl Backbone {
             snippet_frames,
             int8,
             fixed_batch,
+            buffers,
             scratch: Vec::new(),
         })
+    }
+
+    /// The sizes of the tensors one run computes (from the plan's facts).
+    pub fn buffers(&self) -> BufferSizes {
+        self.buffers
     }
 
     /// Feature channels `C`.
@@ -350,6 +423,11 @@ impl Backbone {
     /// Frames per run of the plan.
     pub fn frames_per_run(&self) -> usize {
         self.frames_per_run
+    }
+
+    /// Runs the backbone works on at once: its frame-level workers (1 without).
+    pub fn parallel_runs(&self) -> usize {
+        self.workers.as_ref().map_or(1, Workers::count)
     }
 
     /// Whether the file fixes the batch size.
@@ -380,37 +458,108 @@ impl Backbone {
         }
         let per = self.frames_per_run;
         let c = self.channels;
-        for (chunk, o) in input.chunks(per * fl).zip(out.chunks_mut(per * c)) {
-            let frames = chunk.len() / fl;
-            let x = if frames == per {
-                Tensor::from_shape(&self.input_shape, chunk)
-            } else {
-                self.scratch.clear();
-                self.scratch.extend_from_slice(chunk);
-                self.scratch.resize(per * fl, 0.0);
-                Tensor::from_shape(&self.input_shape, &self.scratch)
+        let runs = input.len().div_ceil(per * fl);
+        let layout = RunLayout { input_shape: &self.input_shape, per, frame_len: fl, channels: c, output: self.output };
+        // Frame-level: whole multiples of the workers' count, one run per worker; the rest
+        // (fewer runs than workers) below, split by tract.
+        let mut done = 0;
+        if let Some(workers) = &self.workers {
+            let n = workers.count();
+            let parallel = runs - runs % n;
+            if parallel > 0 {
+                let plan = &self.plan;
+                let mut outs: Vec<&mut [f32]> = out.chunks_mut(per * c).take(parallel).collect();
+                workers.run(
+                    parallel,
+                    |k, _| {
+                        let chunk = &input[k * per * fl..((k + 1) * per * fl).min(input.len())];
+                        let mut feats = vec![0.0; chunk.len() / fl * c];
+                        layout.run(plan, chunk, &mut Vec::new(), &mut feats)?;
+                        Ok(feats)
+                    },
+                    |k, feats| {
+                        outs[k].copy_from_slice(&feats);
+                        Ok(())
+                    },
+                )?;
+                done = parallel;
             }
-            .map_err(|e| EngineError::tract("backbone input", e))?;
-            let y = self.plan.run(tvec!(x.into_tvalue())).map_err(|e| EngineError::tract("backbone", e))?;
-            let cells = match self.output {
-                BackboneOutput::Vector => 1,
-                BackboneOutput::Map { cells } => cells,
-            };
-            let y = plain(&y[0], "backbone output", per * c * cells)?;
-            for (f, of) in o.chunks_mut(c).enumerate().take(frames) {
-                let base = f * c * cells;
-                for (ch, v) in of.iter_mut().enumerate() {
-                    let cell = &y[base + ch * cells..base + (ch + 1) * cells];
-                    *v = if cells == 1 {
-                        cell[0]
-                    } else {
-                        (cell.iter().map(|&v| f64::from(v)).sum::<f64>() / cells as f64) as f32
-                    };
-                }
+        }
+        let rest = &input[(done * per * fl).min(input.len())..];
+        let out = &mut out[done * per * c..];
+        for (chunk, o) in rest.chunks(per * fl).zip(out.chunks_mut(per * c)) {
+            layout.run(&self.plan, chunk, &mut self.scratch, o)?;
+        }
+        Ok(())
+    }
+}
+
+/// What one run of the plan needs to know of its input and output.
+#[derive(Clone, Copy)]
+struct RunLayout<'a> {
+    input_shape: &'a [usize],
+    per: usize,
+    frame_len: usize,
+    channels: usize,
+    output: BackboneOutput,
+}
+
+impl RunLayout<'_> {
+    /// Runs `plan` on one run's frames (`chunk`: at most `per` frames, a short one padded
+    /// with zeros in `scratch`) and writes each frame's `C` features to `out`.
+    fn run(
+        &self,
+        plan: &Arc<TypedRunnableModel>,
+        chunk: &[f32],
+        scratch: &mut Vec<f32>,
+        out: &mut [f32],
+    ) -> Result<(), EngineError> {
+        let (per, fl, c) = (self.per, self.frame_len, self.channels);
+        let frames = chunk.len() / fl;
+        let x = if frames == per {
+            Tensor::from_shape(self.input_shape, chunk)
+        } else {
+            scratch.clear();
+            scratch.extend_from_slice(chunk);
+            scratch.resize(per * fl, 0.0);
+            Tensor::from_shape(self.input_shape, scratch)
+        }
+        .map_err(|e| EngineError::tract("backbone input", e))?;
+        let y = plan.run(tvec!(x.into_tvalue())).map_err(|e| EngineError::tract("backbone", e))?;
+        let cells = match self.output {
+            BackboneOutput::Vector => 1,
+            BackboneOutput::Map { cells } => cells,
+        };
+        let y = plain(&y[0], "backbone output", per * c * cells)?;
+        for (f, of) in out.chunks_mut(c).enumerate().take(frames) {
+            let base = f * c * cells;
+            for (ch, v) in of.iter_mut().enumerate() {
+                let cell = &y[base + ch * cells..base + (ch + 1) * cells];
+                *v = if cells == 1 {
+                    cell[0]
+                } else {
+                    (cell.iter().map(|&v| f64::from(v)).sum::<f64>() / cells as f64) as f32
+                };
             }
         }
         Ok(())
     }
+}
+
+/// The plan's tensor sizes: every node output whose shape is concrete.
+fn buffer_sizes(model: &TypedModel) -> BufferSizes {
+    let mut sizes = BufferSizes::default();
+    for node in model.nodes() {
+        for o in &node.outputs {
+            let fact = &o.fact;
+            let Some(shape) = fact.shape.as_concrete() else { continue };
+            let elem = fact.datum_type.size_of();
+            let bytes = shape.iter().product::<usize>().saturating_mul(elem);
+            sizes.largest = sizes.largest.max(bytes);
+            sizes.total = sizes.total.saturating_add(bytes);
+        }
+    }
+    sizes
 }
 
 /// An error of the feature stream: the frames (reading, preprocessing) or the backbone.
@@ -447,9 +596,9 @@ impl From<EngineError> for FeatureError {
 }
 
 /// Per-snippet features from a frame source: frames → sampling → preprocessing → backbone
-/// (batches of `batch` snippets) → one row of `C` floats per snippet, the mean over its `K`
-/// sampled frames. Memory: one frame, one batch of preprocessed frames, one batch of
-/// features. An error reading frames first hands out the snippets completed before it,
+/// (batches of `batch` snippets, one per frame-level worker at a time) → one row of `C`
+/// floats per snippet, the mean over its `K` sampled frames. Memory: one frame, one batch
+/// of preprocessed frames and of features per worker. An error reading frames first hands out the snippets completed before it,
 /// then is returned.
 pub struct SnippetFeatures<S: FrameSource> {
     frames: SnippetFrames<S>,
@@ -471,7 +620,8 @@ impl<S: FrameSource> SnippetFeatures<S> {
     /// stream grows with it).
     pub fn new(source: S, sampling: Sampling, backbone: Backbone, batch: usize) -> Result<Self, FeatureError> {
         let frames = SnippetFrames::new(source, sampling, &backbone.preprocess())?;
-        let batch = batch.max(1);
+        // One batch per frame-level worker at a time.
+        let batch = batch.max(1) * backbone.parallel_runs();
         let k = sampling.per_snippet();
         Ok(SnippetFeatures {
             input: Vec::with_capacity(batch * k * frames.frame_len()),

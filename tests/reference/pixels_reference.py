@@ -368,6 +368,17 @@ def chain(out):
     small_backbone(os.path.join(out, "backbone_c32.onnx"), rng, 16, "flat", meta, width=32)
 
 
+def alloc(out):
+    """backbone_c128_224.onnx: the flat small backbone at ImageNet's 224 crop with C = 128
+    (the shipped pixel BMN's input width), so that its activations (0.4-1.6 MB a frame) are
+    far above glibc's default 128 KiB mmap threshold: the tests that check every command
+    running a backbone keeps its buffers on the heap (page faults per snippet) use it."""
+    os.makedirs(out, exist_ok=True)
+    rng = np.random.default_rng(SEED + 4)
+    meta = {"bmn_edge.pixels.resize": "256", "bmn_edge.pixels.crop": "224", "bmn_edge.pixels.snippet_frames": "4"}
+    small_backbone(os.path.join(out, "backbone_c128_224.onnx"), rng, 224, "flat", meta, width=128)
+
+
 def r50_400(out):
     """tsn_r50_400.onnx: the TSN ResNet-50 export with a 400-way fc, so that its output feeds
     the shipped BMN models (C = 400) for the pixel pipeline's benchmark (benches/pixels.sh).
@@ -433,7 +444,7 @@ def shipped(out):
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["goldens", "tsn", "chain", "r50-400", "shipped"])
+    ap.add_argument("what", choices=["goldens", "tsn", "chain", "alloc", "r50-400", "shipped"])
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
-    {"goldens": goldens, "tsn": tsn, "chain": chain, "r50-400": r50_400, "shipped": shipped}[a.what](a.out)
+    {"goldens": goldens, "tsn": tsn, "chain": chain, "alloc": alloc, "r50-400": r50_400, "shipped": shipped}[a.what](a.out)

@@ -1,0 +1,133 @@
+//! How every command runs a backbone: its buffers stay on the heap from frame to frame
+//! (the allocator tuned for it, `cli/process.rs::prepare_for_backbone`), and its threads —
+//! one run of frames per thread, or each frame split by tract — give the same features,
+//! bit for bit, as one thread.
+//!
+//! Fixture: `tests/golden/pixels/backbone_c128_224.onnx` (`pixels_reference.py alloc`: the
+//! small flat backbone at the 224 crop, C = 128, 4 frames per snippet in its metadata). Its
+//! tensors per frame are far above glibc's default 128 KiB mmap threshold: the largest, the
+//! second convolution's output, is 128 × 56 × 56 float32 = 1 605 632 bytes = 392 pages of
+//! 4 KiB, and it is written whole on every frame. So a command that lets the allocator map
+//! its buffers anew faults in at least 392 fresh pages per snippet (measured: ~1 240), and
+//! one that reuses its heap next to none (measured: 4–10, the odd buffer that lands on a
+//! fresh page). The tests assert fewer than half the largest tensor's pages per snippet,
+//! which only a command that keeps that tensor's memory between frames can meet.
+#![cfg(all(feature = "engine", target_os = "linux", target_env = "gnu"))]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+/// The binary, with glibc's allocator left to what the command sets.
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_bmn-edge"));
+    c.env_remove("MALLOC_MMAP_THRESHOLD_").env_remove("MALLOC_TRIM_THRESHOLD_");
+    c
+}
+
+fn backbone() -> PathBuf {
+    root("tests/golden/pixels/backbone_c128_224.onnx")
+}
+
+/// The shipped pixel BMN model (C = 128, the fixture's width).
+fn bmn() -> PathBuf {
+    root("models/pixel_bmn_int8.edge.onnx")
+}
+
+/// Pages of the fixture's largest tensor (see the module docs).
+const LARGEST_PAGES: f64 = (128 * 56 * 56 * 4) as f64 / 4096.0;
+
+/// A 48×36 4:2:0 y4m of `frames` frames (moving gradients) in `dir`.
+fn video(dir: &Path, frames: usize) -> PathBuf {
+    let (w, h) = (48, 36);
+    let path = dir.join("v.y4m");
+    let mut f = std::fs::File::create(&path).unwrap();
+    write!(f, "YUV4MPEG2 W{w} H{h} F25:1 Ip A1:1 C420jpeg\n").unwrap();
+    for i in 0..frames {
+        f.write_all(b"FRAME\n").unwrap();
+        let y: Vec<u8> = (0..w * h).map(|p| ((p % w) * 4 + (p / w) * 2 + i * 9) as u8).collect();
+        f.write_all(&y).unwrap();
+        let c: Vec<u8> = (0..w * h / 2).map(|p| (64 + (p * 5 + i * 3) % 128) as u8).collect();
+        f.write_all(&c).unwrap();
+    }
+    path
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let o = cmd.env("RUST_LOG", "info").output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    o
+}
+
+/// The minor page faults per snippet after the first that the command logged.
+fn faults_per_snippet(o: &Output) -> f64 {
+    let err = String::from_utf8_lossy(&o.stderr);
+    let line = err.lines().find(|l| l.contains("minor page faults in the")).unwrap_or_else(|| panic!("{err}"));
+    let x = line.rsplit_once('(').unwrap().1.split_whitespace().next().unwrap();
+    x.parse().unwrap()
+}
+
+/// 11 snippets of 4 frames.
+const FRAMES: usize = 44;
+
+#[test]
+fn every_command_that_runs_a_backbone_keeps_its_buffers_between_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = video(dir.path(), FRAMES);
+    let common = |c: &mut Command| {
+        c.arg("--video").arg(&v).arg("--backbone").arg(backbone()).args(["--threads", "1"]);
+    };
+    let mut features = bin();
+    features.arg("features").arg("--out").arg(dir.path().join("f.npy"));
+    common(&mut features);
+    let mut detect = bin();
+    detect.arg("detect").arg("--model").arg(bmn()).arg("--out").arg(dir.path().join("d.json"));
+    common(&mut detect);
+    let mut stream = bin();
+    stream.arg("stream").arg("--model").arg(bmn()).arg("--out").arg(dir.path().join("s.jsonl"));
+    common(&mut stream);
+    for (name, cmd) in [("features", &mut features), ("detect --video", &mut detect), ("stream --video", &mut stream)] {
+        let per = faults_per_snippet(&run(cmd));
+        eprintln!("{name}: {per} minor page faults per snippet (largest tensor: {LARGEST_PAGES} pages)");
+        assert!(
+            per < LARGEST_PAGES / 2.0,
+            "{name}: {per} page faults per snippet: the backbone's buffers are mapped anew on every frame"
+        );
+    }
+    // The check can fail: with glibc's default threshold forced back, the same command
+    // faults in every tensor on every frame.
+    let o = run(features.env("MALLOC_MMAP_THRESHOLD_", "131072"));
+    let per = faults_per_snippet(&o);
+    assert!(per > LARGEST_PAGES, "with a 128 KiB mmap threshold: {per} page faults per snippet");
+}
+
+#[test]
+fn backbone_threads_give_the_same_features_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    // 13 snippets: with 2 threads 6 pairs of runs on the workers and a last run alone.
+    let v = video(dir.path(), 52);
+    let mut outs = Vec::new();
+    for (threads, how) in [("1", "frames"), ("2", "frames"), ("2", "within"), ("3", "frames")] {
+        let out = dir.path().join(format!("f_{threads}_{how}.npy"));
+        let o = run(bin()
+            .arg("features")
+            .arg("--video")
+            .arg(&v)
+            .arg("--backbone")
+            .arg(backbone())
+            .args(["--threads", threads, "--backbone-threads", how])
+            .arg("--out")
+            .arg(&out));
+        let err = String::from_utf8_lossy(&o.stderr);
+        let frame_level = err.contains("one run of frames per thread");
+        assert_eq!(frame_level, threads != "1" && how == "frames", "{threads} {how}: {err}");
+        outs.push((format!("{threads} thread(s), {how}"), std::fs::read(&out).unwrap()));
+    }
+    for (name, bytes) in &outs[1..] {
+        assert!(bytes == &outs[0].1, "{name}: features differ from one thread's");
+    }
+}
