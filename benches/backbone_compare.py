@@ -1,22 +1,30 @@
-"""The backbone through bmn-edge against onnxruntime, side by side, per snippet.
+"""Backbones through bmn-edge against onnxruntime, side by side, per snippet.
 
-    .venv/bin/python benches/backbone_compare.py [--snippets 24] [--threads 1 2] [--rounds 3]
+    .venv/bin/python benches/backbone_compare.py [--models r50 mbv2] [--snippets 24]
+        [--threads 1 2] [--rounds 3] [--avx2-view] [--backbone-threads frames within]
 
 One invocation:
 
-1. Writes (into a scratch folder) an mmaction2-style TSN ResNet-50 RGB export with a
-   400-way fc and random weights (``tests/reference/pixels_reference.py``'s ``tsn_r50``,
-   input ``[1, 1, 3, 224, 224]``), and a synthetic 320x240 30 fps y4m video of
-   ``--snippets`` snippets of 16 frames.
-2. Per thread count, ``--rounds`` interleaved rounds of
+1. Writes (into a scratch folder) the benchmark exports with random weights
+   (``tests/reference/pixels_reference.py``): ``r50``, an mmaction2-style TSN ResNet-50 RGB
+   export with a 400-way fc (``tsn_r50``, input ``[1, 1, 3, 224, 224]``); ``mbv2``,
+   torchvision's MobileNetV2 as ``torch.onnx.export`` writes it (``mobilenet_v2``, input
+   ``[1, 3, 224, 224]``); and a synthetic 320x240 30 fps y4m video of ``--snippets``
+   snippets of 16 frames.
+2. Per model and thread count, ``--rounds`` interleaved rounds of
    * bmn-edge: ``bmn-edge features --backbone … --video … --threads N`` — decode, sampling
      (the centre frame), preprocessing and the backbone, per snippet (the wall time of the
-     command minus the time of the same command on a 1-snippet video: loading);
+     command minus the time of the same command on a 1-snippet video: loading), once per
+     ``--backbone-threads`` value; with ``--avx2-view`` also under
+     ``TRACT_CPU_ISA=-avx512f,...`` (tract's and bmn-edge's AVX2 code on this CPU);
    * onnxruntime: an ``InferenceSession`` (``intra_op_num_threads = N``, one inter-op thread)
      on one input per snippet (random values: they do not change the time), after 2 warm-up
-     runs; no decoding or preprocessing (bmn-edge's per-snippet time includes them: about
-     1–2 ms of the ~100 ms).
-3. Prints the median round's ms per snippet of each and their ratio, with the CPU.
+     runs, in a child process; no decoding or preprocessing (bmn-edge's per-snippet time
+     includes them: about 1–2 ms).
+   Each run's peak resident set (the child's ``ru_maxrss``) is recorded.
+3. Prints, per model and threads, the median round's ms per snippet of each, their ratio
+   (onnxruntime's time / bmn-edge's: > 1 means bmn-edge is faster) and the peak RSS, with
+   the CPU.
 
 Needs numpy, onnx and onnxruntime (``tests/reference/requirements.txt`` + onnx) and the
 release binary (``cargo build --release``). Timings on a shared machine are noisy.
@@ -52,26 +60,62 @@ def write_video(path: str, snippets: int, w: int = 320, h: int = 240) -> None:
             f.write(b"FRAME\n" + np.roll(base, i, axis=1).tobytes() + chroma)
 
 
-def edge_run(model: str, video: str, threads: int) -> float:
-    t0 = time.perf_counter()
-    subprocess.run([BIN, "features", "--backbone", model, "--video", video, "--threads", str(threads),
-                    "--out", os.path.join(os.path.dirname(video), "f.npy")], check=True, capture_output=True)
-    return time.perf_counter() - t0
+AVX2_VIEW = "-avx512f,-avx512vnni,-avx512fp16,-avxvnni"
 
 
-def ort_per_snippet(model: str, threads: int, snippets: int) -> float:
-    import onnxruntime as ort
-    o = ort.SessionOptions()
-    o.intra_op_num_threads = threads
-    o.inter_op_num_threads = 1
-    s = ort.InferenceSession(model, o, providers=["CPUExecutionProvider"])
-    x = np.random.default_rng(2).standard_normal((1, 1, 3, 224, 224)).astype(np.float32)
-    for _ in range(2):
-        s.run(None, {"input": x})
+def peak_of(cmd: list, env=None) -> tuple:
+    """Runs cmd under os.wait4: (wall seconds, peak RSS in MB)."""
     t0 = time.perf_counter()
-    for _ in range(snippets):
-        s.run(None, {"input": x})
-    return (time.perf_counter() - t0) / snippets
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    err = p.stderr.read()
+    _, status, usage = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t0
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed: {err.decode()[-2000:]}")
+    return wall, usage.ru_maxrss / 1024.0
+
+
+def edge_run(model: str, video: str, threads: int, how: str, avx2: bool) -> tuple:
+    env = dict(os.environ)
+    if avx2:
+        env["TRACT_CPU_ISA"] = AVX2_VIEW
+    return peak_of([BIN, "features", "--backbone", model, "--video", video, "--threads", str(threads),
+                    "--backbone-threads", how, "--out", os.path.join(os.path.dirname(video), "f.npy")], env)
+
+
+ORT_CHILD = r"""
+import sys, time, numpy as np, onnxruntime as ort
+model, threads, snippets, shape = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), [int(v) for v in sys.argv[4].split(",")]
+o = ort.SessionOptions(); o.intra_op_num_threads = threads; o.inter_op_num_threads = 1
+s = ort.InferenceSession(model, o, providers=["CPUExecutionProvider"])
+x = np.random.default_rng(2).standard_normal(shape).astype(np.float32)
+name = s.get_inputs()[0].name
+for _ in range(2): s.run(None, {name: x})
+t0 = time.perf_counter()
+for _ in range(snippets): s.run(None, {name: x})
+print((time.perf_counter() - t0) / snippets)
+"""
+
+
+def ort_per_snippet(model: str, threads: int, snippets: int, shape: list) -> tuple:
+    """(seconds per snippet, peak RSS in MB) of onnxruntime in a child process."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen([sys.executable, "-c", ORT_CHILD, model, str(threads), str(snippets), ",".join(map(str, shape))],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out = p.stdout.read()
+    _, status, usage = os.wait4(p.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"onnxruntime child failed: {p.stderr.read().decode()[-2000:]}")
+    return float(out.decode().strip()), usage.ru_maxrss / 1024.0
+
+
+MODELS = {
+    "r50": ("TSN ResNet-50 (400-way fc)", lambda path: ref.tsn_r50(path, np.random.default_rng(ref.SEED + 3), classes=400),
+            [1, 1, 3, 224, 224]),
+    "mbv2": ("MobileNetV2 (torchvision layout)", lambda path: ref.mobilenet_v2(path, np.random.default_rng(ref.SEED + 5)),
+             [1, 3, 224, 224]),
+}
 
 
 def cpu() -> str:
@@ -84,30 +128,50 @@ def cpu() -> str:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--models", nargs="+", choices=sorted(MODELS), default=["r50", "mbv2"])
     ap.add_argument("--snippets", type=int, default=24)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--backbone-threads", nargs="+", choices=["frames", "within"], default=["frames"])
+    ap.add_argument("--avx2-view", action="store_true", help="also bmn-edge under TRACT_CPU_ISA's AVX2-only view")
     a = ap.parse_args(argv)
     if not os.path.exists(BIN):
         sys.exit(f"build the binary first: cargo build --release ({BIN} missing)")
     with tempfile.TemporaryDirectory() as tmp:
-        model = os.path.join(tmp, "tsn_r50_400.onnx")
-        ref.tsn_r50(model, np.random.default_rng(ref.SEED + 3), classes=400)
         video, one = os.path.join(tmp, "v.y4m"), os.path.join(tmp, "one.y4m")
         write_video(video, a.snippets)
         write_video(one, 1)
         print(f"CPU: {cpu()}; {a.snippets} snippets of 16 frames, 320x240", file=sys.stderr)
-        print("| threads | bmn-edge (ms per snippet) | onnxruntime (ms per snippet) | onnxruntime / bmn-edge |")
-        print("|---|---|---|---|")
-        for th in a.threads:
-            edge, onnx = [], []
-            for _ in range(a.rounds):
-                edge.append((edge_run(model, video, th) - edge_run(model, one, th)) / (a.snippets - 1) * 1e3)
-                onnx.append(ort_per_snippet(model, th, a.snippets) * 1e3)
-            print(f"{th} threads, every round: bmn-edge {[round(v, 1) for v in edge]}, onnxruntime "
-                  f"{[round(v, 1) for v in onnx]}", file=sys.stderr)
-            e, o = statistics.median(edge), statistics.median(onnx)
-            print(f"| {th} | {e:.1f} | {o:.1f} | {o / e:.2f} |")
+        print("| model | threads | bmn-edge variant | bmn-edge (ms per snippet) | onnxruntime (ms per snippet) "
+              "| bmn-edge speed / onnxruntime's | peak RSS bmn-edge / onnxruntime (MB) |")
+        print("|---|---|---|---|---|---|---|")
+        for key in a.models:
+            title, make, shape = MODELS[key]
+            model = os.path.join(tmp, f"{key}.onnx")
+            make(model)
+            variants = [(how, False) for how in a.backbone_threads] + ([(how, True) for how in a.backbone_threads] if a.avx2_view else [])
+            for th in a.threads:
+                edge = {v: [] for v in variants}
+                rss = {v: [] for v in variants}
+                onnx, onnx_rss = [], []
+                for _ in range(a.rounds):
+                    for v in variants:
+                        full, peak = edge_run(model, video, th, *v)
+                        load, _ = edge_run(model, one, th, *v)
+                        edge[v].append((full - load) / (a.snippets - 1) * 1e3)
+                        rss[v].append(peak)
+                    t, r = ort_per_snippet(model, th, a.snippets, shape)
+                    onnx.append(t * 1e3)
+                    onnx_rss.append(r)
+                o = statistics.median(onnx)
+                for v in variants:
+                    e = statistics.median(edge[v])
+                    name = f"{v[0]}{', AVX2 view' if v[1] else ''}"
+                    print(f"{key} {th} threads {name}, every round: bmn-edge {[round(x, 1) for x in edge[v]]}, "
+                          f"onnxruntime {[round(x, 1) for x in onnx]}", file=sys.stderr)
+                    print(f"| {title} | {th} | {name} | {e:.1f} | {o:.1f} | {o / e:.2f} | "
+                          f"{statistics.median(rss[v]):.0f} / {statistics.median(onnx_rss):.0f} |")
+                    sys.stdout.flush()
 
 
 if __name__ == "__main__":

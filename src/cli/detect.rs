@@ -13,7 +13,9 @@ use super::output::write_output;
 use super::process;
 use super::video::{open_features, BackboneArgs, Feeds, VideoArgs};
 use anyhow::{bail, Context, Result};
-use bmn_edge::engine::detect::{detect_stream, detect_video, DetectOptions, WindowMode, WindowResult};
+use bmn_edge::engine::detect::{
+    detect_stream, detect_video, detect_video_rows, DetectOptions, WindowMode, WindowResult,
+};
 use bmn_edge::engine::Engine;
 use bmn_edge::engine::StageTimes;
 use bmn_edge::features::{read_features, Features};
@@ -322,9 +324,11 @@ fn run_single(a: Args, path: &Path) -> Result<()> {
     finish(&a, &m, video_id, l, result)
 }
 
-/// A video's pixels → backbone → BMN → one video's results. The features of the whole
-/// snippets are kept (`L·C` floats: the video merge normalises by the video's length), the
-/// frames are not. Segments are in seconds of the video (its frame count and rate; under
+/// A video's pixels → backbone → BMN → one video's results. Sliding windows under the
+/// video merge run as the snippets arrive, holding one window's features (the merge
+/// normalises by the video's length once it has ended: `OpenVideoMerger`); the stream
+/// merge, the rescale mode and `--dump-maps` keep the whole snippets' features (`L·C`
+/// floats) first. The frames are never kept. Segments are in seconds of the video (its frame count and rate; under
 /// mmaction2's convention over the frames whole snippets cover). A video that breaks off
 /// (a truncated file, a bad frame) still gets the proposals of the snippets read whole,
 /// written before the error is reported.
@@ -341,10 +345,32 @@ fn run_pixels(a: Args) -> Result<()> {
     let c = m.engine.info().channels;
     let feeds = Feeds { model: &a.model, channels: c };
     let mut opened = open_features(&a.video, &a.backbone, snippet_frames, m.threads, Some(feeds))?;
-    let (features, failure) = opened.read_all()?;
+    // Sliding windows merged over the video run as the snippets arrive (one window's
+    // features held, not the video's); the stream merge, the rescale mode and the map dumps
+    // (whose layout depends on the video's length) take the whole video first.
+    let as_they_come = a.merge == MergeArg::Video && m.mode == WindowMode::Sliding && a.dump_maps.is_none();
+    let (features, failure, early) = if as_they_come {
+        let opts = m.options(&a, 0, None);
+        let run = detect_video_rows(
+            &mut m.engine,
+            |row: &mut [f32]| opened.next(row),
+            &opts,
+            |_, _| -> Result<()> {
+                process::release_free_memory();
+                Ok(())
+            },
+        )?;
+        if run.snippets == 0 {
+            return Err(opened.no_snippet(run.failure));
+        }
+        (Vec::new(), run.failure, Some((run.video, run.snippets)))
+    } else {
+        let (features, failure) = opened.read_all()?;
+        (features, failure, None)
+    };
     let summary = opened.features.summary();
     let snippet_frames = summary.sampling.snippet_frames();
-    let l = features.len() / c;
+    let l = early.as_ref().map_or(features.len() / c, |(_, l)| *l);
     log::info!(
         "video: {} frames at {} fps from {}, {l} snippets of {c} features",
         summary.frames,
@@ -359,8 +385,16 @@ fn run_pixels(a: Args) -> Result<()> {
         frames: (m.convention() == bmn_edge::Convention::Mmaction2).then_some(summary.frames),
         snippet_frames: Some(snippet_frames as u64),
     };
-    let dumps = Dumps::new(&a, &m, l);
-    let result = run_video(&a, &mut m, &features, l, &seconds, Some(per_snippet), |i, w| dumps.window(i, w))?;
+    let result = match early {
+        Some((r, _)) => {
+            let results = to_seconds(&r.proposals, seconds.scale(m.convention())?);
+            VideoRun { results, windows: r.windows, times: r.times, post: r.post }
+        }
+        None => {
+            let dumps = Dumps::new(&a, &m, l);
+            run_video(&a, &mut m, &features, l, &seconds, Some(per_snippet), |i, w| dumps.window(i, w))?
+        }
+    };
     let video_id = a.video_id.clone().unwrap_or_else(|| a.video.name());
     finish(&a, &m, video_id, l, result)?;
     eprintln!(

@@ -294,18 +294,24 @@ impl Opened {
             }
         }
         if all.is_empty() {
-            if let Some(e) = failure {
-                bail!("{e:#}");
-            }
-            let s = self.features.summary();
-            bail!(
-                "no complete snippet: {} has {} frame(s), a snippet is {} frames; nothing written",
-                self.source,
-                s.frames,
-                s.sampling.snippet_frames()
-            );
+            return Err(self.no_snippet(failure));
         }
         Ok((all, failure))
+    }
+
+    /// The error of a video without one whole snippet: the reading error, if that is what
+    /// stopped it, else the frame count against the snippet length.
+    pub fn no_snippet(&self, failure: Option<FeatureError>) -> anyhow::Error {
+        if let Some(e) = failure {
+            return anyhow::anyhow!("{e:#}");
+        }
+        let s = self.features.summary();
+        anyhow::anyhow!(
+            "no complete snippet: {} has {} frame(s), a snippet is {} frames; nothing written",
+            self.source,
+            s.frames,
+            s.sampling.snippet_frames()
+        )
     }
 }
 

@@ -24,8 +24,8 @@ use super::{Engine, EngineError, EngineErrorKind, StageTimes, WindowOutputs};
 use crate::config::PostConfig;
 use crate::post::postprocess_window;
 use crate::post::{
-    merge_stream, pair_candidates, select_candidates, Boundary, PostError, Proposal, StreamParams, StreamProposal,
-    VideoMerger, WindowMaps,
+    merge_stream, pair_candidates, select_candidates, Boundary, OpenVideoMerger, PostError, Proposal, StreamParams,
+    StreamProposal, WindowMaps,
 };
 use crate::window::{rescale_to_window, WindowBuffer, WindowError};
 use std::time::{Duration, Instant};
@@ -256,12 +256,56 @@ pub fn detect_video<E: From<EngineError>>(
         return Ok(result);
     }
 
+    let mut rows = features.chunks_exact(c);
+    let run = detect_video_rows(
+        engine,
+        |row: &mut [f32]| Ok::<bool, core::convert::Infallible>(rows.next().map(|r| row.copy_from_slice(r)).is_some()),
+        opts,
+        on_window,
+    )?;
+    debug_assert_eq!(run.snippets, snippets);
+    Ok(run.video)
+}
+
+/// What [`detect_video_rows`] read and found.
+#[derive(Debug)]
+pub struct RowsResult<F> {
+    /// The video's proposals (of the snippets read whole).
+    pub video: VideoResult,
+    /// Snippets read.
+    pub snippets: usize,
+    /// The error that ended the rows early, if one did (the proposals are those of the
+    /// snippets before it).
+    pub failure: Option<F>,
+}
+
+/// Runs a video in sliding windows as its snippets arrive: `next_row` writes the next
+/// snippet's `C` features and says whether there was one (frames through a backbone, a
+/// slice's rows). Each window runs as soon as its snippets exist, so only one window's
+/// snippets are held, not the video's; its pairs go to an [`OpenVideoMerger`], which
+/// normalises them by the video's length once the rows end — the same proposals, bit for
+/// bit, as [`detect_video`] on the same rows. An error of `next_row` ends the video there:
+/// the snippets before it are windowed and merged, and the error is handed back in
+/// [`RowsResult::failure`]. No row at all gives no windows and no proposals. Sliding mode
+/// only (the whole-video rescale needs every snippet first).
+pub fn detect_video_rows<E: From<EngineError>, F>(
+    engine: &mut Engine,
+    mut next_row: impl FnMut(&mut [f32]) -> Result<bool, F>,
+    opts: &DetectOptions,
+    mut on_window: impl FnMut(usize, &WindowResult) -> Result<(), E>,
+) -> Result<RowsResult<F>, E> {
+    if opts.mode != WindowMode::Sliding {
+        return Err(EngineError::new(EngineErrorKind::Input, "windows as snippets arrive need the sliding mode").into());
+    }
+    let cfg = engine.config().post();
+    let (t, c) = (cfg.tscale(), engine.info().channels);
     let hop = check_hop(opts.hop, t)?;
+    let mut result = VideoResult::default();
+    let mut window = vec![0.0f32; c * t];
     let mut storage = vec![0.0f32; c * t];
     let mut buffer = WindowBuffer::new(&mut storage, t, c, hop).map_err(window_err)?;
     // The core's merger over a growing Vec: a window's pairs are kept until the video ends.
-    let mut merger = VideoMerger::new(cfg.convention(), snippets as u64, Vec::new())
-        .map_err(|e| EngineError::new(EngineErrorKind::Input, format!("features: {e}")))?;
+    let mut merger = OpenVideoMerger::new(cfg.convention(), Vec::new());
     let mut scratch = WindowPairs::new(cfg);
     let mut process = |engine: &mut Engine,
                        window: &[f32],
@@ -281,17 +325,40 @@ pub fn detect_video<E: From<EngineError>>(
         Ok(())
     };
     let mut index = 0;
-    for row in features.chunks_exact(c) {
-        if let Some(em) = buffer.push(row, &mut window).map_err(window_err)? {
+    let mut row = vec![0.0f32; c];
+    let mut snippets = 0usize;
+    let mut failure = None;
+    loop {
+        match next_row(&mut row) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+        if let Some(ch) = row.iter().position(|v| !v.is_finite()) {
+            return Err(EngineError::new(
+                EngineErrorKind::Input,
+                format!("feature value at snippet {snippets}, channel {ch} is NaN or infinite"),
+            )
+            .into());
+        }
+        snippets += 1;
+        if let Some(em) = buffer.push(&row, &mut window).map_err(window_err)? {
             process(engine, &window, em.start, em.valid, index, &mut result)?;
             index += 1;
         }
+    }
+    if snippets == 0 {
+        return Ok(RowsResult { video: result, snippets, failure });
     }
     if let Some(em) = buffer.finish(&mut window).map_err(window_err)? {
         process(engine, &window, em.start, em.valid, index, &mut result)?;
     }
     let p0 = Instant::now();
+    let merger = merger.with_len(snippets as u64).map_err(post_err)?;
     result.proposals = merger.finish(opts.top_k);
     result.post += p0.elapsed();
-    Ok(result)
+    Ok(RowsResult { video: result, snippets, failure })
 }

@@ -39,7 +39,12 @@
 //! ## Streaming
 //!
 //! `L` is known only once the video has ended, so this offline merge keeps every window's
-//! proposals until [`finish`](VideoMerger::finish). A live stream uses the stream semantics
+//! proposals until [`finish`](VideoMerger::finish). When the windows must run before `L`
+//! is known (frames arriving through a backbone, each window run as soon as its snippets
+//! exist), an [`OpenVideoMerger`] takes them and becomes a [`VideoMerger`] once the video
+//! has ended ([`OpenVideoMerger::with_len`]): the grid positions are kept and normalised
+//! then, with the same expression on the same integers — the same bits as a merger that
+//! knew `L` from the start. A live stream uses the stream semantics
 //! of [`super::stream`] instead: widths normalised by `T`, Soft-NMS per group of
 //! overlapping proposals, emitted as soon as no later window can reach them.
 
@@ -182,17 +187,7 @@ impl<S: ProposalStore> VideoMerger<S> {
     /// A merger for a video of `video_len` snippets (`1..=u32::MAX`: grid positions are
     /// `u32`) under `convention`, collecting into `store`, which is emptied first.
     pub fn new(convention: Convention, video_len: u64, mut store: S) -> Result<Self, PostError> {
-        let video_len = match u32::try_from(video_len) {
-            Ok(l) if l >= 1 => l,
-            _ => {
-                return Err(PostError::OutOfRange {
-                    what: "video length in snippets",
-                    value: video_len,
-                    min: 1,
-                    max: u32::MAX as u64,
-                })
-            }
-        };
+        let video_len = check_len(video_len)?;
         store.truncate(0);
         Ok(VideoMerger { store, convention, video_len, windows: 0, dropped: 0 })
     }
@@ -276,6 +271,73 @@ impl<S: ProposalStore> VideoMerger<S> {
     }
 }
 
+/// A [`VideoMerger`] for a video whose length is not known yet: windows are pushed as they
+/// run, and [`with_len`](Self::with_len) gives `L` once the video has ended. Until then the
+/// proposals' bounds are provisional (normalised by `u32::MAX`); their grid positions and
+/// scores are final.
+#[derive(Debug)]
+pub struct OpenVideoMerger<S> {
+    inner: VideoMerger<S>,
+    /// The largest window end (first snippet + real snippets) pushed.
+    reach: u64,
+}
+
+impl<S: ProposalStore> OpenVideoMerger<S> {
+    /// An open-ended merger under `convention`, collecting into `store` (emptied first).
+    pub fn new(convention: Convention, mut store: S) -> Self {
+        store.truncate(0);
+        let inner = VideoMerger { store, convention, video_len: u32::MAX, windows: 0, dropped: 0 };
+        OpenVideoMerger { inner, reach: 0 }
+    }
+
+    /// [`VideoMerger::push_window`], for any window end up to `u32::MAX`.
+    pub fn push_window(&mut self, pairs: &[Proposal], window_start: u64, valid: usize) -> Result<usize, PostError> {
+        let n = self.inner.push_window(pairs, window_start, valid)?;
+        self.reach = self.reach.max(window_start.saturating_add(valid as u64));
+        Ok(n)
+    }
+
+    /// Windows pushed so far.
+    pub fn windows(&self) -> usize {
+        self.inner.windows
+    }
+
+    /// The video has `video_len` snippets: every proposal normalised by it (as
+    /// [`VideoMerger::push_window`] would have), and the merger to finish. A length outside
+    /// `1..=u32::MAX`, or below a pushed window's end, is [`PostError::OutOfRange`].
+    pub fn with_len(self, video_len: u64) -> Result<VideoMerger<S>, PostError> {
+        let l = check_len(video_len)?;
+        if self.reach > video_len {
+            return Err(PostError::OutOfRange {
+                what: "video length below a pushed window's end",
+                value: video_len,
+                min: self.reach,
+                max: u32::MAX as u64,
+            });
+        }
+        let mut inner = self.inner;
+        inner.video_len = l;
+        let convention = inner.convention;
+        for p in inner.store.as_mut_slice() {
+            *p = Proposal::on_grid(p.start, p.end, l, convention, p.score);
+        }
+        Ok(inner)
+    }
+}
+
+/// `L` checked to be in `1..=u32::MAX` (grid positions are `u32`).
+fn check_len(video_len: u64) -> Result<u32, PostError> {
+    match u32::try_from(video_len) {
+        Ok(l) if l >= 1 => Ok(l),
+        _ => Err(PostError::OutOfRange {
+            what: "video length in snippets",
+            value: video_len,
+            min: 1,
+            max: u32::MAX as u64,
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;
@@ -347,6 +409,40 @@ mod tests {
         }
         // Enough proposals, and threshold tests that were exact ties on the window grid.
         assert!(compared > 200 && ties > 20, "{compared} proposals, {ties} ties");
+    }
+
+    #[test]
+    fn an_open_merger_given_its_length_equals_one_that_knew_it() {
+        // Several overlapping windows of a 40-snippet video, the last one aligned to the
+        // end: pushed into a merger that knows L and into an open one given L afterwards,
+        // the finished proposals are the same bits.
+        let (t, d, l) = (16, 12, 40u64);
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        for convention in BOTH {
+            let cfg = cfg(t, d, convention);
+            for round in 0..10 {
+                let mut known = VideoMerger::new(convention, l, Vec::new()).unwrap();
+                let mut open = OpenVideoMerger::new(convention, Vec::new());
+                for w0 in [0u64, 8, 16, 24] {
+                    let start: Vec<f32> = (0..t).map(|_| rng.eighth()).collect();
+                    let end: Vec<f32> = (0..t).map(|_| rng.eighth()).collect();
+                    let conf: Vec<f32> = (0..2 * d * t).map(|_| rng.eighth()).collect();
+                    let maps = WindowMaps::new(&cfg, &start, &end, &conf).unwrap();
+                    let pairs = window_pairs(&cfg, &maps);
+                    assert_eq!(known.push_window(&pairs, w0, t).unwrap(), open.push_window(&pairs, w0, t).unwrap());
+                }
+                assert_eq!(open.windows(), 4);
+                let opened = open.with_len(l).unwrap();
+                assert_eq!(opened.proposals(), known.proposals(), "{convention:?} round {round}: before Soft-NMS");
+                assert_eq!(opened.finish(100), known.finish(100), "{convention:?} round {round}");
+            }
+        }
+        // A length below a pushed window's end, or none at all, is refused.
+        let mut open = OpenVideoMerger::new(Convention::Mmaction2, Vec::new());
+        open.push_window(&[], 20, 16).unwrap();
+        let e = open.with_len(35).unwrap_err();
+        assert!(matches!(e, PostError::OutOfRange { value: 35, min: 36, .. }), "{e:?}");
+        assert!(OpenVideoMerger::new(Convention::Paddle, Vec::new()).with_len(0).is_err());
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::config::PostConfig;
 use core::fmt;
 
 pub use candidates::{select_candidates, Boundary};
-pub use merge::{ProposalStore, SliceStore, VideoMerger};
+pub use merge::{OpenVideoMerger, ProposalStore, SliceStore, VideoMerger};
 pub use pairing::pair_candidates;
 pub use soft_nms::{soft_nms, SoftNmsParams, SoftNmsStats};
 pub use stream::{merge_stream, StreamMerger, StreamParams, StreamProposal, StreamStats, WindowReport};

@@ -254,6 +254,69 @@ def tsn_r50(path, rng, classes=200):
     onnx.save(m, path)
 
 
+def mobilenet_v2(path, rng, classes=1000):
+    """torchvision's MobileNetV2 (width 1.0, 224) as ``torch.onnx.export`` writes it in eval
+    mode at opset 17: BatchNormalization folded into each Conv's bias, ReLU6 as Clip(0, 6),
+    depthwise 3x3 convolutions (group = channels, stride 1 and 2), the inverted residual
+    blocks (expand 1x1, depthwise 3x3, project 1x1 linear; Add where the stride is 1 and the
+    widths agree), the 1x1 conv to 1280, GlobalAveragePool, Flatten and the classifier Gemm
+    -> [1, classes]. Input [1, 3, 224, 224] named ``input``. Random weights (He-scaled, so
+    the activations stay in range through the 17 blocks)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    nodes, inits = [], []
+    count = [0]
+
+    def fresh(p):
+        count[0] += 1
+        return f"{p}_{count[0]}"
+
+    def const(name, arr):
+        inits.append(numpy_helper.from_array(arr, name))
+        return name
+
+    lo, hi = const("clip_min", np.array(0.0, np.float32)), const("clip_max", np.array(6.0, np.float32))
+
+    def conv(x, cin, cout, k, s, group=1, relu6=True):
+        n = fresh("conv")
+        fan_in = cin // group * k * k
+        wt = (rng.standard_normal((cout, cin // group, k, k)) * np.sqrt(2.0 / fan_in)).astype(np.float32)
+        b = (0.05 * rng.standard_normal(cout)).astype(np.float32)
+        nodes.append(helper.make_node("Conv", [x, const(n + ".w", wt), const(n + ".b", b)], [n], kernel_shape=[k, k],
+                                      strides=[s, s], pads=[k // 2] * 4, group=group, dilations=[1, 1]))
+        if not relu6:
+            return n
+        r = fresh("clip")
+        nodes.append(helper.make_node("Clip", [n, lo, hi], [r]))
+        return r
+
+    x, cin = conv("input", 3, 32, 3, 2), 32
+    for t, c, n, s in [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]:
+        for i in range(n):
+            stride = s if i == 0 else 1
+            hidden = cin * t
+            y = conv(x, cin, hidden, 1, 1) if t != 1 else x
+            y = conv(y, hidden, hidden, 3, stride, group=hidden)
+            y = conv(y, hidden, c, 1, 1, relu6=False)
+            if stride == 1 and cin == c:
+                a = fresh("add")
+                nodes.append(helper.make_node("Add", [x, y], [a]))
+                y = a
+            x, cin = y, c
+    x = conv(x, cin, 1280, 1, 1)
+    nodes.append(helper.make_node("GlobalAveragePool", [x], ["pooled"]))
+    nodes.append(helper.make_node("Flatten", ["pooled"], ["flat"], axis=1))
+    fcw = (rng.standard_normal((classes, 1280)) * 0.01).astype(np.float32)
+    nodes.append(helper.make_node("Gemm", ["flat", const("fc.w", fcw), const("fc.b", np.zeros(classes, np.float32))], ["logits"],
+                                  alpha=1.0, beta=1.0, transB=1))
+    g = helper.make_graph(nodes, "mobilenet_v2", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 224, 224])],
+                          [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, classes])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name="pytorch")
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    onnx.save(m, path)
+
+
 def ort_features(model, snippets, pool):
     """onnxruntime on each sampled frame, one frame per run (the export's batch may be fixed),
     pooled to [C] if the output is a map, averaged over each snippet's K frames."""
