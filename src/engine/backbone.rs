@@ -41,6 +41,8 @@ use super::cpu::Int8Arithmetic;
 use super::error::{EngineError, EngineErrorKind};
 use super::load::read_model_file;
 use super::onnx::exact_float::qlinearconv_to_exact_float;
+use super::onnx::qoperator::lower_qoperator;
+use super::onnx::weights::check_constants;
 use super::product::{build_stage, plain};
 use super::workers::{set_tract_threads, Workers};
 use crate::pixels::preprocess::{IMAGENET_MEAN, IMAGENET_STD};
@@ -228,7 +230,13 @@ impl Backbone {
         let mut proto = tract_onnx::pb::ModelProto::decode(bytes.as_slice())
             .map_err(|e| EngineError::with_source(EngineErrorKind::NotOnnx, "not an ONNX model", e))?;
         drop(bytes);
+        // onnxruntime's QOperator contrib ops (QLinearAdd, QGemm, ...) as standard ONNX.
+        let lowered = lower_qoperator(&mut proto)?;
+        if lowered.count() > 0 {
+            log::info!("backbone: {lowered}");
+        }
         let graph = proto.graph.as_ref().ok_or_else(|| EngineError::new(EngineErrorKind::NotOnnx, "no graph"))?;
+        check_constants(graph)?;
         // The data input: the first graph input that is not an initializer.
         let inits: std::collections::HashSet<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
         let input = graph
@@ -256,10 +264,11 @@ impl Backbone {
         };
         let rank5 = dims.len() == 5;
         let input_name = input.name.clone();
-        let quantized = graph
-            .node
-            .iter()
-            .any(|n| n.op_type.starts_with("QLinear") || n.op_type == "MatMulInteger" || n.op_type == "ConvInteger");
+        let quantized = lowered.count() > 0
+            || graph
+                .node
+                .iter()
+                .any(|n| n.op_type.starts_with("QLinear") || n.op_type == "MatMulInteger" || n.op_type == "ConvInteger");
         // Preprocessing: override, file, fixed input, default.
         let mut meta = PreprocessOverrides::default();
         let mut snippet_frames = None;

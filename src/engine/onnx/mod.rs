@@ -5,6 +5,7 @@ pub(crate) mod chain;
 pub(crate) mod edge;
 pub(crate) mod exact_float;
 pub(crate) mod index;
+pub(crate) mod qoperator;
 pub(crate) mod site;
 pub(crate) mod split;
 pub(crate) mod weights;
