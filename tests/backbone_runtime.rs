@@ -131,3 +131,37 @@ fn backbone_threads_give_the_same_features_bit_for_bit() {
         assert!(bytes == &outs[0].1, "{name}: features differ from one thread's");
     }
 }
+
+/// `tests/golden/pixels/mbv2/` (`pixels_reference.py mbv2-small`): MobileNetV2 at width
+/// 0.25 on 64×64 inputs, a seeded batch and onnxruntime's outputs for it.
+fn mbv2(p: &str) -> PathBuf {
+    root("tests/golden/pixels/mbv2").join(p)
+}
+
+#[test]
+fn mobilenet_v2_with_the_engines_depthwise_kernel_equals_onnxruntime() {
+    use bmn_edge::engine::backbone::{Backbone, BackboneOptions};
+    use bmn_edge::npy::read_f32;
+    let x = read_f32(&mbv2("input.npy")).unwrap();
+    let want = read_f32(&mbv2("output.npy")).unwrap();
+    let scale = want.data.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let mut outs = Vec::new();
+    for own in [true, false] {
+        let o = BackboneOptions { own_depthwise: own, ..BackboneOptions::default() };
+        let mut b = Backbone::load(&mbv2("mbv2_w025_64.onnx"), &o).unwrap();
+        // Every one of MobileNetV2's 17 depthwise convolutions (stride 1 and 2) is ours.
+        assert_eq!(b.own_depthwise(), if own { 17 } else { 0 });
+        let mut got = vec![0.0; want.data.len()];
+        b.run(&x.data, &mut got).unwrap();
+        // Both runtimes compute in float32 in different orders (and onnxruntime's depthwise
+        // and matrix kernels fuse differently): the outputs agree to float32 rounding
+        // amplified through 52 layers; the bound, 1e-4 of the largest output.
+        let d = got.iter().zip(&want.data).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        eprintln!("own depthwise {own}: max |diff| {d:e} (largest output {scale})");
+        assert!(d <= 1e-4 * scale, "own depthwise {own}: {d} against {scale}");
+        outs.push(got);
+    }
+    // The kernel changes the arithmetic only to float rounding.
+    let d = outs[0].iter().zip(&outs[1]).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(d <= 1e-4 * scale, "ours against tract's depthwise: {d}");
+}

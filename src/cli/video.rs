@@ -79,6 +79,10 @@ pub struct BackboneArgs {
     /// split over the threads by tract: the lowest latency per frame, less throughput).
     #[arg(long, value_enum, default_value_t = ThreadsArg::Frames, requires = "backbone")]
     pub backbone_threads: ThreadsArg,
+    /// Leave the depthwise 3x3 convolutions to tract instead of bmn-edge's own kernel (to
+    /// compare the two; the features agree to float rounding).
+    #[arg(long, requires = "backbone")]
+    pub tract_depthwise: bool,
 }
 
 /// `--backbone-threads`.
@@ -203,6 +207,7 @@ fn load_backbone(b: &BackboneArgs, v: &VideoArgs, threads: usize) -> Result<Back
         per_snippet: v.frames_per_snippet,
         int8_arithmetic: b.backbone_int8.arithmetic(),
         parallel: b.backbone_threads.into(),
+        own_depthwise: !b.tract_depthwise,
         overrides: PreprocessOverrides {
             resize: b.resize,
             crop: b.crop,

@@ -38,12 +38,13 @@
 //! ActivityNet's — without either).
 
 use super::cpu::Int8Arithmetic;
+use super::depthwise::{replace_depthwise, DwSimd};
 use super::error::{EngineError, EngineErrorKind};
 use super::load::read_model_file;
 use super::onnx::exact_float::qlinearconv_to_exact_float;
 use super::onnx::qoperator::lower_qoperator;
 use super::onnx::weights::check_constants;
-use super::product::{build_stage, plain};
+use super::product::{build_stage_with, plain};
 use super::workers::{set_tract_threads, Workers};
 use crate::pixels::preprocess::{IMAGENET_MEAN, IMAGENET_STD};
 use crate::pixels::{FrameSource, PixelError, Preprocess, Sampling, SnippetFrames, VideoSummary};
@@ -94,6 +95,9 @@ pub struct BackboneOptions {
     pub overrides: PreprocessOverrides,
     /// How the threads share the work (see the module docs).
     pub parallel: BackboneThreads,
+    /// Run eligible depthwise 3×3 convolutions on the engine's own kernel
+    /// ([`super::depthwise`]; default on): off leaves every convolution to tract.
+    pub own_depthwise: bool,
 }
 
 /// How a backbone's threads share its work.
@@ -120,6 +124,7 @@ impl Default for BackboneOptions {
     fn default() -> Self {
         BackboneOptions {
             parallel: BackboneThreads::default(),
+            own_depthwise: true,
             threads: 1,
             batch: 1,
             per_snippet: 1,
@@ -154,6 +159,7 @@ pub struct Backbone {
     snippet_frames: Option<usize>,
     int8: Option<Int8Arithmetic>,
     fixed_batch: bool,
+    own_depthwise: usize,
     buffers: BufferSizes,
     scratch: Vec<f32>,
 }
@@ -265,10 +271,9 @@ impl Backbone {
         let rank5 = dims.len() == 5;
         let input_name = input.name.clone();
         let quantized = lowered.count() > 0
-            || graph
-                .node
-                .iter()
-                .any(|n| n.op_type.starts_with("QLinear") || n.op_type == "MatMulInteger" || n.op_type == "ConvInteger");
+            || graph.node.iter().any(|n| {
+                n.op_type.starts_with("QLinear") || n.op_type == "MatMulInteger" || n.op_type == "ConvInteger"
+            });
         // Preprocessing: override, file, fixed input, default.
         let mut meta = PreprocessOverrides::default();
         let mut snippet_frames = None;
@@ -346,7 +351,19 @@ impl Backbone {
             input_shape.push(1);
         }
         input_shape.extend([3, crop, crop]);
-        let plan = build_stage(proto, "backbone", &input_shape)?;
+        let replaced = std::sync::atomic::AtomicUsize::new(0);
+        let pass = |m: &mut TypedModel| -> TractResult<()> {
+            replaced.store(replace_depthwise(m)?, std::sync::atomic::Ordering::Relaxed);
+            Ok(())
+        };
+        let plan = build_stage_with(proto, "backbone", &input_shape, options.own_depthwise.then_some(&pass as _))?;
+        let own_depthwise = replaced.load(std::sync::atomic::Ordering::Relaxed);
+        if own_depthwise > 0 {
+            log::info!(
+                "backbone: {own_depthwise} depthwise 3x3 convolution(s) on bmn-edge's kernel ({:?})",
+                DwSimd::detect()
+            );
+        }
         let out_fact = plan.model().output_fact(0).map_err(|e| EngineError::tract("backbone output", e))?;
         let out_shape: Vec<usize> = out_fact
             .shape
@@ -399,6 +416,7 @@ impl Backbone {
             snippet_frames,
             int8,
             fixed_batch,
+            own_depthwise,
             buffers,
             scratch: Vec::new(),
         })
@@ -432,6 +450,11 @@ impl Backbone {
     /// Frames per run of the plan.
     pub fn frames_per_run(&self) -> usize {
         self.frames_per_run
+    }
+
+    /// Convolutions that run on the engine's own depthwise kernel ([`super::depthwise`]).
+    pub fn own_depthwise(&self) -> usize {
+        self.own_depthwise
     }
 
     /// Runs the backbone works on at once: its frame-level workers (1 without).

@@ -88,6 +88,7 @@
 pub mod backbone;
 pub mod bm;
 pub mod cpu;
+pub mod depthwise;
 pub mod detect;
 pub mod diag;
 pub mod error;

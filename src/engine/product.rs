@@ -298,6 +298,20 @@ pub(crate) fn build_stage(
     stage: &str,
     input_shape: &[usize],
 ) -> Result<Arc<TypedRunnableModel>, EngineError> {
+    build_stage_with(proto, stage, input_shape, None)
+}
+
+/// A pass over the decluttered typed model before tract's optimizer runs (the engine's own
+/// ops in place of tract's: `depthwise::replace_depthwise`).
+pub(crate) type TypedPass<'a> = &'a dyn Fn(&mut TypedModel) -> TractResult<()>;
+
+/// [`build_stage`], with `pass` run on the decluttered model first when given.
+pub(crate) fn build_stage_with(
+    proto: tract_onnx::pb::ModelProto,
+    stage: &str,
+    input_shape: &[usize],
+    pass: Option<TypedPass<'_>>,
+) -> Result<Arc<TypedRunnableModel>, EngineError> {
     // tract asserts (panics) on some malformed graphs instead of returning an error (an
     // out-of-range Squeeze axis, found by fuzzing): a file from elsewhere must not take the
     // process down, so such a panic becomes this model's load error, without the panic
@@ -305,16 +319,21 @@ pub(crate) fn build_stage(
     let built = quiet_tract_panics(|| {
         let model = tract_onnx::onnx().model_for_proto_model(&proto).map_err(|e| EngineError::tract(stage, e))?;
         drop(proto);
-        model
-            .with_input_fact(0, f32::fact(input_shape).into())
-            .and_then(|m| m.into_optimized())
-            .and_then(|m| {
-                if std::env::var_os("BMN_EDGE_DUMP_PLAN").is_some() {
-                    eprintln!("{stage}:\n{m}");
-                }
-                m.into_runnable()
-            })
-            .map_err(|e| EngineError::tract(stage, e))
+        let model = model.with_input_fact(0, f32::fact(input_shape).into());
+        match pass {
+            None => model.and_then(|m| m.into_optimized()),
+            Some(pass) => model.and_then(|m| m.into_typed()).and_then(|m| m.into_decluttered()).and_then(|mut m| {
+                pass(&mut m)?;
+                m.into_optimized()
+            }),
+        }
+        .and_then(|m| {
+            if std::env::var_os("BMN_EDGE_DUMP_PLAN").is_some() {
+                eprintln!("{stage}:\n{m}");
+            }
+            m.into_runnable()
+        })
+        .map_err(|e| EngineError::tract(stage, e))
     });
     built.unwrap_or_else(|panic| {
         let what = panic

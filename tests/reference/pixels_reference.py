@@ -254,14 +254,15 @@ def tsn_r50(path, rng, classes=200):
     onnx.save(m, path)
 
 
-def mobilenet_v2(path, rng, classes=1000):
+def mobilenet_v2(path, rng, classes=1000, alpha=1.0, side=224):
     """torchvision's MobileNetV2 (width 1.0, 224) as ``torch.onnx.export`` writes it in eval
     mode at opset 17: BatchNormalization folded into each Conv's bias, ReLU6 as Clip(0, 6),
     depthwise 3x3 convolutions (group = channels, stride 1 and 2), the inverted residual
     blocks (expand 1x1, depthwise 3x3, project 1x1 linear; Add where the stride is 1 and the
     widths agree), the 1x1 conv to 1280, GlobalAveragePool, Flatten and the classifier Gemm
-    -> [1, classes]. Input [1, 3, 224, 224] named ``input``. Random weights (He-scaled, so
-    the activations stay in range through the 17 blocks)."""
+    -> [1, classes]. Input [1, 3, side, side] named ``input``. ``alpha`` scales every
+    width (torchvision's width_mult, rounded to multiples of 8 as it does). Random weights
+    (He-scaled, so the activations stay in range through the 17 blocks)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
     nodes, inits = [], []
@@ -290,8 +291,14 @@ def mobilenet_v2(path, rng, classes=1000):
         nodes.append(helper.make_node("Clip", [n, lo, hi], [r]))
         return r
 
-    x, cin = conv("input", 3, 32, 3, 2), 32
+    def width(c):
+        v = max(8, int(c * alpha + 4) // 8 * 8)
+        return v + 8 if v < 0.9 * c * alpha else v
+
+    first, last = width(32), max(1280, width(1280))
+    x, cin = conv("input", 3, first, 3, 2), first
     for t, c, n, s in [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]:
+        c = width(c)
         for i in range(n):
             stride = s if i == 0 else 1
             hidden = cin * t
@@ -303,14 +310,16 @@ def mobilenet_v2(path, rng, classes=1000):
                 nodes.append(helper.make_node("Add", [x, y], [a]))
                 y = a
             x, cin = y, c
-    x = conv(x, cin, 1280, 1, 1)
+    if alpha < 1.0:
+        last = width(1280)
+    x = conv(x, cin, last, 1, 1)
     nodes.append(helper.make_node("GlobalAveragePool", [x], ["pooled"]))
     nodes.append(helper.make_node("Flatten", ["pooled"], ["flat"], axis=1))
-    fcw = (rng.standard_normal((classes, 1280)) * 0.01).astype(np.float32)
+    fcw = (rng.standard_normal((classes, last)) * 0.01).astype(np.float32)
     nodes.append(helper.make_node("Gemm", ["flat", const("fc.w", fcw), const("fc.b", np.zeros(classes, np.float32))], ["logits"],
                                   alpha=1.0, beta=1.0, transB=1))
-    g = helper.make_graph(nodes, "mobilenet_v2", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 224, 224])],
-                          [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, classes])], inits)
+    g = helper.make_graph(nodes, "mobilenet_v2", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, side, side])],
+                          [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", classes])], inits)
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name="pytorch")
     m.ir_version = 8
     onnx.checker.check_model(m)
@@ -442,6 +451,30 @@ def alloc(out):
     small_backbone(os.path.join(out, "backbone_c128_224.onnx"), rng, 224, "flat", meta, width=128)
 
 
+def mbv2_small(out):
+    """mbv2/: MobileNetV2 at width 0.25 and a 64x64 input (``mobilenet_v2``, 17 depthwise
+    3x3 convolutions, stride 1 and 2, down to 2x2 maps) with a 128-way classifier; a seeded
+    batch of 4 inputs ``input.npy`` and onnxruntime's outputs for it ``output.npy`` — the
+    golden of the engine's own depthwise kernel inside a whole backbone
+    (tests/backbone_runtime.rs)."""
+    import onnxruntime as ort
+    d = os.path.join(out, "mbv2")
+    os.makedirs(d, exist_ok=True)
+    path = os.path.join(d, "mbv2_w025_64.onnx")
+    mobilenet_v2(path, np.random.default_rng(SEED + 6), classes=128, alpha=0.25, side=64)
+    x = np.random.default_rng(SEED + 7).standard_normal((4, 3, 64, 64)).astype(np.float32)
+    s = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    y = np.concatenate([s.run(None, {"input": x[i:i + 1]})[0] for i in range(len(x))])
+    np.save(os.path.join(d, "input.npy"), x)
+    np.save(os.path.join(d, "output.npy"), y.astype(np.float32))
+    with open(os.path.join(d, "manifest.json"), "w") as f:
+        json.dump({"script": "tests/reference/pixels_reference.py mbv2-small", "seed": SEED + 6, "input_seed": SEED + 7,
+                   "numpy": np.__version__, "onnxruntime": ort.__version__, "model": "mobilenet_v2(alpha=0.25, side=64, classes=128)",
+                   "date_utc": __import__("datetime").datetime.now(__import__("datetime").timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")},
+                  f, indent=1)
+        f.write("\n")
+
+
 def r50_400(out):
     """tsn_r50_400.onnx: the TSN ResNet-50 export with a 400-way fc, so that its output feeds
     the shipped BMN models (C = 400) for the pixel pipeline's benchmark (benches/pixels.sh).
@@ -507,7 +540,7 @@ def shipped(out):
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["goldens", "tsn", "chain", "alloc", "r50-400", "shipped"])
+    ap.add_argument("what", choices=["goldens", "tsn", "chain", "alloc", "mbv2-small", "r50-400", "shipped"])
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
-    {"goldens": goldens, "tsn": tsn, "chain": chain, "alloc": alloc, "r50-400": r50_400, "shipped": shipped}[a.what](a.out)
+    {"goldens": goldens, "tsn": tsn, "chain": chain, "alloc": alloc, "mbv2-small": mbv2_small, "r50-400": r50_400, "shipped": shipped}[a.what](a.out)

@@ -108,7 +108,10 @@ fn check_qparams(
     }
     let zv = int_values(zt).map_err(|e| bad(node, format!("zero point `{z}`: {e}")))?;
     if zv.len() != sv.len() {
-        return Err(bad(node, format!("zero point `{z}` has {} values, its scale `{}` {}", zv.len(), q.scale, sv.len())));
+        return Err(bad(
+            node,
+            format!("zero point `{z}` has {} values, its scale `{}` {}", zv.len(), q.scale, sv.len()),
+        ));
     }
     Ok(Some(zt.data_type))
 }
@@ -131,7 +134,13 @@ impl Names {
     }
 }
 
-fn node(op: &str, name: String, inputs: Vec<String>, outputs: Vec<String>, attribute: Vec<pb::AttributeProto>) -> pb::NodeProto {
+fn node(
+    op: &str,
+    name: String,
+    inputs: Vec<String>,
+    outputs: Vec<String>,
+    attribute: Vec<pb::AttributeProto>,
+) -> pb::NodeProto {
     pb::NodeProto { op_type: op.into(), name, input: inputs, output: outputs, attribute, ..Default::default() }
 }
 
@@ -189,7 +198,9 @@ fn lower_node(ix: &GraphIndex<'_>, n: &pb::NodeProto, names: &mut Names) -> Resu
                 (triples, Some((0, 1)), "Concat", axis)
             }
             "QGemm" => return lower_qgemm(ix, n, names, &base, &y),
-            other => return Err(bad(n, format!("onnxruntime contrib op {other} is not supported (domain {MS_DOMAIN})"))),
+            other => {
+                return Err(bad(n, format!("onnxruntime contrib op {other} is not supported (domain {MS_DOMAIN})")))
+            }
         };
     let mut ty = None;
     let mut floats = Vec::new();
@@ -216,7 +227,13 @@ fn lower_node(ix: &GraphIndex<'_>, n: &pb::NodeProto, names: &mut Names) -> Resu
     };
     let f = names.fresh(&format!("{base}_f"));
     out.nodes.push(node(op, names.fresh(&format!("{base}_op")), floats, vec![f.clone()], attrs));
-    out.nodes.push(node("QuantizeLinear", names.fresh(&format!("{base}_q")), vec![f, q.scale.to_string(), zero], vec![y], vec![]));
+    out.nodes.push(node(
+        "QuantizeLinear",
+        names.fresh(&format!("{base}_q")),
+        vec![f, q.scale.to_string(), zero],
+        vec![y],
+        vec![],
+    ));
     Ok(out)
 }
 
@@ -257,7 +274,9 @@ fn lower_qgemm(
     let a_scale = per(qa.scale)?[0];
     let b_scale = per(qb.scale)?;
     let b_zero = match qb.zero {
-        Some(z) => int_values(ix.const_tensor(z).expect("checked")).map_err(|e| bad(n, format!("b_zero_point: {e}")))?,
+        Some(z) => {
+            int_values(ix.const_tensor(z).expect("checked")).map_err(|e| bad(n, format!("b_zero_point: {e}")))?
+        }
         None => vec![0],
     };
     let at = |v: &[f32], j: usize| if v.len() == 1 { v[0] } else { v[j] };
@@ -314,8 +333,20 @@ fn lower_qgemm(
                 }
             };
             let f = names.fresh(&format!("{base}_f"));
-            out.nodes.push(node("Gemm", names.fresh(&format!("{base}_op")), gemm_inputs, vec![f.clone()], std::mem::take(&mut attrs)));
-            out.nodes.push(node("QuantizeLinear", names.fresh(&format!("{base}_q")), vec![f, ys.to_string(), zero], vec![y.to_string()], vec![]));
+            out.nodes.push(node(
+                "Gemm",
+                names.fresh(&format!("{base}_op")),
+                gemm_inputs,
+                vec![f.clone()],
+                std::mem::take(&mut attrs),
+            ));
+            out.nodes.push(node(
+                "QuantizeLinear",
+                names.fresh(&format!("{base}_q")),
+                vec![f, ys.to_string(), zero],
+                vec![y.to_string()],
+                vec![],
+            ));
         }
         None => {
             out.nodes.push(node("Gemm", names.fresh(&format!("{base}_op")), gemm_inputs, vec![y.to_string()], attrs));
@@ -327,7 +358,8 @@ fn lower_qgemm(
 /// Lowers every contrib node of the default graph (see the module docs). Returns what was
 /// lowered; an error names the first node that cannot be.
 pub(crate) fn lower_qoperator(model: &mut pb::ModelProto) -> Result<Lowered, EngineError> {
-    let opset = model.opset_import.iter().find(|o| o.domain.is_empty() || o.domain == "ai.onnx").map_or(0, |o| o.version);
+    let opset =
+        model.opset_import.iter().find(|o| o.domain.is_empty() || o.domain == "ai.onnx").map_or(0, |o| o.version);
     let Some(graph) = model.graph.as_mut() else { return Ok(Lowered::default()) };
     if !graph.node.iter().any(|n| n.domain == MS_DOMAIN) {
         return Ok(Lowered::default());
