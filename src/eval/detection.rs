@@ -600,7 +600,8 @@ fn interpolated_ap(prec: &[f64], rec: &[f64]) -> f64 {
             mprec[i] = mprec[i + 1];
         }
     }
-    let terms: Vec<f64> = (1..n).filter(|&i| mrec[i] != mrec[i - 1]).map(|i| (mrec[i] - mrec[i - 1]) * mprec[i]).collect();
+    let terms: Vec<f64> =
+        (1..n).filter(|&i| mrec[i] != mrec[i - 1]).map(|i| (mrec[i] - mrec[i - 1]) * mprec[i]).collect();
     numpy_sum(&terms)
 }
 
@@ -748,8 +749,7 @@ fn check_labels(gt: &DetectionGroundTruth, detections: &Detections) -> Result<()
         return Ok(());
     }
     let total: usize = unknown.values().map(|(n, _)| n).sum();
-    let shown: Vec<String> =
-        unknown.iter().take(5).map(|(l, (n, at))| format!("{l:?} ({n}, first at {at})")).collect();
+    let shown: Vec<String> = unknown.iter().take(5).map(|(l, (n, at))| format!("{l:?} ({n}, first at {at})")).collect();
     let more = if unknown.len() > 5 { format!(" and {} more", unknown.len() - 5) } else { String::new() };
     let mut known: Vec<String> = gt.classes.iter().take(8).map(|c| format!("{c:?}")).collect();
     if gt.classes.len() > 8 {
