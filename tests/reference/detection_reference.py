@@ -49,6 +49,22 @@ Choices where the official code is silent, fails or needs a network:
   * Segments that are not two finite numbers with end >= start, scores that are not finite
     or negative, labels that are not non-empty strings, duplicate video keys: errors here
     (the official code takes them or keeps the last duplicate).
+
+Cross-check against the official script (2026-12-08, activitynet/ActivityNet
+Evaluation/eval_detection.py at ebc8aebb with utils.py's interpolated_prec_rec and
+segment_iou, run under Python 3.11 with numpy 2.4.6 and pandas 3.1.2 after the minimal
+Python 3 edits: items(), print(), float for np.float, no urllib2/joblib, no blocked-video
+download; outside this repository), on an AVX-512 machine:
+  * with the official default argsort: AP, mAP and average mAP identical bit for bit for
+    every golden case that has one subset (coverage_all has three; the official code needs
+    one) except random and random_thumos, whose two-decimal scores tie often (average mAP
+    0.191099 official vs 0.192026 here, AP up to 0.03 apart): the official number for tied
+    scores depends on numpy's sorting kernels;
+  * with the official code's two argsorts made stable (kind="stable"): identical bit for
+    bit for every one of those cases, random included;
+  * 300 videos x 40 detections, 20 classes, continuous scores (no ties), official default
+    argsort vs `bmn-edge eval --detection --json`: AP within 1.1e-16 (the percent round
+    trip), average mAP 0.3457296377240253 on both.
 """
 
 import argparse
