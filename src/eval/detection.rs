@@ -28,7 +28,7 @@
 //!   both ends and recall with 0 and 1, precision made non-increasing from the right,
 //!   `AP = Σ (r[i] − r[i−1])·p[i]` over the positions where recall changes.
 //! * `mAP[θ]` is the mean of AP over the classes, the average mAP the mean of mAP over the
-//!   thresholds. Default thresholds: [`thresholds`](super::thresholds), i.e.
+//!   thresholds. Default thresholds: [`super::thresholds`], i.e.
 //!   `np.linspace(0.5, 0.95, 10)` bit for bit (the ninth is 0.8999999999999999, not 0.9,
 //!   and the last exactly 0.95); any list can be given ([`TiouThresholds::parse`], e.g.
 //!   THUMOS's `0.3,0.4,0.5,0.6,0.7`).
