@@ -268,7 +268,7 @@ fn cli_errors_are_clear() {
             GT_OK,
             r#"{"results": {"v1": [{"score": 0.5, "segment": [1, 4]}]}}"#,
             d,
-            &["results[\"v1\"][0]", "missing key \"label\""],
+            &["results[\"v1\"][0]", "missing key \"label\"", "needs labelled detections"],
         ),
         (
             "det-empty-label",

@@ -472,7 +472,14 @@ impl Detections {
             for (i, p) in l.iter().enumerate() {
                 let at_p = || format!("{}[{i}]", at());
                 let p = object(p, &at_p)?;
-                let name = label(field(p, "label", &at_p)?, &|| format!("{}.label", at_p()))?;
+                let name = get(p, "label").ok_or_else(|| {
+                    format_err(format!(
+                        "{}: missing key \"label\" (the detection metric needs labelled detections; \
+                         a proposals file has none)",
+                        at_p()
+                    ))
+                })?;
+                let name = label(name, &|| format!("{}.label", at_p()))?;
                 let score = score(field(p, "score", &at_p)?, &|| format!("{}.score", at_p()))?;
                 let seg = segment(field(p, "segment", &at_p)?, &|| format!("{}.segment", at_p()))?;
                 out.push(Detection { segment: seg, score, label: name });
@@ -808,6 +815,21 @@ mod tests {
         let d = Detections::from_videos([("v", vec![det(0.0, 10.0, 0.5, "a"), det(50.0, 60.0, 0.5, "a")])]).unwrap();
         let e = evaluate_detection(&gt, &d, &TiouThresholds::default()).unwrap();
         assert_eq!(e.classes[0].ap, vec![0.5; 10]);
+    }
+
+    #[test]
+    fn a_lower_duplicate_can_raise_ap() {
+        // Two identical instances, one detection: recall 1/2, AP 1/2. A zero-score duplicate
+        // takes the second instance (the first is taken): AP 1. So "a low-scored duplicate
+        // never raises AP" is not a property of this metric; a low-scored false positive
+        // changing nothing is (tests/eval_detection.rs).
+        let gt = DetectionGroundTruth::from_instances([("v", [0.0, 10.0], "a"), ("v", [0.0, 10.0], "a")]).unwrap();
+        let one = Detections::from_videos([("v", vec![det(0.0, 10.0, 0.9, "a")])]).unwrap();
+        let e = evaluate_detection(&gt, &one, &TiouThresholds::default()).unwrap();
+        assert_eq!(e.average_map, 0.5);
+        let two = Detections::from_videos([("v", vec![det(0.0, 10.0, 0.9, "a"), det(0.0, 10.0, 0.0, "a")])]).unwrap();
+        let e = evaluate_detection(&gt, &two, &TiouThresholds::default()).unwrap();
+        assert_eq!(e.average_map, 1.0);
     }
 
     #[test]
