@@ -36,8 +36,8 @@
 //! **Ties.** The official order is `argsort(x)[::-1]`, for the scores of a class and for
 //! the tIoUs of a prediction with its video's instances. numpy's default argsort is not
 //! stable, and which of equal values comes first depends on its sorting kernels (on an
-//! AVX-512 machine with numpy 2.4.6 the default order differs from the stable one for
-//! arrays of 5 equal-prone values in about a quarter of the cases, and for every array of
+//! AVX-512 machine with numpy 2.4.6, for arrays of values drawn from three, the default
+//! order differed from the stable one for 28 % of 5-element arrays and for every array of
 //! 16 or more), so the official result for tied scores is not defined across machines.
 //! Here the same expression is evaluated with a *stable* sort, `argsort(x,
 //! kind="stable")[::-1]`: **equal scores are visited in reverse file order** (the last
@@ -53,10 +53,10 @@
 //! the tie order above the numbers are the official arrays bit for bit. Checked against the
 //! official script itself (outside this repository; details in
 //! `tests/reference/detection_reference.py`): with its argsorts made stable, identical bits
-//! on every golden case it can run (one subset); with its own default sort, identical wherever no tie decides, and
-//! on 12,000 detections with continuous scores; on the golden case with many two-decimal
-//! ties its own result moved by up to 0.03 AP on that machine, which no reimplementation
-//! can match across machines.
+//! on every golden case it can run (those with one subset); with its own default sort,
+//! identical wherever no tie decides, and on 12,000 detections with continuous scores; on
+//! the golden case with many two-decimal ties its own result moved by up to 0.03 AP on that
+//! machine, which no reimplementation can match across machines.
 //!
 //! **Where this differs from the official script** (all of them inputs it takes silently):
 //! segments must be two finite numbers with `end ≥ start`, scores finite and `≥ 0`, labels
