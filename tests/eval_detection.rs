@@ -380,7 +380,7 @@ fn cli_errors_are_clear() {
         ("tiou-range", GT_OK, DET_OK, &["--detection", "--tiou", "0.5,1.5"], &["--tiou", "[0, 1]"]),
         ("tiou-empty", GT_OK, DET_OK, &["--detection", "--tiou", ""], &["--tiou"]),
         ("tiou-needs-detection", GT_OK, DET_OK, &["--tiou", "0.5"], &["--detection"]),
-        ("curve-conflicts", GT_OK, DET_OK, &["--detection", "--curve", "/tmp/x.csv"], &["--curve"]),
+        ("curve-conflicts", GT_OK, DET_OK, &["--detection", "--curve", "curve.csv"], &["--curve"]),
     ];
     for (tag, gt, pr, extra, needles) in cases {
         let (ok, err) = eval_texts(tag, gt, pr, extra);
