@@ -40,6 +40,11 @@
 //!
 //! Inputs are parsed from JSON text with errors that name the offending entry
 //! (`results["v_x"][3].segment: end 1.2 is before start 3.4`).
+//!
+//! The detection metric (labelled segments: AP per class, mAP over tIoU 0.5:0.95) is in
+//! [`detection`].
+
+pub mod detection;
 
 use crate::json::SegmentScore;
 use crate::results::ResultsFile;
@@ -79,8 +84,15 @@ pub enum EvalErrorKind {
     Json,
     /// A required key is missing or a value has the wrong type.
     Format,
-    /// A segment is not two finite numbers with `end ≥ start`, or a score is not finite.
+    /// A segment is not two finite numbers with `end ≥ start`, or a score is not finite
+    /// (or, for detections, negative).
     Segment,
+    /// A detection or ground-truth label is an empty string.
+    Label,
+    /// A detection's label is not a class of the ground truth (detection metric).
+    UnknownLabel,
+    /// A tIoU threshold list is empty or has a value that is not a number in `[0, 1]`.
+    Threshold,
     /// No ground-truth video with annotations (in the chosen subset).
     EmptyGroundTruth,
     /// No ground-truth video has a proposal: the curve is undefined.

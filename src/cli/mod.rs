@@ -48,7 +48,8 @@ enum Command {
     Mask(mask::Args),
     /// Post-process one window's network outputs into ActivityNet proposals.
     Postprocess(postprocess::Args),
-    /// Score proposals with the official ActivityNet metric (AR@1/5/10/100, AUC; percent).
+    /// Score proposals with the official ActivityNet metric (AR@1/5/10/100, AUC; percent), or
+    /// with --detection labelled detections with the official detection metric (AP, mAP; percent).
     Eval(eval::Args),
     /// Run a BMN model on a video's features: ActivityNet results JSON (and maps).
     #[cfg(feature = "engine")]
