@@ -165,3 +165,31 @@ fn mobilenet_v2_with_the_engines_depthwise_kernel_equals_onnxruntime() {
     let d = outs[0].iter().zip(&outs[1]).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
     assert!(d <= 1e-4 * scale, "ours against tract's depthwise: {d}");
 }
+
+#[test]
+fn inspect_says_which_operators_run_where() {
+    let o = run(bin().args(["inspect", "--backbone", "--json"]).arg(mbv2("mbv2_w025_64.onnx")));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["bmn_edge_depthwise"], 17);
+    assert_eq!(j["channels"], 128);
+    let ops = j["plan_ops"].as_array().unwrap();
+    let count = |name: &str| ops.iter().find(|o| o["op"] == name).map_or(0, |o| o["count"].as_u64().unwrap());
+    assert_eq!(count("BmnEdgeDepthwise3x3"), 17, "{ops:?}");
+    assert_eq!(count("DepthWise"), 0, "no depthwise convolution is left to tract: {ops:?}");
+    // A QOperator file from onnxruntime's quantizer: its contrib ops named, in float.
+    let q = root("tests/golden/quantized/q_s8.onnx");
+    let o = run(bin().args(["inspect", "--backbone"]).arg(&q));
+    let text = String::from_utf8_lossy(&o.stdout);
+    for op in ["QGemm", "QLinearAdd", "QLinearConcat", "QLinearGlobalAveragePool", "QLinearMul"] {
+        assert!(text.contains(&format!("in float    1 x {op}")), "{op}: {text}");
+    }
+    assert!(text.contains("arithmetic  int8"), "{text}");
+    // A BMN model is not a backbone: a clear error, non-zero exit.
+    let o = bin().args(["inspect", "--backbone"]).arg(bmn()).output().unwrap();
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("inspecting the backbone"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

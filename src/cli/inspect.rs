@@ -13,6 +13,55 @@ pub struct Args {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// The file is a feature backbone (frames -> features), not a BMN model: its input,
+    /// output, preprocessing, int8 arithmetic, and which operators run where (tract's, or
+    /// bmn-edge's own kernels), as `features` would load it.
+    #[arg(long)]
+    backbone: bool,
+}
+
+/// `inspect --backbone`.
+fn run_backbone(a: &Args) -> Result<()> {
+    use bmn_edge::engine::backbone::{Backbone, BackboneOptions};
+    let b = Backbone::load(&a.model, &BackboneOptions::default())
+        .with_context(|| format!("inspecting the backbone {}", a.model.display()))?;
+    let p = b.preprocess();
+    let ops = b.plan_ops();
+    if a.json {
+        let json = serde_json::json!({
+            "input": b.input_shape(),
+            "channels": b.channels(),
+            "output": match b.output() {
+                bmn_edge::engine::backbone::BackboneOutput::Vector => "vector".to_string(),
+                bmn_edge::engine::backbone::BackboneOutput::Map { cells } => format!("map of {cells} cells, averaged"),
+            },
+            "preprocess": {"resize": p.resize, "crop": p.crop, "mean": p.mean, "std": p.std},
+            "snippet_frames": b.snippet_frames(),
+            "int8": b.int8().map(|i| i.name()),
+            "onnxruntime_contrib_ops_in_float": b.lowered_ops().iter().map(|(op, n)| serde_json::json!({"op": op, "count": n})).collect::<Vec<_>>(),
+            "bmn_edge_depthwise": b.own_depthwise(),
+            "plan_ops": ops.iter().map(|(op, n)| serde_json::json!({"op": op, "count": n})).collect::<Vec<_>>(),
+            "this_cpu": cpu_json(&CpuReport::this_cpu()),
+        });
+        println!("{}", serde_json::to_string_pretty(&json)?);
+        return Ok(());
+    }
+    println!("format      backbone (frames -> features)");
+    println!("input       {:?}", b.input_shape());
+    println!("features    C = {} ({:?})", b.channels(), b.output());
+    println!("preprocess  resize {}, crop {}, mean {:?}, std {:?}", p.resize, p.crop, p.mean, p.std);
+    if let Some(f) = b.snippet_frames() {
+        println!("snippet     {f} frames (the file's)");
+    }
+    println!("arithmetic  {}", b.int8().map_or("fp32".to_string(), |i| format!("int8 ({})", i.name())));
+    for (op, n) in b.lowered_ops() {
+        println!("in float    {n} x {op} (onnxruntime contrib op: dequantize, op, quantize)");
+    }
+    println!("bmn-edge    {} depthwise 3x3 convolution(s) on bmn-edge's kernel", b.own_depthwise());
+    let list: Vec<String> = ops.iter().map(|(op, n)| format!("{op} x{n}")).collect();
+    println!("plan        {}", list.join(", "));
+    println!("this CPU    {}", cpu_line(&CpuReport::this_cpu()));
+    Ok(())
 }
 
 fn to_json(info: &ModelInfo) -> serde_json::Value {
@@ -37,6 +86,9 @@ fn to_json(info: &ModelInfo) -> serde_json::Value {
 
 /// Runs `bmn-edge inspect`.
 pub fn run(a: Args) -> Result<()> {
+    if a.backbone {
+        return run_backbone(&a);
+    }
     let info = inspect(&a.model).with_context(|| format!("inspecting {}", a.model.display()))?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&to_json(&info))?);

@@ -160,6 +160,7 @@ pub struct Backbone {
     int8: Option<Int8Arithmetic>,
     fixed_batch: bool,
     own_depthwise: usize,
+    lowered: Vec<(String, usize)>,
     buffers: BufferSizes,
     scratch: Vec<f32>,
 }
@@ -417,6 +418,7 @@ impl Backbone {
             int8,
             fixed_batch,
             own_depthwise,
+            lowered: lowered.ops,
             buffers,
             scratch: Vec::new(),
         })
@@ -455,6 +457,36 @@ impl Backbone {
     /// Convolutions that run on the engine's own depthwise kernel ([`super::depthwise`]).
     pub fn own_depthwise(&self) -> usize {
         self.own_depthwise
+    }
+
+    /// The onnxruntime contrib ops of the file that run in float between levels (`(op,
+    /// count)`: `onnx::qoperator`).
+    pub fn lowered_ops(&self) -> &[(String, usize)] {
+        &self.lowered
+    }
+
+    /// What runs where: `(op, count)` for every operator of the optimized plan (tract's op
+    /// names — `OptMatMul`, `DepthWise`, `MaxPool`, … — and the engine's own, named
+    /// `BmnEdge…`), most frequent first; sources and constants left out.
+    pub fn plan_ops(&self) -> Vec<(String, usize)> {
+        let mut counts: Vec<(String, usize)> = Vec::new();
+        for n in self.plan.model().nodes() {
+            let name = n.op.name().to_string();
+            if name == "Source" || name == "Const" {
+                continue;
+            }
+            match counts.iter_mut().find(|(op, _)| *op == name) {
+                Some((_, c)) => *c += 1,
+                None => counts.push((name, 1)),
+            }
+        }
+        counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        counts
+    }
+
+    /// The plan's input shape (`[frames per run, (1,) 3, crop, crop]`).
+    pub fn input_shape(&self) -> &[usize] {
+        &self.input_shape
     }
 
     /// Runs the backbone works on at once: its frame-level workers (1 without).
