@@ -37,6 +37,14 @@ fn run(file: &str, arith: Option<Int8Arithmetic>) -> (Vec<f32>, Vec<f32>) {
     let o = BackboneOptions { int8_arithmetic: arith, ..BackboneOptions::default() };
     let mut b = Backbone::load(&golden(file), &o).unwrap();
     assert_eq!(b.channels(), 12);
+    // What ran how: QOperator files' five contrib ops in float, QDQ files' three
+    // convolutions folded into QLinearConv (and nothing else).
+    let lowered: usize = b.lowered_ops().iter().map(|(_, n)| n).sum();
+    if file.starts_with("q_qdq") {
+        assert_eq!((lowered, b.qdq_convs()), (0, 3), "{file}");
+    } else {
+        assert_eq!((lowered, b.qdq_convs()), (5, 0), "{file}");
+    }
     let mut got = vec![0.0; expected.data.len()];
     b.run(&x.data, &mut got).unwrap();
     (got, expected.data)

@@ -40,6 +40,7 @@ fn run_backbone(a: &Args) -> Result<()> {
             "int8": b.int8().map(|i| i.name()),
             "onnxruntime_contrib_ops_in_float": b.lowered_ops().iter().map(|(op, n)| serde_json::json!({"op": op, "count": n})).collect::<Vec<_>>(),
             "bmn_edge_depthwise": b.own_depthwise(),
+            "qdq_convs_as_qlinearconv": b.qdq_convs(),
             "plan_ops": ops.iter().map(|(op, n)| serde_json::json!({"op": op, "count": n})).collect::<Vec<_>>(),
             "this_cpu": cpu_json(&CpuReport::this_cpu()),
         });
@@ -56,6 +57,12 @@ fn run_backbone(a: &Args) -> Result<()> {
     println!("arithmetic  {}", b.int8().map_or("fp32".to_string(), |i| format!("int8 ({})", i.name())));
     for (op, n) in b.lowered_ops() {
         println!("in float    {n} x {op} (onnxruntime contrib op: dequantize, op, quantize)");
+    }
+    if b.qdq_convs() > 0 {
+        println!(
+            "QDQ         {} convolution(s) (DequantizeLinear -> Conv -> QuantizeLinear) run as QLinearConv",
+            b.qdq_convs()
+        );
     }
     println!("bmn-edge    {} depthwise 3x3 convolution(s) on bmn-edge's kernel", b.own_depthwise());
     let list: Vec<String> = ops.iter().map(|(op, n)| format!("{op} x{n}")).collect();

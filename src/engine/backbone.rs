@@ -42,7 +42,7 @@ use super::depthwise::{replace_depthwise, DwSimd};
 use super::error::{EngineError, EngineErrorKind};
 use super::load::read_model_file;
 use super::onnx::exact_float::qlinearconv_to_exact_float;
-use super::onnx::qoperator::lower_qoperator;
+use super::onnx::qoperator::{fold_qdq_convs, lower_qoperator};
 use super::onnx::weights::check_constants;
 use super::product::{build_stage_with, plain};
 use super::workers::{set_tract_threads, Workers};
@@ -161,6 +161,7 @@ pub struct Backbone {
     fixed_batch: bool,
     own_depthwise: usize,
     lowered: Vec<(String, usize)>,
+    qdq_convs: usize,
     buffers: BufferSizes,
     scratch: Vec<f32>,
 }
@@ -241,6 +242,11 @@ impl Backbone {
         let lowered = lower_qoperator(&mut proto)?;
         if lowered.count() > 0 {
             log::info!("backbone: {lowered}");
+        }
+        // The QDQ form's convolutions as the QLinearConv they stand for.
+        let qdq_convs = fold_qdq_convs(&mut proto)?;
+        if qdq_convs > 0 {
+            log::info!("backbone: {qdq_convs} QDQ convolution(s) (DequantizeLinear -> Conv -> QuantizeLinear) run as QLinearConv");
         }
         let graph = proto.graph.as_ref().ok_or_else(|| EngineError::new(EngineErrorKind::NotOnnx, "no graph"))?;
         check_constants(graph)?;
@@ -419,6 +425,7 @@ impl Backbone {
             fixed_batch,
             own_depthwise,
             lowered: lowered.ops,
+            qdq_convs,
             buffers,
             scratch: Vec::new(),
         })
@@ -463,6 +470,11 @@ impl Backbone {
     /// count)`: `onnx::qoperator`).
     pub fn lowered_ops(&self) -> &[(String, usize)] {
         &self.lowered
+    }
+
+    /// The QDQ convolutions folded into `QLinearConv` (`onnx::qoperator::fold_qdq_convs`).
+    pub fn qdq_convs(&self) -> usize {
+        self.qdq_convs
     }
 
     /// What runs where: `(op, count)` for every operator of the optimized plan (tract's op

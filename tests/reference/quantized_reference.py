@@ -13,7 +13,8 @@ Writes
   seeded random inputs:
   `s8` (int8 activations and weights, symmetric, per tensor — the issue's setting),
   `u8pc` (uint8 asymmetric activations, int8 per-channel weights), and
-  `qdq_s8` (the QDQ form of `s8`, for comparison: tract runs it as it is).
+  `qdq_s8` and `qdq_u8pc` (the QDQ forms of both: bmn-edge folds their
+  DequantizeLinear -> Conv -> QuantizeLinear into QLinearConv, as onnxruntime does).
 * `input.npy` [16, 3, 24, 24] float32 (seeded normal values) and, per file,
   `q_<form>.out.npy` [16, 12]: onnxruntime's CPU outputs for it, one input at a time.
 * `manifest.json`: provenance (script, seed, numpy/onnx/onnxruntime versions, date) and,
@@ -94,6 +95,8 @@ def main() -> None:
                      per_channel=True),
         "qdq_s8": dict(quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                        per_channel=False, extra_options={"ActivationSymmetric": True, "WeightSymmetric": True}),
+        "qdq_u8pc": dict(quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                         per_channel=True),
     }
     files = {}
     for name, kw in forms.items():

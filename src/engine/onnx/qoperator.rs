@@ -409,3 +409,130 @@ pub(crate) fn lower_qoperator(model: &mut pb::ModelProto) -> Result<Lowered, Eng
     counts.sort();
     Ok(Lowered { ops: counts })
 }
+
+/// The QDQ form's convolutions as the integer op they stand for: onnxruntime's quantizer
+/// (QDQ format) writes each quantized convolution as
+///
+/// ```text
+/// DequantizeLinear(x_q, xs, xz) ─┐
+/// DequantizeLinear(w_q, ws, wz) ─┼─ Conv ─ QuantizeLinear(ys, yz) → y_q
+/// DequantizeLinear(b_q, xs·ws) ──┘
+/// ```
+///
+/// and onnxruntime itself runs that as one `QLinearConv(x_q, xs, xz, w_q, ws, wz, ys, yz,
+/// b_q)`; so does this rewrite, so that the backbone's int8 path (tract's integer kernels
+/// or their exact-float rewrite, `exact_float`) takes QDQ files as it takes QOperator ones.
+/// Folded only when the pattern is exactly that: the weight and bias constants (int8/uint8
+/// weights, int32 bias), every zero point present, the bias's scale equal to `xs · ws`
+/// (as the quantizer writes it) with zero point 0, and the Conv's output read by that one
+/// `QuantizeLinear` alone. Anything else stays in float. Returns how many were folded.
+pub(crate) fn fold_qdq_convs(model: &mut pb::ModelProto) -> Result<usize, EngineError> {
+    let Some(graph) = model.graph.as_mut() else { return Ok(0) };
+    let mut folds: Vec<(usize, usize, pb::NodeProto)> = Vec::new();
+    {
+        let ix = GraphIndex::new(graph, &[]);
+        let dq_of = |name: &str| -> Option<&pb::NodeProto> {
+            let &p = ix.producer.get(name)?;
+            let n = &graph.node[p];
+            (n.op_type == "DequantizeLinear" && (n.domain.is_empty() || n.domain == "ai.onnx")).then_some(n)
+        };
+        for (k, conv) in graph.node.iter().enumerate() {
+            if conv.op_type != "Conv" || !(conv.domain.is_empty() || conv.domain == "ai.onnx") {
+                continue;
+            }
+            let Some(y) = conv.output.first() else { continue };
+            let Some(qk) = ix.single_consumer_ix(y) else { continue };
+            let q = &graph.node[qk];
+            if q.op_type != "QuantizeLinear" || q.input.first() != Some(y) || q.input.len() < 3 {
+                continue;
+            }
+            let (Some(x), Some(w)) =
+                (conv.input.first().and_then(|i| dq_of(i)), conv.input.get(1).and_then(|i| dq_of(i)))
+            else {
+                continue;
+            };
+            if x.input.len() < 3 || w.input.len() < 3 || x.input.iter().chain(&w.input).any(|s| s.is_empty()) {
+                continue;
+            }
+            // The weights: a constant of int8/uint8 levels, per tensor or per output channel
+            // (axis 0, the ONNX default being 1 only matters for more than one value).
+            let Some(wt) = ix.const_tensor(&w.input[0]) else { continue };
+            if wt.data_type != dtype::INT8 && wt.data_type != dtype::UINT8 {
+                continue;
+            }
+            let Some(ws) = ix.const_tensor(&w.input[1]).and_then(|t| tensor_f32(t).ok()) else { continue };
+            if ws.len() > 1 && attr(w, "axis").map_or(1, |a| a.i) != 0 {
+                continue;
+            }
+            let Some(xs) = ix.const_tensor(&x.input[1]).and_then(|t| tensor_f32(t).ok()) else { continue };
+            if xs.len() != 1 {
+                continue;
+            }
+            let mut inputs = vec![
+                x.input[0].clone(),
+                x.input[1].clone(),
+                x.input[2].clone(),
+                w.input[0].clone(),
+                w.input[1].clone(),
+                w.input[2].clone(),
+                q.input[1].clone(),
+                q.input[2].clone(),
+            ];
+            if let Some(bname) = conv.input.get(2).filter(|s| !s.is_empty()) {
+                let Some(b) = dq_of(bname) else { continue };
+                let Some(bt) = ix.const_tensor(&b.input[0]) else { continue };
+                if bt.data_type != dtype::INT32 {
+                    continue;
+                }
+                let Some(bs) = b.input.get(1).and_then(|s| ix.const_tensor(s)).and_then(|t| tensor_f32(t).ok()) else {
+                    continue;
+                };
+                let zero_ok = match b.input.get(2).filter(|s| !s.is_empty()) {
+                    None => true,
+                    Some(z) => {
+                        ix.const_tensor(z).and_then(|t| int_values(t).ok()).is_some_and(|v| v.iter().all(|&z| z == 0))
+                    }
+                };
+                // The bias's scale is xs · ws, value for value (as the quantizer computes it).
+                let expect: Vec<f32> = ws.iter().map(|&s| xs[0] * s).collect();
+                let same = bs.len() == expect.len() && bs.iter().zip(&expect).all(|(a, b)| a == b)
+                    || (bs.len() == 1 && expect.iter().all(|&e| e == bs[0]));
+                if !zero_ok || !same {
+                    continue;
+                }
+                inputs.push(b.input[0].clone());
+            }
+            let attribute = conv.attribute.clone();
+            let folded = pb::NodeProto {
+                op_type: "QLinearConv".into(),
+                name: if conv.name.is_empty() { String::new() } else { format!("{}__qdq", conv.name) },
+                input: inputs,
+                output: q.output.clone(),
+                attribute,
+                ..Default::default()
+            };
+            folds.push((k, qk, folded));
+        }
+    }
+    let n = folds.len();
+    if n == 0 {
+        return Ok(0);
+    }
+    // The Conv becomes the QLinearConv (in the Conv's place: its inputs are all defined
+    // before it), the QuantizeLinear goes; DequantizeLinears nothing reads any more are
+    // left for tract, which drops what no output needs.
+    let mut replace: HashMap<usize, pb::NodeProto> = HashMap::new();
+    let mut drop: HashSet<usize> = HashSet::new();
+    for (k, qk, folded) in folds {
+        replace.insert(k, folded);
+        drop.insert(qk);
+    }
+    let old = std::mem::take(&mut graph.node);
+    for (k, node) in old.into_iter().enumerate() {
+        if drop.contains(&k) {
+            continue;
+        }
+        graph.node.push(replace.remove(&k).unwrap_or(node));
+    }
+    Ok(n)
+}
