@@ -26,8 +26,11 @@ One invocation:
    (onnxruntime's time / bmn-edge's: > 1 means bmn-edge is faster) and the peak RSS, with
    the CPU.
 
-Needs numpy, onnx and onnxruntime (``tests/reference/requirements.txt`` + onnx) and the
-release binary (``cargo build --release``). Timings on a shared machine are noisy.
+With ``--int8`` each model is also quantized by onnxruntime's own ``quantize_static`` (QDQ
+and QOperator) and both runtimes run each quantized file.
+
+Needs numpy, onnx and onnxruntime (``tests/reference/requirements.txt`` + onnx; sympy for
+``--int8``'s ``quant_pre_process``) and the release binary (``cargo build --release``). Timings on a shared machine are noisy.
 """
 
 from __future__ import annotations
@@ -107,6 +110,32 @@ def ort_per_snippet(model: str, threads: int, snippets: int, shape: list) -> tup
     return float(out.decode().strip()), peak
 
 
+def quantize(model: str, shape: list, tmp: str, key: str) -> list:
+    """onnxruntime's own quantizer on `model`, as a user runs it: quant_pre_process, then
+    quantize_static in both formats, int8 activations and weights, symmetric, per tensor."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+    pre = os.path.join(tmp, f"{key}_pre.onnx")
+    quant_pre_process(model, pre)
+    out = []
+    for fmt in ["QDQ", "QOperator"]:
+        rng = np.random.default_rng(3)
+
+        class Reader(CalibrationDataReader):
+            def __init__(self):
+                self.it = iter([{"input": rng.standard_normal(shape).astype(np.float32)} for _ in range(4)])
+
+            def get_next(self):
+                return next(self.it, None)
+
+        path = os.path.join(tmp, f"{key}_{fmt}.onnx")
+        quantize_static(pre, path, Reader(), quant_format=getattr(QuantFormat, fmt), activation_type=QuantType.QInt8,
+                        weight_type=QuantType.QInt8, per_channel=False,
+                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
+        out.append((fmt, path))
+    return out
+
+
 MODELS = {
     "r50": ("TSN ResNet-50 (400-way fc)", lambda path: ref.tsn_r50(path, np.random.default_rng(ref.SEED + 3), classes=400),
             [1, 1, 3, 224, 224]),
@@ -131,6 +160,9 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--backbone-threads", nargs="+", choices=["frames", "within"], default=["frames"])
     ap.add_argument("--avx2-view", action="store_true", help="also bmn-edge under TRACT_CPU_ISA's AVX2-only view")
+    ap.add_argument("--int8", action="store_true",
+                    help="also int8: each model quantized by onnxruntime's quantize_static (QDQ and QOperator, "
+                         "int8 symmetric per tensor, 4 random calibration frames), both runtimes on each file")
     a = ap.parse_args(argv)
     if not os.path.exists(BIN):
         sys.exit(f"build the binary first: cargo build --release ({BIN} missing)")
@@ -142,10 +174,16 @@ def main(argv=None):
         print("| model | threads | bmn-edge variant | bmn-edge (ms per snippet) | onnxruntime (ms per snippet) "
               "| bmn-edge speed / onnxruntime's | peak RSS bmn-edge / onnxruntime (MB) |")
         print("|---|---|---|---|---|---|---|")
+        jobs = []
         for key in a.models:
             title, make, shape = MODELS[key]
             model = os.path.join(tmp, f"{key}.onnx")
             make(model)
+            jobs.append((title, key, model, shape))
+            if a.int8:
+                for fmt, path in quantize(model, shape, tmp, key):
+                    jobs.append((f"{title}, int8 {fmt}", key, path, shape))
+        for title, key, model, shape in jobs:
             variants = [(how, False) for how in a.backbone_threads] + ([(how, True) for how in a.backbone_threads] if a.avx2_view else [])
             for th in a.threads:
                 edge = {v: [] for v in variants}

@@ -393,13 +393,22 @@ fn is_qlinearconv(n: &pb::NodeProto) -> bool {
 /// its output keeps its name). Initializers only the rewritten nodes read are removed.
 /// Returns what was rewritten and what was left, and why.
 pub(crate) fn qlinearconv_to_exact_float(model: &mut pb::ModelProto) -> Result<ExactFloatRewrite, EngineError> {
+    qlinearconv_to_exact_float_where(model, |_| true)
+}
+
+/// [`qlinearconv_to_exact_float`] for the `QLinearConv`s `which` selects (the others stay,
+/// unreported).
+pub(crate) fn qlinearconv_to_exact_float_where(
+    model: &mut pb::ModelProto,
+    which: impl Fn(&pb::NodeProto) -> bool,
+) -> Result<ExactFloatRewrite, EngineError> {
     let graph = model.graph.as_mut().ok_or_else(|| EngineError::new(EngineErrorKind::NotOnnx, "no graph"))?;
     let mut report = ExactFloatRewrite::default();
     let mut plans: Vec<(usize, Plan)> = Vec::new();
     {
         let ix = GraphIndex::new(graph, &[]);
         let mut names = Names::new(graph);
-        for (i, n) in graph.node.iter().enumerate().filter(|(_, n)| is_qlinearconv(n)) {
+        for (i, n) in graph.node.iter().enumerate().filter(|(_, n)| is_qlinearconv(n) && which(n)) {
             match read_layer(&ix, n) {
                 Ok(layer) => plans.push((i, plan(n, layer, &mut names))),
                 Err(reason) => {
