@@ -73,7 +73,7 @@
 //! | `error.rs` | [`EngineError`] with a matchable [`EngineErrorKind`] and the source kept |
 //! | `info.rs` | [`ModelInfo`] and its enums ([`ModelFormat`], [`Variant`], [`StageBForm`], [`WindowMode`]) |
 //! | `load.rs` | reading, analysing, converting, building an [`Engine`] |
-//! | `onnx/` | the ONNX side: `wire` (protobuf reader that keeps the mask out of the decoded copy), `index`, `site` (finding the BM layer), `split` (stage A / BM weights / stage B), `edge` (the edge format and its metadata), `chain` (stage B's convolutions) |
+//! | `onnx/` | the ONNX side: `wire` (protobuf reader that keeps the mask out of the decoded copy), `index`, `site` (finding the BM layer), `split` (stage A / BM weights / stage B), `edge` (the edge format and its metadata), `chain` (stage B's convolutions), `exact_float` (int8 convolutions as float on their levels), `weights` (constants checked at load), `qoperator` (onnxruntime's QOperator contrib ops, QDQ convolutions) |
 //! | `bm/` | the BM layer: `plan` (the mask's taps, mask identification), `kernel` (the sampling kernel, one audited `unsafe` call), `zbuf` |
 //! | `projection.rs` | `Z = yᵀ · Wz`, block by block |
 //! | `stage_b/` | stage B behind one trait: `winograd` (float), `integer` (int8), `bands` (tract) |
@@ -82,6 +82,8 @@
 //! | `product.rs` | one-node tract models for the matrix products; the int8 product in its three arithmetics |
 //! | `widened.rs` | bmn-edge's own int8 product for AVX2 CPUs without a dot product (`vpmaddwd`) |
 //! | `workers.rs` | the one worker pool |
+//! | `backbone.rs` | a feature backbone: loading, frame-level threads, the per-snippet feature stream |
+//! | `depthwise.rs` | the engine's own depthwise 3×3 convolution (a tract op in place of tract's) |
 //! | `detect.rs` | a whole video: windows → engine → proposals in video time |
 //! | `diag.rs` | [`StageTimes`], the RSS trace |
 
