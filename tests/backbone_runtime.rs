@@ -110,25 +110,24 @@ fn backbone_threads_give_the_same_features_bit_for_bit() {
     let dir = tempfile::tempdir().unwrap();
     // 13 snippets: with 2 threads 6 pairs of runs on the workers and a last run alone.
     let v = video(dir.path(), 52);
-    let mut outs = Vec::new();
-    for (threads, how) in [("1", "frames"), ("2", "frames"), ("2", "within"), ("3", "frames")] {
-        let out = dir.path().join(format!("f_{threads}_{how}.npy"));
-        let o = run(bin()
-            .arg("features")
-            .arg("--video")
-            .arg(&v)
-            .arg("--backbone")
-            .arg(backbone())
-            .args(["--threads", threads, "--backbone-threads", how])
-            .arg("--out")
-            .arg(&out));
-        let err = String::from_utf8_lossy(&o.stderr);
-        let frame_level = err.contains("one run of frames per thread");
-        assert_eq!(frame_level, threads != "1" && how == "frames", "{threads} {how}: {err}");
-        outs.push((format!("{threads} thread(s), {how}"), std::fs::read(&out).unwrap()));
-    }
-    for (name, bytes) in &outs[1..] {
-        assert!(bytes == &outs[0].1, "{name}: features differ from one thread's");
+    // The small flat backbone, and MobileNetV2 (whose depthwise layers run on the engine's
+    // kernel: inside a frame-level worker, or split over tract's pool with `within`).
+    for model in [backbone(), mbv2("mbv2_w025_64.onnx")] {
+        let mut outs = Vec::new();
+        for (threads, how) in [("1", "frames"), ("2", "frames"), ("2", "within"), ("3", "frames")] {
+            let out = dir.path().join(format!("f_{threads}_{how}.npy"));
+            let mut cmd = bin();
+            cmd.arg("features").arg("--video").arg(&v).arg("--backbone").arg(&model);
+            cmd.args(["--threads", threads, "--backbone-threads", how, "--snippet-frames", "4"]).arg("--out").arg(&out);
+            let o = run(&mut cmd);
+            let err = String::from_utf8_lossy(&o.stderr);
+            let frame_level = err.contains("one run of frames per thread");
+            assert_eq!(frame_level, threads != "1" && how == "frames", "{threads} {how}: {err}");
+            outs.push((format!("{} {threads} thread(s), {how}", model.display()), std::fs::read(&out).unwrap()));
+        }
+        for (name, bytes) in &outs[1..] {
+            assert!(bytes == &outs[0].1, "{name}: features differ from one thread's");
+        }
     }
 }
 

@@ -17,8 +17,9 @@
 //! is off by at most `γ₁₀ · (|b| + Σ|w·x|)`, `γ₁₀ = 10u / (1 − 10u)`, `u = 2⁻²⁴` (ten
 //! rounded operations; fewer with fused ones) — what the tests check on adversarial values.
 //!
-//! Threads: the op runs on the calling thread (a backbone's frame-level workers give each
-//! frame its own); `--backbone-threads within` leaves these layers single-threaded.
+//! Threads: the op runs on the calling thread inside a backbone's frame-level workers (each
+//! frame its own thread), and splits the planes over tract's pool when tract splits each
+//! frame (`--backbone-threads within`); the output is the same either way.
 
 use std::sync::OnceLock;
 use tract_core::internal::*;
@@ -103,19 +104,43 @@ impl Depthwise3x3 {
         }
     }
 
-    /// Runs on `x` (`N·C·H·W`), kernel `k` (`C·9`), bias `b` (`C` or 1 values) into `out`.
+    /// Runs on `x` (`N·C·H·W`), kernel `k` (`C·9`), bias `b` (`C` or 1 values) into `out`,
+    /// plane by plane on the calling thread.
     pub fn compute(&self, x: &[f32], k: &[f32], b: &[f32], out: &mut [f32]) {
         let [n, c, h, w] = self.shape;
         let (ho, wo) = self.out_hw();
         assert!(x.len() == n * c * h * w && k.len() == c * 9 && out.len() == n * c * ho * wo);
         assert!(b.len() == c || b.len() == 1);
+        self.planes(0, x, k, b, out);
+    }
+
+    /// Planes `first..` (`x` and `out` hold whole planes from plane `first` on).
+    fn planes(&self, first: usize, x: &[f32], k: &[f32], b: &[f32], out: &mut [f32]) {
+        let [_, c, h, w] = self.shape;
+        let (ho, wo) = self.out_hw();
         let mut scratch = Vec::new();
         for (p, (xp, op)) in x.chunks_exact(h * w).zip(out.chunks_exact_mut(ho * wo)).enumerate() {
-            let ch = p % c;
+            let ch = (first + p) % c;
             let taps: &[f32; 9] = k[ch * 9..ch * 9 + 9].try_into().expect("9 taps");
             let bias = if b.len() == 1 { b[0] } else { b[ch] };
             plane(self.simd, self.stride, xp, h, w, taps, bias, op, &mut scratch);
         }
+    }
+
+    /// [`Self::compute`], the planes split over `pool`'s threads (each plane's arithmetic is
+    /// the same, so the output is too).
+    fn compute_on(&self, pool: &rayon::ThreadPool, x: &[f32], k: &[f32], b: &[f32], out: &mut [f32]) {
+        let [n, c, h, w] = self.shape;
+        let (ho, wo) = self.out_hw();
+        assert!(x.len() == n * c * h * w && k.len() == c * 9 && out.len() == n * c * ho * wo);
+        assert!(b.len() == c || b.len() == 1);
+        let planes = n * c;
+        let per = planes.div_ceil(pool.current_num_threads().max(1));
+        pool.scope(|s| {
+            for (i, (xs, os)) in x.chunks(per * h * w).zip(out.chunks_mut(per * ho * wo)).enumerate() {
+                s.spawn(move |_| self.planes(i * per, xs, k, b, os));
+            }
+        });
     }
 }
 
@@ -301,7 +326,14 @@ impl EvalOp for Depthwise3x3 {
             "BmnEdgeDepthwise3x3: kernel or bias of the wrong size"
         );
         let mut out = vec![0.0f32; n * c * ho * wo];
-        self.compute(x, k, b, &mut out);
+        // tract's executor for this thread: a pool when the backbone splits each frame
+        // (`--backbone-threads within`), single-threaded inside frame-level workers.
+        match tract_linalg::multithread::current_tract_executor() {
+            tract_linalg::multithread::Executor::MultiThread(pool) if n * c > 1 => {
+                self.compute_on(&pool, x, k, b, &mut out)
+            }
+            _ => self.compute(x, k, b, &mut out),
+        }
         Ok(tvec!(Tensor::from_shape(&self.out_shape(), &out)?.into_tvalue()))
     }
 }
