@@ -246,10 +246,15 @@ fn plane_generic<const FMA: bool>(
     if stride == 1 {
         // Padded rows of w + 2: column j holds x[j − 1].
         let wp = w + 2;
-        scratch.clear();
+        // Every element written below (no zero fill of the whole plane first).
         scratch.resize((h + 2) * wp, 0.0);
+        scratch[..wp].fill(0.0);
+        scratch[(h + 1) * wp..].fill(0.0);
         for (y, xr) in x.chunks_exact(w).enumerate() {
-            scratch[(y + 1) * wp + 1..(y + 1) * wp + 1 + w].copy_from_slice(xr);
+            let r = &mut scratch[(y + 1) * wp..(y + 2) * wp];
+            r[0] = 0.0;
+            r[1..=w].copy_from_slice(xr);
+            r[w + 1] = 0.0;
         }
         for (oy, o) in out.chunks_exact_mut(wo).enumerate() {
             let r = |ky: usize| {
@@ -263,21 +268,21 @@ fn plane_generic<const FMA: bool>(
         // ones d[i] = p[2i + 1] (i < wo): output i reads e[i], d[i], e[i + 1].
         let (we, wd) = (wo + 1, wo);
         let rowlen = we + wd;
-        scratch.clear();
+        // Every element written below (no zero fill of the whole plane first).
         scratch.resize((h + 2) * rowlen, 0.0);
+        scratch[..rowlen].fill(0.0);
+        scratch[(h + 1) * rowlen..].fill(0.0);
         for (y, xr) in x.chunks_exact(w).enumerate() {
             let r = &mut scratch[(y + 1) * rowlen..(y + 2) * rowlen];
             let (e, d) = r.split_at_mut(we);
-            // e[i] = x[2i − 1] for i ≥ 1; d[i] = x[2i].
+            // e[i] = x[2i − 1] for i ≥ 1 (e[0] is the left border); d[i] = x[2i]; zero
+            // past the row's end.
+            e[0] = 0.0;
             for (i, v) in e.iter_mut().enumerate().skip(1) {
-                if let Some(&xv) = xr.get(2 * i - 1) {
-                    *v = xv;
-                }
+                *v = xr.get(2 * i - 1).copied().unwrap_or(0.0);
             }
             for (i, v) in d.iter_mut().enumerate() {
-                if let Some(&xv) = xr.get(2 * i) {
-                    *v = xv;
-                }
+                *v = xr.get(2 * i).copied().unwrap_or(0.0);
             }
         }
         for (oy, o) in out.chunks_exact_mut(wo).enumerate() {
