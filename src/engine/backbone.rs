@@ -176,8 +176,8 @@ pub struct BufferSizes {
     /// (a convolution's packed patches) are not node outputs and can be larger: ResNet-50's
     /// 7×7 stem at 224 packs 112·112 × 147 floats, 7.4 MB, against its largest output's 3.2 MB.
     pub largest: usize,
-    /// Every node output of one run, summed (bytes): an upper bound of what one run holds
-    /// at once.
+    /// Every node output of one run but the constants, summed (bytes): an upper bound of
+    /// what one run holds at once.
     pub total: usize,
 }
 
@@ -643,7 +643,8 @@ fn is_depthwise_3x3(n: &tract_onnx::pb::NodeProto) -> bool {
 /// The plan's tensor sizes: every node output whose shape is concrete.
 fn buffer_sizes(model: &TypedModel) -> BufferSizes {
     let mut sizes = BufferSizes::default();
-    for node in model.nodes() {
+    // Constants (the weights) are not per-frame buffers: they live as long as the plan.
+    for node in model.nodes().iter().filter(|n| n.op.name() != "Const") {
         for o in &node.outputs {
             let fact = &o.fact;
             let Some(shape) = fact.shape.as_concrete() else { continue };
