@@ -20,14 +20,19 @@
 //!   Without `--video-info`, segments are normalised video time.
 //! * **`--jsonl FILE`.** One line per finished video, written and flushed as it finishes:
 //!   `{"video":ID,"results":[{"segment":[s,e],"score":x},…]}`. Failed videos are not logged.
+//!   The log is opened once the model has loaded, as a new file beside it that replaces it
+//!   at the first video logged ([`bmn_edge::io::ReplacingFile`]): a model that does not load,
+//!   or a run that logs nothing, leaves the old log as it was; a symlink there is replaced.
 //! * **`--resume`.** Videos present in the `--jsonl` log are not run again; their results come
 //!   from the log. A line counts once its newline is written: a torn last line (the run was
 //!   killed while writing it) is cut off the log and its video redone. Without `--resume` the
-//!   log is started afresh. A missing log is an empty one.
+//!   log is started afresh. A missing log is an empty one. A log line `detect` cannot have
+//!   written (see [`bmn_edge::results::parse_resume_log`]) is an error naming it.
 //! * **Failures.** A video that cannot be read or run (unreadable or corrupt file, wrong C,
 //!   NaN, missing from `--video-info`) is reported on stderr and the run goes on; the outputs
-//!   are written with every other video; then a summary names each failed video and why, and
-//!   the exit status is non-zero.
+//!   are written with every other video (when every video failed, an existing `--out` is
+//!   left as it was); then a summary names each failed video and why, and the exit status is
+//!   non-zero.
 
 use super::{load, Args, Loaded};
 use crate::cli::args::SecondsArgs;

@@ -80,6 +80,8 @@ pub struct Args {
     #[command(flatten)]
     engine: EngineArgs,
     /// JSON lines out (stdout when absent); each line is flushed as soon as it is written.
+    /// A file is written beside --out and replaces it at the first proposal (or at the end
+    /// of a stream without any): a stream that fails before leaves an existing file as it was.
     #[arg(long)]
     out: Option<PathBuf>,
     /// Also write the run's summary (counts, latency, real-time factor) as JSON here.
