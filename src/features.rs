@@ -7,7 +7,7 @@
 //! the reader by the file's extension. Both reject NaN and infinite values and empty inputs,
 //! with errors that name the file and, for a csv, the row and column.
 
-use crate::npy::{expect_shape, read_f32, read_regular_file, NpyError, NpyErrorKind, MAX_DATA_FILE_BYTES};
+use crate::npy::{expect_shape, read_f32, NpyError, NpyErrorKind, MAX_DATA_FILE_BYTES};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -111,12 +111,12 @@ pub fn read_npy_features(path: &Path) -> Result<Features, FeatureError> {
 /// unnamed array (`pd.DataFrame(x).to_csv(index=False)`).
 ///
 /// The file must be a regular file of at most [`MAX_DATA_FILE_BYTES`] (checked before
-/// reading; see [`read_regular_file`]).
+/// reading; see [`crate::io::read_regular_file`]).
 pub fn read_bsn_csv(path: &Path) -> Result<Features, FeatureError> {
     let io = |message: String| FeatureError { kind: FeatureErrorKind::Io, path: path.to_path_buf(), message };
-    let bytes =
-        read_regular_file(path, MAX_DATA_FILE_BYTES).map_err(|e| io(format!("cannot read {}: {e}", path.display())))?;
-    let text = String::from_utf8(bytes).map_err(|e| io(format!("{} is not UTF-8 text: {e}", path.display())))?;
+    // Through the one reader as text: a UTF-8 byte-order mark is dropped.
+    let text = crate::io::read_text(path, MAX_DATA_FILE_BYTES)
+        .map_err(|e| io(format!("cannot read {}: {e}", path.display())))?;
     parse_bsn_csv(&text, path)
 }
 

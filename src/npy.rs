@@ -394,6 +394,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn header_dicts_are_parsed_strictly() {
+        let d = parse_header_dict("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 400), }   \n").unwrap();
+        assert_eq!(d, HeaderDict { descr: "<f4".into(), fortran_order: false, shape: vec![3, 400] });
+        // Any key order, double quotes, a 1-tuple, Python 2's `L`, no trailing comma.
+        let d = parse_header_dict(r#"{"shape": (7L,), "fortran_order": True, "descr": ">f8"}"#).unwrap();
+        assert_eq!(d, HeaderDict { descr: ">f8".into(), fortran_order: true, shape: vec![7] });
+        assert_eq!(
+            parse_header_dict("{'descr': '<f4', 'fortran_order': False, 'shape': ()}").unwrap().shape,
+            Vec::<u64>::new()
+        );
+        for (bad, says) in [
+            ("{'descr': '<f4', 'fortran_order': False, 'x': \"'shape': (1,)\", 'shape': (2,)}", "unknown key 'x'"),
+            ("{'descr': '<f4', 'descr': '<f8', 'fortran_order': False, 'shape': (2,)}", "given twice"),
+            ("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,)}", "structured"),
+            ("{'descr': '<f4', 'fortran_order': 0, 'shape': (2,)}", "not True or False"),
+            ("{'descr': '<f4', 'fortran_order': False, 'shape': (2, -1)}", "not a size"),
+            ("{'descr': '<f4', 'fortran_order': False}", "no 'shape'"),
+            ("{'descr': '<f4', 'fortran_order': False, 'shape': (2,)} x", "text after"),
+        ] {
+            let e = parse_header_dict(bad).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn round_trip_and_errors() {
         let dir = tempfile::Builder::new().prefix("bmn-edge-npy-").tempdir().unwrap();
         let p = dir.path().join("a.npy");
