@@ -7,7 +7,7 @@
 //! the reader by the file's extension. Both reject NaN and infinite values and empty inputs,
 //! with errors that name the file and, for a csv, the row and column.
 
-use crate::npy::{expect_shape, read_f32, read_regular_file, NpyError, NpyErrorKind, MAX_DATA_FILE_BYTES};
+use crate::npy::{expect_shape, read_f32, NpyError, NpyErrorKind, MAX_DATA_FILE_BYTES};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -111,12 +111,12 @@ pub fn read_npy_features(path: &Path) -> Result<Features, FeatureError> {
 /// unnamed array (`pd.DataFrame(x).to_csv(index=False)`).
 ///
 /// The file must be a regular file of at most [`MAX_DATA_FILE_BYTES`] (checked before
-/// reading; see [`read_regular_file`]).
+/// reading; see [`crate::io::read_regular_file`]).
 pub fn read_bsn_csv(path: &Path) -> Result<Features, FeatureError> {
     let io = |message: String| FeatureError { kind: FeatureErrorKind::Io, path: path.to_path_buf(), message };
-    let bytes =
-        read_regular_file(path, MAX_DATA_FILE_BYTES).map_err(|e| io(format!("cannot read {}: {e}", path.display())))?;
-    let text = String::from_utf8(bytes).map_err(|e| io(format!("{} is not UTF-8 text: {e}", path.display())))?;
+    // Through the one reader as text: a UTF-8 byte-order mark is dropped.
+    let text = crate::io::read_text(path, MAX_DATA_FILE_BYTES)
+        .map_err(|e| io(format!("cannot read {}: {e}", path.display())))?;
     parse_bsn_csv(&text, path)
 }
 
@@ -125,8 +125,20 @@ pub fn read_bsn_csv(path: &Path) -> Result<Features, FeatureError> {
 fn parse_bsn_csv(text: &str, path: &Path) -> Result<Features, FeatureError> {
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
     let header = lines.next().ok_or_else(|| FeatureError::new(FeatureErrorKind::Empty, path, "empty csv"))?;
+    // The width is counted before anything is split out: a 240 MB header of 62.9 M names
+    // would otherwise take 1 GB of string slices before being refused.
+    let channels = header.bytes().filter(|&b| b == b',').count() + 1;
+    if channels > crate::snippets::MAX_CHANNELS {
+        return Err(FeatureError::new(
+            FeatureErrorKind::RowLength,
+            path,
+            format!(
+                "the header names {channels} channels, more than the {} a snippet may have",
+                crate::snippets::MAX_CHANNELS
+            ),
+        ));
+    }
     let names: Vec<&str> = header.split(',').map(str::trim).collect();
-    let channels = names.len();
     let numeric = names.iter().all(|n| n.parse::<f64>().is_ok());
     let pandas_indices = names.iter().enumerate().all(|(i, n)| *n == i.to_string());
     if numeric && !pandas_indices {
@@ -145,20 +157,23 @@ fn parse_bsn_csv(text: &str, path: &Path) -> Result<Features, FeatureError> {
     let mut snippets = 0;
     for (i, line) in lines.enumerate() {
         let row_no = i + 2;
-        let row: Vec<&str> = line.split(',').collect();
-        if row.len() != channels {
+        let values = line.bytes().filter(|&b| b == b',').count() + 1;
+        if values != channels {
             return Err(FeatureError::new(
                 FeatureErrorKind::RowLength,
                 path,
-                format!("row {row_no} has {} values, the header has {channels}", row.len()),
+                format!("row {row_no} has {values} values, the header has {channels}"),
             ));
         }
-        for (j, v) in row.iter().enumerate() {
+        for (j, v) in line.split(',').enumerate() {
             let x: f64 = v.trim().parse().map_err(|e| {
+                // At most 40 characters of the value: a 50 MB value is no 50 MB message.
+                let shown: String = v.trim().chars().take(40).collect();
+                let more = if shown.len() < v.trim().len() { "…" } else { "" };
                 FeatureError::new(
                     FeatureErrorKind::NotANumber,
                     path,
-                    format!("row {row_no}, column {}: `{v}` is not a number: {e}", j + 1),
+                    format!("row {row_no}, column {}: `{shown}{more}` is not a number: {e}", j + 1),
                 )
             })?;
             // Finite as f64 is not enough: features are f32, and 4e100 would become inf.

@@ -54,6 +54,8 @@ pub mod eval;
 #[cfg(feature = "std")]
 pub mod features;
 #[cfg(feature = "std")]
+pub mod io;
+#[cfg(feature = "std")]
 pub mod npy;
 #[cfg(feature = "std")]
 pub mod pixels;

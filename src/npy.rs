@@ -1,7 +1,6 @@
 //! `.npy` arrays of f32 (float32 or float64 on disk), with errors that name the file.
 
 use std::fmt;
-use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 /// A dense float32 array in C order.
@@ -61,74 +60,13 @@ impl fmt::Display for NpyError {
 
 impl std::error::Error for NpyError {}
 
-/// One mebibyte, the unit of the size limits.
-pub const MIB: u64 = 1 << 20;
-
-/// The largest data file (features `.npy` or csv, maps, JSON) read: 256 MiB. A two-hour
-/// video's 400-channel float64 features are 46 MB; a board with 1 GB holds the file, the
-/// values parsed from it and the engine together only well below this.
-pub const MAX_DATA_FILE_BYTES: u64 = 256 * MIB;
-
-/// The largest model file read: 512 MiB (the paper configuration's standard export, with
-/// its 128 MB dense mask, is 148 MB; the edge format 20 MB).
-pub const MAX_MODEL_FILE_BYTES: u64 = 512 * MIB;
-
-/// `bytes` in MiB, rounded up, for messages.
-pub fn mib(bytes: u128) -> u128 {
-    bytes.div_ceil(MIB as u128)
-}
-
-/// Reads a whole input file, which must be a regular file of at most `max_bytes`: the one
-/// reader of the commands' input files (models, features, maps, JSON).
-///
-/// The file type and size are checked before anything is read, so `/dev/zero` is not read
-/// until memory runs out and a FIFO does not block: the file is opened non-blocking (so
-/// opening a FIFO without a writer returns at once) and its type checked on the open
-/// descriptor (no race with a rename between a check and the open); at most `max_bytes + 1`
-/// bytes are read, so a file that grows after the check is refused too. Errors
-/// ([`std::io::ErrorKind::InvalidInput`] for a file that is not regular,
-/// [`std::io::ErrorKind::FileTooLarge`] for one over the limit) say what it is and how much
-/// it would need; the caller names the file.
-pub fn read_regular_file(path: &Path, max_bytes: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::{Error, ErrorKind, Read};
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NONBLOCK);
-    }
-    let file = options.open(path)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        let what = if meta.is_dir() { "a directory" } else { "a device, FIFO or socket" };
-        return Err(Error::new(ErrorKind::InvalidInput, format!("not a regular file ({what})")));
-    }
-    let too_large = |size: u64| {
-        Error::new(
-            ErrorKind::FileTooLarge,
-            format!(
-                "{size} bytes ({} MiB) is more than the limit for this input ({} MiB)",
-                mib(size as u128),
-                mib(max_bytes as u128)
-            ),
-        )
-    };
-    if meta.len() > max_bytes {
-        return Err(too_large(meta.len()));
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.take(max_bytes + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > max_bytes {
-        return Err(too_large(bytes.len() as u64));
-    }
-    Ok(bytes)
-}
+pub use crate::io::{mib, read_regular_file, write_atomically, MAX_DATA_FILE_BYTES, MAX_MODEL_FILE_BYTES, MIB};
 
 /// What a `.npy` header declares, read without trusting it: the shape (each dimension
 /// parsed as u64, their product checked) and where the data starts.
 struct Header {
     shape: Vec<usize>,
+    descr: String,
     /// `shape`'s product: it fits `usize`.
     count: usize,
     data_offset: usize,
@@ -168,27 +106,155 @@ fn parse_header(bytes: &[u8]) -> Result<Header, String> {
             _ => {}
         }
     }
-    // One `shape` key: npyz must read the tuple checked here.
-    if text.matches("shape").count() != 1 {
-        return Err("the header must name `shape` exactly once".into());
-    }
-    let after_key = text
-        .find("'shape'")
-        .or_else(|| text.find("\"shape\""))
-        .map(|i| &text[i + 7..])
-        .ok_or("header has no 'shape'")?;
-    let open = after_key.find('(').ok_or("header's shape is not a tuple")?;
-    let close = after_key[open..].find(')').ok_or("header's shape is not a tuple")? + open;
+    // The header is parsed strictly (every key once, no other key, values of their type),
+    // so that a decoy `'descr'` or `'shape'` inside another value's string cannot be what is
+    // read; npyz must then read the same shape.
+    let dict = parse_header_dict(text)?;
     let mut shape = Vec::new();
-    for dim in after_key[open + 1..close].split(',').map(str::trim).filter(|d| !d.is_empty()) {
-        let v: u64 = dim.trim_end_matches('L').parse().map_err(|_| format!("shape dimension `{dim}` is not a size"))?;
+    for &v in &dict.shape {
         shape.push(usize::try_from(v).map_err(|_| format!("shape dimension {v} is too large"))?);
     }
     let count = shape
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         .ok_or_else(|| format!("the header declares shape {shape:?}, more elements than this machine can address"))?;
-    Ok(Header { shape, count, data_offset: end })
+    Ok(Header { shape, descr: dict.descr, count, data_offset: end })
+}
+
+/// A `.npy` header's dictionary: `{'descr': '<f4', 'fortran_order': False, 'shape': (L, C), }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderDict {
+    /// The element type, e.g. `<f4`.
+    pub descr: String,
+    /// Whether the data is in Fortran order.
+    pub fortran_order: bool,
+    /// The dimensions, outermost first.
+    pub shape: Vec<u64>,
+}
+
+/// Parses a `.npy` header's dictionary strictly, as the format defines it (a Python literal
+/// of exactly the keys `descr` (a string), `fortran_order` (`True`/`False`) and `shape` (a
+/// tuple of integers), each once, in any order; trailing commas and spaces allowed). A
+/// structured dtype (`descr` a list) is refused: only plain arrays are read here. The
+/// error says what is wrong.
+pub fn parse_header_dict(text: &str) -> Result<HeaderDict, String> {
+    struct P<'a> {
+        s: &'a [u8],
+        i: usize,
+    }
+    impl P<'_> {
+        fn ws(&mut self) {
+            while self.i < self.s.len() && matches!(self.s[self.i], b' ' | b'\t' | b'\n' | b'\r') {
+                self.i += 1;
+            }
+        }
+        fn eat(&mut self, c: u8) -> bool {
+            self.ws();
+            if self.s.get(self.i) == Some(&c) {
+                self.i += 1;
+                true
+            } else {
+                false
+            }
+        }
+        fn string(&mut self) -> Result<String, String> {
+            self.ws();
+            let q = match self.s.get(self.i) {
+                Some(&q @ (b'\'' | b'"')) => q,
+                _ => return Err(format!("expected a quoted string at byte {}", self.i)),
+            };
+            let start = self.i + 1;
+            let len = self.s[start..].iter().position(|&c| c == q).ok_or("an unterminated string")?;
+            let body = &self.s[start..start + len];
+            if body.contains(&b'\\') {
+                return Err("a string with an escape".into());
+            }
+            self.i = start + len + 1;
+            Ok(String::from_utf8_lossy(body).into_owned())
+        }
+        fn word(&mut self) -> &[u8] {
+            self.ws();
+            let start = self.i;
+            while self.i < self.s.len() && self.s[self.i].is_ascii_alphanumeric() {
+                self.i += 1;
+            }
+            &self.s[start..self.i]
+        }
+    }
+    let mut p = P { s: text.as_bytes(), i: 0 };
+    if !p.eat(b'{') {
+        return Err("the header is not a dictionary".into());
+    }
+    let (mut descr, mut fortran, mut shape) = (None, None, None);
+    loop {
+        if p.eat(b'}') {
+            break;
+        }
+        let key = p.string()?;
+        if !p.eat(b':') {
+            return Err(format!("no `:` after the key '{key}'"));
+        }
+        match key.as_str() {
+            "descr" if descr.is_none() => {
+                p.ws();
+                if p.s.get(p.i) == Some(&b'[') {
+                    return Err("a structured dtype (descr is a list) is not an array of floats".into());
+                }
+                descr = Some(p.string()?);
+            }
+            "fortran_order" if fortran.is_none() => {
+                fortran = Some(match p.word() {
+                    b"True" => true,
+                    b"False" => false,
+                    w => return Err(format!("fortran_order `{}` is not True or False", String::from_utf8_lossy(w))),
+                });
+            }
+            "shape" if shape.is_none() => {
+                if !p.eat(b'(') {
+                    return Err("the shape is not a tuple".into());
+                }
+                let mut dims = Vec::new();
+                loop {
+                    if p.eat(b')') {
+                        break;
+                    }
+                    let w = p.word().to_vec();
+                    let w = String::from_utf8_lossy(&w).into_owned();
+                    let v: u64 = w
+                        .strip_suffix('L')
+                        .unwrap_or(&w)
+                        .parse()
+                        .map_err(|_| format!("shape dimension `{w}` is not a size"))?;
+                    dims.push(v);
+                    if !p.eat(b',') {
+                        if p.eat(b')') {
+                            break;
+                        }
+                        return Err("the shape tuple is malformed".into());
+                    }
+                }
+                shape = Some(dims);
+            }
+            "descr" | "fortran_order" | "shape" => return Err(format!("the key '{key}' is given twice")),
+            _ => return Err(format!("unknown key '{key}' in the header")),
+        }
+        if !p.eat(b',') {
+            if p.eat(b'}') {
+                break;
+            }
+            return Err(format!("expected `,` or `}}` after the value of '{key}'"));
+        }
+    }
+    p.ws();
+    if p.i != p.s.len() {
+        return Err("text after the header's dictionary".into());
+    }
+    match (descr, fortran, shape) {
+        (Some(descr), Some(fortran_order), Some(shape)) => Ok(HeaderDict { descr, fortran_order, shape }),
+        (None, _, _) => Err("the header has no 'descr'".into()),
+        (_, None, _) => Err("the header has no 'fortran_order'".into()),
+        (_, _, None) => Err("header has no 'shape'".into()),
+    }
 }
 
 /// Reads a float32 or float64 `.npy` file (C order) as f32, rejecting NaN and infinities.
@@ -220,6 +286,9 @@ pub fn read_f32_limited(path: &Path, max_bytes: u64) -> Result<Array, NpyError> 
         return Err(format("the header's shape could not be read unambiguously".into()));
     }
     let descr = npy.dtype().descr();
+    if descr.trim_matches('\'') != header.descr {
+        return Err(format("the header's dtype could not be read unambiguously".into()));
+    }
     let item = match descr.trim_matches('\'') {
         "<f4" | ">f4" => 4,
         "<f8" | ">f8" => 8,
@@ -272,50 +341,6 @@ pub fn expect_shape(array: &Array, path: &Path, expected: &[Option<usize>], what
     ))
 }
 
-/// Writes a file through `write`, atomically: into a fresh temporary file created
-/// exclusively (never following a symlink, never reusing a name) in `path`'s directory, then
-/// renamed over `path`, so a reader never sees half a file and a failure at any step leaves
-/// neither half a file nor the temporary one behind (it is removed when dropped). The
-/// file's permissions are those of a new file (`0666` less the umask), as `File::create`
-/// gives.
-///
-/// Something at `path` that is neither a regular file nor a directory — `/dev/null`, a FIFO,
-/// a terminal — is written directly: renaming over it would replace the device node
-/// itself. A directory at `path` is an error (the rename fails; nothing is left).
-pub fn write_atomically(
-    path: &Path,
-    write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
-) -> std::io::Result<()> {
-    use std::io::Write;
-    if let Ok(meta) = std::fs::metadata(path) {
-        if !meta.is_file() && !meta.is_dir() {
-            let mut f = std::fs::OpenOptions::new().write(true).open(path)?;
-            write(&mut f)?;
-            return f.flush();
-        }
-    }
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let prefix = format!(".{name}.");
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(&prefix).suffix(".tmp");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o666));
-    }
-    let tmp = builder.tempfile_in(dir)?;
-    let mut w = BufWriter::new(tmp);
-    write(&mut w)?;
-    let tmp = w.into_inner().map_err(|e| e.into_error())?;
-    tmp.as_file().sync_data()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
-}
-
 /// Writes a float32 `.npy` file of the given shape from an iterator of values (atomically,
 /// see [`write_atomically`]).
 pub fn write_f32_iter(path: &Path, shape: &[usize], values: impl IntoIterator<Item = f32>) -> Result<(), NpyError> {
@@ -325,6 +350,28 @@ pub fn write_f32_iter(path: &Path, shape: &[usize], values: impl IntoIterator<It
     write_atomically(path, |w| {
         let mut writer = npyz::WriteOptions::new().default_dtype().shape(&dims).writer(w).begin_nd()?;
         writer.extend(values)?;
+        writer.finish()
+    })
+    .map_err(io)
+}
+
+/// Stages a float32 `.npy` file ([`crate::io::stage`]): written whole beside `path`, put in
+/// place by [`crate::io::Staged::commit`], so that it can be committed together with
+/// another output (or not at all).
+pub fn stage_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<crate::io::Staged, NpyError> {
+    if shape.iter().product::<usize>() != data.len() {
+        return Err(NpyError::new(
+            NpyErrorKind::Shape,
+            path,
+            format!("{} values do not make shape {shape:?}", data.len()),
+        ));
+    }
+    let io = |e: std::io::Error| NpyError::new(NpyErrorKind::Io, path, format!("cannot write: {e}"));
+    let dims: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
+    use npyz::WriterBuilder;
+    crate::io::stage(path, |w| {
+        let mut writer = npyz::WriteOptions::new().default_dtype().shape(&dims).writer(w).begin_nd()?;
+        writer.extend(data.iter().copied())?;
         writer.finish()
     })
     .map_err(io)
@@ -345,6 +392,31 @@ pub fn write_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<(), NpyEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_dicts_are_parsed_strictly() {
+        let d = parse_header_dict("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 400), }   \n").unwrap();
+        assert_eq!(d, HeaderDict { descr: "<f4".into(), fortran_order: false, shape: vec![3, 400] });
+        // Any key order, double quotes, a 1-tuple, Python 2's `L`, no trailing comma.
+        let d = parse_header_dict(r#"{"shape": (7L,), "fortran_order": True, "descr": ">f8"}"#).unwrap();
+        assert_eq!(d, HeaderDict { descr: ">f8".into(), fortran_order: true, shape: vec![7] });
+        assert_eq!(
+            parse_header_dict("{'descr': '<f4', 'fortran_order': False, 'shape': ()}").unwrap().shape,
+            Vec::<u64>::new()
+        );
+        for (bad, says) in [
+            ("{'descr': '<f4', 'fortran_order': False, 'x': \"'shape': (1,)\", 'shape': (2,)}", "unknown key 'x'"),
+            ("{'descr': '<f4', 'descr': '<f8', 'fortran_order': False, 'shape': (2,)}", "given twice"),
+            ("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,)}", "structured"),
+            ("{'descr': '<f4', 'fortran_order': 0, 'shape': (2,)}", "not True or False"),
+            ("{'descr': '<f4', 'fortran_order': False, 'shape': (2, -1)}", "not a size"),
+            ("{'descr': '<f4', 'fortran_order': False}", "no 'shape'"),
+            ("{'descr': '<f4', 'fortran_order': False, 'shape': (2,)} x", "text after"),
+        ] {
+            let e = parse_header_dict(bad).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn round_trip_and_errors() {

@@ -266,29 +266,21 @@ fn read_npy_header(reader: &mut impl Read) -> Result<(Element, u64, usize), Snip
     let mut header = vec![0u8; len];
     reader.read_exact(&mut header).map_err(io)?;
     let header = String::from_utf8_lossy(&header);
-    let field = |key: &str| -> Option<String> {
-        let at = header.find(&format!("'{key}'"))? + key.len() + 2;
-        let rest = header[at..].trim_start().strip_prefix(':')?.trim_start();
-        let end = if rest.starts_with('(') { rest.find(')')? + 1 } else { rest.find([',', '}'])? };
-        Some(rest[..end].trim().to_string())
-    };
-    let descr = field("descr").ok_or_else(|| format(format!("no 'descr' in the .npy header {header:?}")))?;
-    let element = match descr.trim_matches(|c| c == '\'' || c == '"') {
+    // Strictly, as the format defines it: a decoy `'descr'` inside another key's string is
+    // not what is read (numpy refuses such a header too).
+    let dict = crate::npy::parse_header_dict(header.trim_end())
+        .map_err(|m| format(format!("the .npy header {header:?} is not valid: {m}")))?;
+    let element = match dict.descr.as_str() {
         "<f4" => Element::F32,
         "<f8" => Element::F64,
         d => return Err(format(format!("element type {d}: float32 or float64 (little-endian) expected"))),
     };
-    match field("fortran_order").as_deref() {
-        Some("False") => {}
-        _ => return Err(format("a Fortran-order .npy cannot be read row by row".into())),
+    if dict.fortran_order {
+        return Err(format("a Fortran-order .npy cannot be read row by row".into()));
     }
-    let shape = field("shape").ok_or_else(|| format(format!("no 'shape' in the .npy header {header:?}")))?;
-    let dims: Vec<&str> = shape.trim_matches(|c| c == '(' || c == ')').split(',').map(str::trim).collect();
-    let dims: Vec<&str> = dims.into_iter().filter(|d| !d.is_empty()).collect();
-    let parse = |d: &str| d.parse::<u64>().map_err(|_| format(format!("shape {shape}: not a shape of whole numbers")));
-    match dims.as_slice() {
-        [l, c] => {
-            let (l, c) = (parse(l)?, parse(c)?);
+    let shape = format!("{:?}", dict.shape);
+    match dict.shape.as_slice() {
+        &[l, c] => {
             let c = usize::try_from(c)
                 .ok()
                 .filter(|&c| c > 0)

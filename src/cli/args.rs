@@ -126,6 +126,53 @@ pub fn parse_top_k(s: &str) -> std::result::Result<usize, String> {
     Ok(k)
 }
 
+/// The `--min-score` value parser: a score floor is a probability, a finite number in
+/// [0, 1] (above 1 nothing could pass it).
+#[cfg(feature = "engine")]
+pub fn parse_score_floor(s: &str) -> std::result::Result<f64, String> {
+    let v: f64 = s.trim().parse().map_err(|e| format!("`{s}` is not a number: {e}"))?;
+    if !(v.is_finite() && (0.0..=1.0).contains(&v)) {
+        return Err(format!("{v} is not in [0, 1] (a score floor: scores are probabilities)"));
+    }
+    Ok(v)
+}
+
+/// The most seconds of video per snippet `--snippet-seconds` takes: an hour (ActivityNet's
+/// snippets are 0.53 s; segments are these seconds times snippet positions, which must stay
+/// finite).
+#[cfg(feature = "engine")]
+pub const MAX_SNIPPET_SECONDS: f64 = 3600.0;
+
+/// The `--snippet-seconds` value parser: in (0, [`MAX_SNIPPET_SECONDS`]].
+#[cfg(feature = "engine")]
+pub fn parse_snippet_seconds(s: &str) -> std::result::Result<f64, String> {
+    let v: f64 = s.trim().parse().map_err(|e| format!("`{s}` is not a number: {e}"))?;
+    if !(v.is_finite() && v > 0.0 && v <= MAX_SNIPPET_SECONDS) {
+        return Err(format!("{v} is not a positive number of seconds per snippet up to {MAX_SNIPPET_SECONDS}, in (0, {MAX_SNIPPET_SECONDS}]"));
+    }
+    Ok(v)
+}
+
+/// This machine's physical memory in MiB (`MemTotal` of `/proc/meminfo`), if known.
+pub fn physical_memory_mib() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.trim_start_matches("MemTotal:").trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib / 1024)
+}
+
+/// Checks a `--max-memory` value (MiB) before anything is sized by it: not more than this
+/// machine has (a bound above the physical memory bounds nothing: the
+/// allocation it lets through aborts the process). Returns it in bytes.
+pub fn check_max_memory(mib: u64) -> Result<u64> {
+    if let Some(have) = physical_memory_mib() {
+        if mib > have {
+            bail!("--max-memory {mib} (MiB) is more than this machine's memory ({have} MiB)");
+        }
+    }
+    mib.checked_mul(1 << 20).ok_or_else(|| anyhow::anyhow!("--max-memory {mib} (MiB) is too large"))
+}
+
 /// How the engine runs a model (shared by `detect` and `bench`); [`EngineArgs::options`]
 /// turns it into the engine's options.
 #[cfg(feature = "engine")]
@@ -230,7 +277,7 @@ impl EngineArgs {
             tract_stage_b: self.tract_stage_b,
             emulate_int8_stage_b: self.emulate_int8,
             int8_arithmetic: self.int8.arithmetic(),
-            max_memory: Some(self.max_memory.saturating_mul(1 << 20)),
+            max_memory: Some(check_max_memory(self.max_memory)?),
         })
     }
 }

@@ -20,14 +20,19 @@
 //!   Without `--video-info`, segments are normalised video time.
 //! * **`--jsonl FILE`.** One line per finished video, written and flushed as it finishes:
 //!   `{"video":ID,"results":[{"segment":[s,e],"score":x},…]}`. Failed videos are not logged.
+//!   The log is opened once the model has loaded, as a new file beside it that replaces it
+//!   at the first video logged ([`bmn_edge::io::ReplacingFile`]): a model that does not load,
+//!   or a run that logs nothing, leaves the old log as it was; a symlink there is replaced.
 //! * **`--resume`.** Videos present in the `--jsonl` log are not run again; their results come
 //!   from the log. A line counts once its newline is written: a torn last line (the run was
 //!   killed while writing it) is cut off the log and its video redone. Without `--resume` the
-//!   log is started afresh. A missing log is an empty one.
+//!   log is started afresh. A missing log is an empty one. A log line `detect` cannot have
+//!   written (see [`bmn_edge::results::parse_resume_log`]) is an error naming it.
 //! * **Failures.** A video that cannot be read or run (unreadable or corrupt file, wrong C,
 //!   NaN, missing from `--video-info`) is reported on stderr and the run goes on; the outputs
-//!   are written with every other video; then a summary names each failed video and why, and
-//!   the exit status is non-zero.
+//!   are written with every other video (when every video failed, an existing `--out` is
+//!   left as it was); then a summary names each failed video and why, and the exit status is
+//!   non-zero.
 
 use super::{load, Args, Loaded};
 use crate::cli::args::SecondsArgs;
@@ -38,7 +43,7 @@ use bmn_edge::features::read_features;
 use bmn_edge::json::SegmentScore;
 use bmn_edge::results::ResultsFile;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{IsTerminal, Read, Write};
@@ -207,8 +212,7 @@ fn parse_manifest(text: &str, base: &Path, where_: &str) -> Result<Vec<Video>> {
 /// The collection `--features` names, every id once.
 /// A UTF-8 text file through the bounded reader (a regular file, at most 256 MiB).
 fn read_text(path: &Path) -> Result<String> {
-    let bytes = bmn_edge::npy::read_regular_file(path, bmn_edge::npy::MAX_DATA_FILE_BYTES)?;
-    String::from_utf8(bytes).map_err(|_| anyhow!("not UTF-8 text"))
+    Ok(bmn_edge::io::read_text(path, bmn_edge::io::MAX_DATA_FILE_BYTES)?)
 }
 
 fn collection(features: &Path) -> Result<Vec<Video>> {
@@ -274,6 +278,9 @@ impl VideoInfo {
     }
 }
 
+/// The videos of a log, with their proposals.
+type Logged = BTreeMap<String, Vec<SegmentScore>>;
+
 /// One line of the `--jsonl` log.
 #[derive(Serialize)]
 struct LogLine<'a> {
@@ -281,53 +288,48 @@ struct LogLine<'a> {
     results: &'a [SegmentScore],
 }
 
-#[derive(Deserialize)]
-struct LogEntry {
-    video: String,
-    results: Vec<SegmentScore>,
-}
-
 /// Reads a log for `--resume`: the videos of its whole lines, and the length in bytes of
-/// those lines (what follows is a torn line). A whole line that is not a log entry is an
-/// error: only the last line can be torn.
+/// those lines (what follows is a torn line). A whole line that is not a log entry, a video
+/// logged twice, or proposals `detect` cannot have written (more than `--top-k` allows, a
+/// segment reversed or not finite, a score negative or not finite) are errors: only the
+/// last line can be torn.
 fn read_log(bytes: &[u8], where_: &str) -> Result<(BTreeMap<String, Vec<SegmentScore>>, usize)> {
-    let mut done = BTreeMap::new();
-    let mut len = 0;
-    for (i, line) in bytes.split_inclusive(|&b| b == b'\n').enumerate() {
-        let Some(body) = line.strip_suffix(b"\n") else { break };
-        if !body.iter().all(u8::is_ascii_whitespace) {
-            let e: LogEntry = serde_json::from_slice(body)
-                .with_context(|| format!("{where_}:{}: not a log line of `detect --jsonl`", i + 1))?;
-            done.insert(e.video, e.results);
-        }
-        len += line.len();
-    }
-    Ok((done, len))
+    let log = bmn_edge::results::parse_resume_log(bytes, crate::cli::args::MAX_TOP_K)
+        .map_err(|(line, m)| anyhow!("{where_}:{line}: {m}"))?;
+    Ok((log.videos, log.whole_len))
 }
 
-/// Opens the `--jsonl` log: afresh, or (resuming) after its whole lines, which it returns.
-fn open_log(path: &Path, resume: bool) -> Result<(File, BTreeMap<String, Vec<SegmentScore>>)> {
-    let open = || std::fs::OpenOptions::new().create(true).append(true).open(path);
-    if !resume {
-        File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-        return Ok((open().with_context(|| format!("cannot open {}", path.display()))?, BTreeMap::new()));
-    }
-    let bytes = match std::fs::read(path) {
+/// The `--jsonl` log read for `--resume` (bounded, a regular file; a missing log is an
+/// empty one): its whole lines' bytes and their videos.
+fn read_resumed(path: &Path) -> Result<(Vec<u8>, Logged)> {
+    let mut bytes = match bmn_edge::io::read_regular_file(path, bmn_edge::io::MAX_DATA_FILE_BYTES) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        Err(e) => return Err(e).with_context(|| format!("cannot read the --jsonl log {}", path.display())),
     };
+    // The log is read to be rewritten: not an input the writer must leave alone.
+    bmn_edge::io::forget_input(path);
     let (done, len) = read_log(&bytes, &path.display().to_string())?;
-    let file = open().with_context(|| format!("cannot open {}", path.display()))?;
     if len < bytes.len() {
         log::warn!(
             "{}: a torn last line ({} bytes) is dropped; its video is redone",
             path.display(),
             bytes.len() - len
         );
-        file.set_len(len as u64).with_context(|| format!("cannot truncate {}", path.display()))?;
+        bytes.truncate(len);
     }
-    Ok((file, done))
+    Ok((bytes, done))
+}
+
+/// Opens the `--jsonl` log once the model has loaded: a new file beside it holding the
+/// resumed whole lines (none without `--resume`), which replaces the log at the first video
+/// logged ([`bmn_edge::io::ReplacingFile`]): a run that logs nothing leaves the log as it
+/// was, and a symlink at the path is replaced, not followed.
+fn open_log(path: &Path, kept: &[u8]) -> Result<bmn_edge::io::ReplacingFile> {
+    let mut f = bmn_edge::io::ReplacingFile::create(path)
+        .with_context(|| format!("cannot create the --jsonl log {}", path.display()))?;
+    f.write_all(kept).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(f)
 }
 
 /// A failed video.
@@ -358,13 +360,15 @@ pub(super) fn run(a: Args, features: &Path) -> Result<()> {
         log::info!("shard {}/{}: {} of {total} videos", s.index, s.count, videos.len());
     }
     let info = b.video_info.as_deref().map(VideoInfo::read).transpose()?;
-    let (mut log_file, mut logged) = match &b.jsonl {
-        Some(path) => {
-            let (f, done) = open_log(path, b.resume)?;
-            (Some(f), done)
-        }
-        None => (None, BTreeMap::new()),
+    bmn_edge::io::refuse_overlap(
+        &[("--out", a.out.as_deref()), ("--jsonl", b.jsonl.as_deref())],
+        &[("--features", Some(features)), ("--video-info", b.video_info.as_deref()), ("--model", Some(&a.model))],
+    )?;
+    let (kept, mut logged) = match &b.jsonl {
+        Some(path) if b.resume => read_resumed(path)?,
+        _ => (Vec::new(), BTreeMap::new()),
     };
+    let mut log_file = None;
     let wanted: std::collections::HashSet<&str> = videos.iter().map(|v| v.id.as_str()).collect();
     let foreign = logged.keys().filter(|id| !wanted.contains(id.as_str())).count();
     if foreign > 0 {
@@ -384,6 +388,8 @@ pub(super) fn run(a: Args, features: &Path) -> Result<()> {
     let mut videos_time = std::time::Duration::ZERO;
     if !todo.is_empty() {
         let mut m = load(&a)?;
+        // The log is opened only now: a model that does not load leaves it as it was.
+        log_file = b.jsonl.as_deref().map(|p| open_log(p, &kept)).transpose()?;
         let loaded = Instant::now();
         let bar = progress_bar(todo.len() as u64);
         for video in &todo {
@@ -395,7 +401,7 @@ pub(super) fn run(a: Args, features: &Path) -> Result<()> {
                         let mut line = serde_json::to_string(&LogLine { video: &video.id, results: &results })?;
                         line.push('\n');
                         f.write_all(line.as_bytes())
-                            .and_then(|()| f.flush())
+                            .and_then(|()| f.publish())
                             .with_context(|| format!("cannot write {}", path.display()))?;
                     }
                     log::info!(
@@ -416,7 +422,21 @@ pub(super) fn run(a: Args, features: &Path) -> Result<()> {
         bar.finish_and_clear();
         videos_time = loaded.elapsed();
     }
-    write_output(a.out.as_deref(), &file.to_json_pretty()?)?;
+    if let (Some(f), Some(path)) = (&log_file, &b.jsonl) {
+        if !f.published() {
+            log::warn!("no video finished: the --jsonl log {} is left as it was", path.display());
+        }
+    }
+    drop(log_file);
+    // Results of no video at all would replace an existing --out with an empty one.
+    let nothing = file.results.is_empty() && !failures.is_empty();
+    if nothing {
+        if let Some(out) = &a.out {
+            eprintln!("no video was indexed: {} is left as it was", out.display());
+        }
+    } else {
+        write_output(a.out.as_deref(), &file.to_json_pretty()?)?;
+    }
     let new = todo.len() - failures.len();
     let elapsed = started.elapsed().as_secs_f64();
     let shard = b.shard.map_or(String::new(), |s| format!(" (shard {}/{} of {total})", s.index, s.count));
@@ -441,10 +461,11 @@ pub(super) fn run(a: Args, features: &Path) -> Result<()> {
     }
     let names: Vec<&str> = failures.iter().map(|f| f.video.id.as_str()).collect();
     bail!(
-        "{} of {} videos failed ({}); the others' results are written",
+        "{} of {} videos failed ({}){}",
         failures.len(),
         videos.len(),
-        names.join(", ")
+        names.join(", "),
+        if nothing { "; nothing was written" } else { "; the others' results are written" }
     )
 }
 

@@ -16,7 +16,7 @@ pub struct Args {
     /// BMN model (standard export or edge file).
     #[arg(long)]
     model: PathBuf,
-    /// Timed iterations (after two warm-up runs).
+    /// Timed iterations (after two warm-up runs), 1..=1000000.
     #[arg(long, default_value_t = 10)]
     iterations: usize,
     /// Input window: a features file ([L, C] .npy or BSN csv; the first T rows, edge-padded);
@@ -30,6 +30,10 @@ pub struct Args {
     json: bool,
 }
 
+/// The most timed iterations: a million windows of the paper configuration take hours, and
+/// the timings kept are 40 bytes each.
+const MAX_ITERATIONS: usize = 1_000_000;
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
@@ -42,8 +46,8 @@ fn median(v: &mut [f64]) -> f64 {
 
 /// Runs `bmn-edge bench`.
 pub fn run(a: Args) -> Result<()> {
-    if a.iterations == 0 {
-        bail!("--iterations must be at least 1");
+    if !(1..=MAX_ITERATIONS).contains(&a.iterations) {
+        bail!("--iterations {} is not in 1..={MAX_ITERATIONS}", a.iterations);
     }
     // One thread unless told: the per-window cost on one core.
     let options = a.engine.options(1, None)?;
@@ -106,6 +110,14 @@ pub fn run(a: Args) -> Result<()> {
     let info = engine.info();
     let (ma, mbm, mb, mp, mt) = (median(&mut sa), median(&mut sbm), median(&mut sb), median(&mut sp), median(&mut tot));
     let rss = peak_rss_mb().unwrap_or(f64::NAN);
+    // The whole text first, then one checked write: a full or closed stdout is an error.
+    let mut s = String::new();
+    macro_rules! line {
+        ($($t:tt)*) => {{
+            s.push_str(&format!($($t)*));
+            s.push('\n');
+        }};
+    }
     if a.json {
         let v = serde_json::json!({
             "model": a.model.display().to_string(),
@@ -131,13 +143,13 @@ pub fn run(a: Args) -> Result<()> {
             "stages_ms": {"stage_a": ma, "bm": mbm, "stage_b": mb, "post": mp},
             "peak_rss_mb": rss,
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        line!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        println!("model     {} ({}, {} variant)", a.model.display(), info.format.name(), info.variant);
-        println!("threads   {threads}, {} iterations (median per window)", a.iterations);
-        println!("kernels   stage B {}, BM {}", engine.stage_b_form().name(), engine.kernel().simd().name());
+        line!("model     {} ({}, {} variant)", a.model.display(), info.format.name(), info.variant);
+        line!("threads   {threads}, {} iterations (median per window)", a.iterations);
+        line!("kernels   stage B {}, BM {}", engine.stage_b_form().name(), engine.kernel().simd().name());
         if let Some(p) = engine.int8_plan() {
-            println!(
+            line!(
                 "int8      {} ({}): stage A {}, projection {}, stage B {}{}",
                 p.chosen.name(),
                 if p.forced { "forced" } else { "chosen for this CPU" },
@@ -147,14 +159,14 @@ pub fn run(a: Args) -> Result<()> {
                 p.widened_code().map_or(String::new(), |c| format!("; widened code {}", c.name())),
             );
         }
-        println!("this CPU  {}", cpu_line(&CpuReport::this_cpu()));
-        println!("load      {load_ms:9.1} ms");
-        println!("stage A   {ma:9.2} ms");
-        println!("BM        {mbm:9.2} ms");
-        println!("stage B   {mb:9.2} ms");
-        println!("post      {mp:9.2} ms");
-        println!("total     {mt:9.2} ms");
-        println!("peak RSS  {rss:9.1} MB");
+        line!("this CPU  {}", cpu_line(&CpuReport::this_cpu()));
+        line!("load      {load_ms:9.1} ms");
+        line!("stage A   {ma:9.2} ms");
+        line!("BM        {mbm:9.2} ms");
+        line!("stage B   {mb:9.2} ms");
+        line!("post      {mp:9.2} ms");
+        line!("total     {mt:9.2} ms");
+        line!("peak RSS  {rss:9.1} MB");
     }
-    Ok(())
+    super::output::write_output(None, s.trim_end())
 }

@@ -78,10 +78,10 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = MergeArg::Video)]
     merge: MergeArg,
     /// With --merge stream: seconds of video per snippet (default 16/30, ActivityNet's).
-    #[arg(long)]
+    #[arg(long, value_parser = super::args::parse_snippet_seconds)]
     snippet_seconds: Option<f64>,
     /// With --merge stream: the score floor (default 0.01).
-    #[arg(long)]
+    #[arg(long, value_parser = super::args::parse_score_floor)]
     min_score: Option<f64>,
     #[command(flatten)]
     batch: batch::BatchArgs,
@@ -243,6 +243,7 @@ fn dump(dir: &Path, w: &WindowResult, t: usize, d: usize) -> Result<()> {
 
 /// Runs `bmn-edge detect`.
 pub fn run(a: Args) -> Result<()> {
+    check_outputs(&a)?;
     let Some(features) = a.features.clone() else { return run_pixels(a) };
     if a.backbone.backbone.is_some() {
         bail!("--backbone runs on pixels (--video or --frames-dir), not on --features");
@@ -412,4 +413,37 @@ fn run_pixels(a: Args) -> Result<()> {
         ),
         None => Ok(()),
     }
+}
+
+/// Refuses, before anything runs, an output that is one of the inputs (or another output)
+/// and a `--dump-maps` folder that holds an earlier run's maps (they would mix with this
+/// run's).
+fn check_outputs(a: &Args) -> Result<()> {
+    let video = a.video.video.as_deref().filter(|p| p.as_os_str() != "-");
+    bmn_edge::io::refuse_overlap(
+        &[("--out", a.out.as_deref())],
+        &[
+            ("--model", Some(&a.model)),
+            ("--features", a.features.as_deref()),
+            ("--video", video),
+            ("--backbone", a.backbone.backbone.as_deref()),
+        ],
+    )?;
+    let Some(dir) = &a.dump_maps else { return Ok(()) };
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
+    let mut used: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("window_") || ["start.npy", "end.npy", "confidence.npy"].contains(&n.as_str()))
+        .collect();
+    if !used.is_empty() {
+        used.sort();
+        let shown = used.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
+        bail!(
+            "--dump-maps {} already holds maps of an earlier run ({shown}{}): they would mix with this run's; give an empty or new folder",
+            dir.display(),
+            if used.len() > 3 { ", …" } else { "" }
+        );
+    }
+    Ok(())
 }

@@ -7,7 +7,7 @@ use bmn_edge::eval::detection::{
     evaluate_detection, DetectionEvaluation, DetectionGroundTruth, Detections, TiouThresholds,
 };
 use bmn_edge::eval::{evaluate, Evaluation, GroundTruth, Proposals, REPORTED_K};
-use bmn_edge::npy::{read_regular_file, MAX_DATA_FILE_BYTES};
+use bmn_edge::io::{MAX_DATA_FILE_BYTES, MAX_GROUND_TRUTH_BYTES};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -40,11 +40,9 @@ pub struct Args {
     curve: Option<PathBuf>,
 }
 
-/// A JSON input: a regular file of at most [`MAX_DATA_FILE_BYTES`], UTF-8.
-fn read(path: &Path, what: &str) -> Result<String> {
-    let bytes = read_regular_file(path, MAX_DATA_FILE_BYTES)
-        .with_context(|| format!("cannot read the {what} file {}", path.display()))?;
-    String::from_utf8(bytes).with_context(|| format!("the {what} file {} is not UTF-8 text", path.display()))
+/// A JSON input: a regular file of at most `max_bytes`, UTF-8 (a byte-order mark dropped).
+fn read(path: &Path, what: &str, max_bytes: u64) -> Result<String> {
+    bmn_edge::io::read_text(path, max_bytes).with_context(|| format!("cannot read the {what} file {}", path.display()))
 }
 
 /// Runs `bmn-edge eval`.
@@ -52,11 +50,11 @@ pub fn run(a: Args) -> Result<()> {
     if a.detection {
         return run_detection(a);
     }
-    let gt_text = read(&a.ground_truth, "ground-truth")?;
+    let gt_text = read(&a.ground_truth, "ground-truth", MAX_GROUND_TRUTH_BYTES)?;
     let gt = GroundTruth::from_json(&gt_text, a.subset.as_deref())
         .with_context(|| format!("{}", a.ground_truth.display()))?;
     drop(gt_text);
-    let pr_text = read(&a.proposals, "proposals")?;
+    let pr_text = read(&a.proposals, "proposals", MAX_DATA_FILE_BYTES)?;
     let proposals = Proposals::from_json(&pr_text).with_context(|| format!("{}", a.proposals.display()))?;
     drop(pr_text);
     let e = evaluate(&gt, &proposals)?;
@@ -132,11 +130,11 @@ fn run_detection(a: Args) -> Result<()> {
         Some(list) => TiouThresholds::parse(list).context("--tiou")?,
         None => TiouThresholds::default(),
     };
-    let gt_text = read(&a.ground_truth, "ground-truth")?;
+    let gt_text = read(&a.ground_truth, "ground-truth", MAX_GROUND_TRUTH_BYTES)?;
     let gt = DetectionGroundTruth::from_json(&gt_text, a.subset.as_deref())
         .with_context(|| format!("{}", a.ground_truth.display()))?;
     drop(gt_text);
-    let pr_text = read(&a.proposals, "detections")?;
+    let pr_text = read(&a.proposals, "detections", MAX_DATA_FILE_BYTES)?;
     let detections = Detections::from_json(&pr_text).with_context(|| format!("{}", a.proposals.display()))?;
     drop(pr_text);
     let e = evaluate_detection(&gt, &detections, &thresholds)?;

@@ -6,7 +6,7 @@
 
 use super::args::{available_cores, max_threads};
 use super::video::{open_features, BackboneArgs, Opened, VideoArgs};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use bmn_edge::pixels::VideoSummary;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -78,15 +78,26 @@ pub fn run(a: Args) -> Result<()> {
     if threads == 0 || threads > max_threads(cores) {
         bail!("--threads {threads}: expected 1..={} (4 × the {cores} available core(s))", max_threads(cores));
     }
+    let video = a.video.video.as_deref().filter(|p| p.as_os_str() != "-");
+    bmn_edge::io::refuse_overlap(
+        &[("--out", Some(&a.out)), ("--sidecar", Some(&sidecar))],
+        &[("--video", video), ("--backbone", a.backbone.backbone.as_deref())],
+    )?;
     let mut opened = open_features(&a.video, &a.backbone, a.snippet_frames, threads, None)?;
     let c = opened.features.channels();
     let (feats, error) = opened.read_all()?;
     let summary = opened.features.summary();
     let snippets = feats.len() / c;
     let message = error.as_ref().map(|e| format!("{e:#}"));
-    bmn_edge::npy::write_f32(&a.out, &[snippets, c], &feats)?;
+    // Both written whole before either is put in place: a sidecar that cannot be written
+    // leaves no features without it.
+    let npy = bmn_edge::npy::stage_f32(&a.out, &[snippets, c], &feats)?;
     let json = sidecar_json(&summary, &opened, a.backbone.path()?, message.as_deref());
-    super::output::write_file(&sidecar, format!("{}\n", serde_json::to_string_pretty(&json)?).as_bytes())?;
+    let text = format!("{}\n", serde_json::to_string_pretty(&json)?);
+    let side = bmn_edge::io::stage(&sidecar, |w| w.write_all(text.as_bytes()))
+        .with_context(|| format!("cannot write the sidecar {}", sidecar.display()))?;
+    npy.commit().with_context(|| format!("cannot write {}", a.out.display()))?;
+    side.commit().with_context(|| format!("cannot write the sidecar {}", sidecar.display()))?;
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
         "{}: {} frames, {snippets} snippets x {c} features -> {} ({:.1} s, {:.1} frames/s)",

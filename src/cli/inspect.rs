@@ -1,6 +1,6 @@
 //! `bmn-edge inspect`: what a model file is.
 
-use super::output::{cpu_json, cpu_line};
+use super::output::{cpu_json, cpu_line, write_output};
 use anyhow::{Context, Result};
 use bmn_edge::engine::{inspect, CpuReport, ModelInfo};
 use std::path::PathBuf;
@@ -97,9 +97,17 @@ pub fn run(a: Args) -> Result<()> {
         return run_backbone(&a);
     }
     let info = inspect(&a.model).with_context(|| format!("inspecting {}", a.model.display()))?;
+    // The whole text first, then one checked write: a full or closed stdout is an error.
+    let mut s = String::new();
+    macro_rules! line {
+        ($($t:tt)*) => {{
+            s.push_str(&format!($($t)*));
+            s.push('\n');
+        }};
+    }
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&to_json(&info))?);
-        return Ok(());
+        line!("{}", serde_json::to_string_pretty(&to_json(&info))?);
+        return write_output(None, s.trim_end());
     }
     let c = info.config;
     let format = if info.quantized_ops.is_empty() {
@@ -107,20 +115,20 @@ pub fn run(a: Args) -> Result<()> {
     } else {
         format!("{} (int8: {})", info.format.name(), info.quantized_ops.join(", "))
     };
-    println!("format      {format}");
-    println!("variant     {} (P = {}, O = {})", info.variant, info.pem_width, info.bm_width);
-    println!("T D N K r   {} {} {} {} {}", c.tscale(), c.dscale(), c.num_sample(), c.num_sample_perbin(), c.ratio());
-    println!("convention  {}", c.convention());
+    line!("format      {format}");
+    line!("variant     {} (P = {}, O = {})", info.variant, info.pem_width, info.bm_width);
+    line!("T D N K r   {} {} {} {} {}", c.tscale(), c.dscale(), c.num_sample(), c.num_sample_perbin(), c.ratio());
+    line!("convention  {}", c.convention());
     if let Some(m) = info.window_mode {
-        println!("window mode {}", m.name());
+        line!("window mode {}", m.name());
     }
-    println!("input       {} [1, {}, {}]", info.input, info.channels, c.tscale());
-    println!("outputs     confidence = {}, start = {}, end = {}", info.outputs[0], info.outputs[1], info.outputs[2]);
-    println!("mask nnz    {}", info.mask_nnz);
-    println!("opset       {}", info.opset);
-    println!("this CPU    {}", cpu_line(&CpuReport::this_cpu()));
+    line!("input       {} [1, {}, {}]", info.input, info.channels, c.tscale());
+    line!("outputs     confidence = {}, start = {}, end = {}", info.outputs[0], info.outputs[1], info.outputs[2]);
+    line!("mask nnz    {}", info.mask_nnz);
+    line!("opset       {}", info.opset);
+    line!("this CPU    {}", cpu_line(&CpuReport::this_cpu()));
     for w in &info.warnings {
-        println!("warning     {w}");
+        line!("warning     {w}");
     }
-    Ok(())
+    write_output(None, s.trim_end())
 }

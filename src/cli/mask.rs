@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use bmn_edge::bm::BmTable;
-use bmn_edge::npy::{mib, MIB};
+use bmn_edge::npy::mib;
 use bmn_edge::{Convention, WindowConfig};
 use std::path::PathBuf;
 
@@ -43,8 +43,9 @@ fn dense_bytes(t: usize, n: usize, d: usize) -> u128 {
 /// Runs `bmn-edge mask`.
 pub fn run(a: Args) -> Result<()> {
     // Checked before the configuration and before anything is allocated.
+    let limit = super::args::check_max_memory(a.max_memory)?;
     let need = dense_bytes(a.tscale, a.num_sample, a.dscale);
-    if need > a.max_memory as u128 * MIB as u128 {
+    if need > limit as u128 {
         bail!(
             "the dense mask [{t}, {n}, {d}, {t}] needs {} MiB ({need} bytes of float32), more than --max-memory {} (MiB); raise --max-memory if this machine has the memory",
             mib(need),
@@ -54,12 +55,20 @@ pub fn run(a: Args) -> Result<()> {
             d = a.dscale,
         );
     }
+    // A region expanded by more than the window on each side of every proposal samples
+    // (nearly) only outside it: the mask would be (nearly) all zero.
+    if a.ratio > a.tscale as f64 {
+        bail!("--ratio {:?} is more than T = {}: the sampled regions would lie outside the window", a.ratio, a.tscale);
+    }
     let cfg = WindowConfig::new(a.tscale, a.dscale, a.num_sample, a.num_sample_perbin, a.ratio, Convention::Mmaction2)?;
     let table = BmTable::new(cfg);
     let dense = table.to_dense().context("building the dense mask")?;
     let shape = [cfg.tscale(), cfg.num_sample(), cfg.dscale(), cfg.tscale()];
-    bmn_edge::npy::write_f32(&a.out, &shape, &dense)?;
     let nnz = dense.iter().filter(|&&x| x != 0.0).count();
+    if nnz == 0 {
+        bail!("the mask is all zero (ratio r = {:?}: no sample falls inside the window); nothing written", a.ratio);
+    }
+    bmn_edge::npy::write_f32(&a.out, &shape, &dense)?;
     eprintln!(
         "wrote {} {:?}: {} non-zeros ({:.2} %)",
         a.out.display(),

@@ -20,9 +20,13 @@ pub struct Args {
     out: Option<PathBuf>,
 }
 
+/// One input through the bounded reader, checked ([`ResultsFile::from_json`]: a video given
+/// twice, a reversed or infinite segment, a negative score are errors).
 fn read(path: &Path) -> Result<ResultsFile> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{}: not an ActivityNet results file", path.display()))
+    let text = bmn_edge::io::read_text(path, bmn_edge::io::MAX_DATA_FILE_BYTES)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    ResultsFile::from_json(&text)
+        .map_err(|e| anyhow::anyhow!("{}: not an ActivityNet results file: {e}", path.display()))
 }
 
 /// Merges `files` (each with the path it came from); a video in two of them is an error.

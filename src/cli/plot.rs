@@ -145,7 +145,8 @@ struct VideoTruth {
 /// Reads `id`'s segments and `duration_second` from an ActivityNet ground-truth file,
 /// checked as `eval` checks it. A video absent from `database` is an error.
 fn read_truth(path: &Path, id: &str) -> Result<VideoTruth> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = bmn_edge::io::read_text(path, bmn_edge::io::MAX_GROUND_TRUTH_BYTES)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     let at = || format!("{}", path.display());
     let gt = match GroundTruth::from_json(&text, None) {
         Ok(gt) => Some(gt),

@@ -48,6 +48,19 @@ pub fn run(a: Args) -> Result<()> {
     expect_shape(&end, &a.end, &[Some(t)], "end (same T as start)")?;
     let conf = read_f32(&a.confidence)?;
     expect_shape(&conf, &a.confidence, &[Some(2), None, Some(t)], "confidence [2, D, T]")?;
+    // The maps are probabilities (sigmoid outputs): anything outside [0, 1] is not a BMN's
+    // map, and would give scores outside it (8.2e7, negative) without a word.
+    for (array, path, what) in
+        [(&start, &a.start, "start"), (&end, &a.end, "end"), (&conf, &a.confidence, "confidence")]
+    {
+        if let Some(i) = array.data.iter().position(|v| !(0.0..=1.0).contains(v)) {
+            bail!(
+                "{}: {what} value {} at flat index {i} is not a probability in [0, 1]",
+                path.display(),
+                array.data[i]
+            );
+        }
+    }
     let d = conf.shape[1];
     if t == 0 || d == 0 || d > t {
         bail!("confidence map has D = {d} and T = {t}; need 1 ≤ D ≤ T");

@@ -12,7 +12,7 @@
 //! frames are decoded, sampled and run through the backbone one snippet at a time, so the
 //! frames held are one snippet's, whatever the video's length.
 
-use super::args::{available_cores, ConventionArg, EngineArgs};
+use super::args::{available_cores, parse_score_floor, parse_snippet_seconds, ConventionArg, EngineArgs};
 use super::process;
 use super::video::{open_features, BackboneArgs, Feeds, Opened, VideoArgs};
 use anyhow::{bail, Context, Result};
@@ -58,19 +58,20 @@ pub struct Args {
     feature_dim: Option<usize>,
     /// Seconds of video per snippet: segments are reported in seconds of stream time
     /// (default 16/30, ActivityNet's 16 frames at 30 fps; with --video, from the video).
-    #[arg(long, conflicts_with_all = ["video", "frames_dir"])]
+    #[arg(long, conflicts_with_all = ["video", "frames_dir"], value_parser = parse_snippet_seconds)]
     snippet_seconds: Option<f64>,
     /// Hop between windows, in snippets (default T/2).
     #[arg(long)]
     hop: Option<usize>,
     /// Score floor: pairs below it are dropped, proposals decayed below it not reported.
-    #[arg(long, default_value_t = DEFAULT_MIN_SCORE)]
+    #[arg(long, default_value_t = DEFAULT_MIN_SCORE, value_parser = parse_score_floor)]
     min_score: f64,
     /// Proposals kept per group of overlapping proposals.
     #[arg(long, default_value_t = bmn_edge::post::DEFAULT_TOP_K)]
     top_k: usize,
-    /// Proposals the merger may hold pending (at least T·D; 40 bytes each). When a window
-    /// does not fit, everything pending is emitted early and a warning says so.
+    /// Proposals the merger may hold pending (at least T·D; 40 bytes each, within
+    /// --max-memory). When a window does not fit, everything pending is emitted early and a
+    /// warning says so.
     #[arg(long, default_value_t = 1 << 16)]
     capacity: usize,
     /// Post-processing convention (default: from the model).
@@ -79,6 +80,8 @@ pub struct Args {
     #[command(flatten)]
     engine: EngineArgs,
     /// JSON lines out (stdout when absent); each line is flushed as soon as it is written.
+    /// A file is written beside --out and replaces it at the first proposal (or at the end
+    /// of a stream without any): a stream that fails before leaves an existing file as it was.
     #[arg(long)]
     out: Option<PathBuf>,
     /// Also write the run's summary (counts, latency, real-time factor) as JSON here.
@@ -153,9 +156,45 @@ impl Latency {
     }
 }
 
+/// Where the lines go: stdout, or a file that replaces `--out` once it holds a line
+/// ([`bmn_edge::io::ReplacingFile`]: a stream that fails before its first proposal leaves
+/// an existing file as it was, and a symlink there is replaced, not followed).
+enum Out {
+    Stdout(std::io::StdoutLock<'static>),
+    File(std::io::BufWriter<bmn_edge::io::ReplacingFile>),
+}
+
+impl Out {
+    /// Puts the file in place (after flushing); nothing for stdout.
+    fn publish(&mut self) -> std::io::Result<()> {
+        match self {
+            Out::Stdout(s) => s.flush(),
+            Out::File(f) => {
+                f.flush()?;
+                f.get_mut().publish()
+            }
+        }
+    }
+}
+
+impl Write for Out {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Out::Stdout(s) => s.write(buf),
+            Out::File(f) => f.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Out::Stdout(s) => s.flush(),
+            Out::File(f) => f.flush(),
+        }
+    }
+}
+
 /// Where lines go, with what was written so far.
 struct Sink {
-    out: Box<dyn Write>,
+    out: Out,
     seconds: f64,
     buf: [u8; 256],
     lines: u64,
@@ -169,6 +208,15 @@ impl Sink {
             window,
             position,
         };
+        if !(line.segment.iter().all(|v| v.is_finite()) && line.score.is_finite()) {
+            bail!(
+                "proposal [{}, {}) in snippets is not finite in seconds ({:?}, score {})",
+                p.start,
+                p.end,
+                line.segment,
+                p.score
+            );
+        }
         let n = write_json_line(&line, &mut self.buf)?;
         self.out.write_all(&self.buf[..n]).context("writing a proposal")?;
         self.lines += 1;
@@ -242,7 +290,11 @@ impl Run<'_> {
             let wall = arrived.map_or(Duration::ZERO, |&t| now - t);
             self.latency.record(position - p.end.min(position), wall);
         }
-        self.sink.out.flush().context("flushing the output")?;
+        if self.sink.lines > 0 {
+            self.sink.out.publish().context("writing the output")?;
+        } else {
+            self.sink.out.flush().context("flushing the output")?;
+        }
         // Arrival times are needed from the first pending snippet on: later proposals are
         // in a pending group or start at or after the frontier.
         let keep_from = self.merger.pending_start().unwrap_or(u64::MAX).min(self.frontier).min(position);
@@ -293,14 +345,15 @@ fn open_input(path: &std::path::Path) -> Result<Box<dyn Read>> {
         bail!("{} is a directory, not a stream of snippets", path.display());
     }
     let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    bmn_edge::io::note_input(path);
     Ok(Box::new(std::io::BufReader::with_capacity(1 << 16, file)))
 }
 
-fn open_output(path: Option<&std::path::Path>) -> Result<Box<dyn Write>> {
+fn open_output(path: Option<&std::path::Path>) -> Result<Out> {
     Ok(match path {
-        None => Box::new(std::io::stdout().lock()),
-        Some(p) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        None => Out::Stdout(super::output::stdout()?),
+        Some(p) => Out::File(std::io::BufWriter::new(
+            bmn_edge::io::ReplacingFile::create(p).with_context(|| format!("cannot create {}", p.display()))?,
         )),
     })
 }
@@ -319,6 +372,27 @@ pub fn run(a: Args) -> Result<()> {
         bail!("--snippet-seconds must be a positive number, got {snippet_seconds}");
     }
     let options = a.engine.options(available_cores(), a.convention.map(Into::into))?;
+    // The merger's store is allocated whole: within --max-memory, before anything loads.
+    let store_bytes = a.capacity.checked_mul(std::mem::size_of::<Proposal>());
+    let limit = options.max_memory.unwrap_or(u64::MAX);
+    if store_bytes.is_none_or(|b| b as u64 > limit) {
+        bail!(
+            "--capacity {} proposals would take {} MiB, more than --max-memory {} (MiB)",
+            a.capacity,
+            store_bytes.map_or(u128::MAX, |b| bmn_edge::io::mib(b as u128)),
+            a.engine.max_memory
+        );
+    }
+    let input_path = a.input.as_deref().filter(|p| p.as_os_str() != "-");
+    bmn_edge::io::refuse_overlap(
+        &[("--out", a.out.as_deref()), ("--stats-json", a.stats_json.as_deref())],
+        &[
+            ("--model", Some(&a.model)),
+            ("--input", input_path),
+            ("--video", a.video.video.as_deref()),
+            ("--backbone", a.backbone.backbone.as_deref()),
+        ],
+    )?;
     // The GPIO line first: a missing or busy chip is an error before anything else starts.
     #[cfg(feature = "gpio")]
     let gpio = a.gpio.open()?;
@@ -430,11 +504,18 @@ pub fn run(a: Args) -> Result<()> {
     if let Some(path) = &a.stats_json {
         super::output::write_file(path, format!("{:#}\n", summary).as_bytes())?;
     }
+    let written = run.sink.lines;
+    let mut out = run.sink.out;
     match failure {
         Some(e) => {
-            Err(e.context(format!("stream stopped after {snippets} whole snippets; their proposals were written")))
+            let what = match (&a.out, written) {
+                (Some(p), 0) => format!("no proposal was written; {} is left as it was", p.display()),
+                (_, n) => format!("their {n} proposal(s) were written"),
+            };
+            Err(e.context(format!("stream stopped after {snippets} whole snippets; {what}")))
         }
-        None => Ok(()),
+        // A stream without proposals is a result too: an empty file.
+        None => out.publish().context("writing the output"),
     }
 }
 

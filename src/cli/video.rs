@@ -150,6 +150,7 @@ pub fn open_source(v: &VideoArgs) -> Result<Box<dyn FrameSource>> {
             bail!("--video {} is a directory (a folder of frames is --frames-dir)", path.display());
         }
         let f = std::fs::File::open(path).with_context(|| format!("cannot open --video {}", path.display()))?;
+        bmn_edge::io::note_input(path);
         (Box::new(f), path.display().to_string())
     };
     if v.rgb24 {
@@ -198,8 +199,13 @@ impl<S: FrameSource> FrameSource for WithRate<S> {
 /// Loads the backbone of `b` for `v`'s sampling, with `threads` threads for tract (tract's
 /// executor is one per process: a command that also runs a BMN engine gives both the same).
 fn load_backbone(b: &BackboneArgs, v: &VideoArgs, threads: usize) -> Result<Backbone> {
-    if b.batch == 0 {
-        bail!("--batch must be at least 1");
+    let max = bmn_edge::engine::backbone::MAX_FRAMES_PER_RUN;
+    if b.batch == 0 || v.frames_per_snippet == 0 || b.batch.saturating_mul(v.frames_per_snippet) > max {
+        bail!(
+            "--batch {} x --frames-per-snippet {} must be between 1 and {max} frames per backbone run",
+            b.batch,
+            v.frames_per_snippet
+        );
     }
     let options = BackboneOptions {
         threads,

@@ -146,6 +146,11 @@ pub enum BackboneOutput {
     },
 }
 
+/// The most frames one backbone run takes (`batch · per_snippet` with a dynamic batch axis):
+/// 256 frames of 224² are 154 MB of input alone, and tract's intermediate tensors are
+/// several times that; larger runs were never faster here (batch 1 is fastest).
+pub const MAX_FRAMES_PER_RUN: usize = 256;
+
 /// A loaded backbone: the tract plan for one batch size, its layout, its preprocessing.
 pub struct Backbone {
     plan: Arc<TypedRunnableModel>,
@@ -359,7 +364,20 @@ impl Backbone {
             g.value_info.clear();
         }
         let fixed_batch = n.is_some();
-        let frames_per_run = n.unwrap_or(options.batch * options.per_snippet);
+        let frames_per_run = match n {
+            Some(n) => n,
+            None => options.batch.checked_mul(options.per_snippet).filter(|&f| f <= MAX_FRAMES_PER_RUN).ok_or_else(
+                || {
+                    EngineError::new(
+                        EngineErrorKind::Input,
+                        format!(
+                        "batch {} x frames per snippet {} is more than {MAX_FRAMES_PER_RUN} frames per backbone run",
+                        options.batch, options.per_snippet
+                    ),
+                    )
+                },
+            )?,
+        };
         if frames_per_run == 0 {
             return Err(unsupported(format!("input `{}` is {shape_text}: a batch of 0", input_name)));
         }

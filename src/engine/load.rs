@@ -10,7 +10,7 @@ use super::info::{Int8Plan, ModelFormat, ModelInfo, StageBForm, Variant, WindowM
 use super::onnx::chain::recognise;
 use super::onnx::edge::{check_edge_metadata, edge_props, metadata, to_edge};
 use super::onnx::exact_float::qlinearconv_to_exact_float;
-use super::onnx::index::{check_single_assignment, GraphIndex, MaskRef};
+use super::onnx::index::{check_buildable, check_single_assignment, GraphIndex, MaskRef};
 use super::onnx::site::{find_site, Site};
 use super::onnx::split::{int8_bm_symmetric, split, Split};
 use super::onnx::weights::check_constants;
@@ -109,6 +109,7 @@ pub(crate) fn analyse_bounded(
     let mut file = ModelFile::parse(bytes)?;
     if let Some(g) = file.proto.graph.as_ref() {
         check_single_assignment(g, &file.deferred)?;
+        check_buildable(g)?;
     }
     let site = find_site(&file)?;
     check_memory(&site, max_memory)?;

@@ -189,7 +189,11 @@ impl FrameFolder {
             }
         }
         let files: Vec<String> = frames.into_iter().map(|(_, n)| n).collect();
-        let (width, height) = image::image_dimensions(dir.join(&files[0]))
+        let first = read_image_file(&dir.join(&files[0]))?;
+        let (width, height) = image::ImageReader::new(std::io::Cursor::new(&first))
+            .with_guessed_format()
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.into_dimensions().map_err(|e| e.to_string()))
             .map_err(|e| err(PixelErrorKind::Format, format!("{}: {e}", files[0])))?;
         check_size(width as usize, height as usize, &dir.join(&files[0]).display().to_string())?;
         Ok(FrameFolder { dir: dir.to_path_buf(), files, width: width as usize, height: height as usize, rate, next: 0 })
@@ -216,7 +220,9 @@ impl FrameSource for FrameFolder {
     fn read_frame(&mut self, out: &mut RgbFrame) -> Result<bool, PixelError> {
         let Some(name) = self.files.get(self.next) else { return Ok(false) };
         let path = self.dir.join(name);
-        let img = image::open(&path)
+        let bytes =
+            read_image_file(&path).map_err(|e| PixelError::new(e.kind(), format!("frame {}: {e}", self.next)))?;
+        let img = decode_image(&bytes)
             .map_err(|e| {
                 PixelError::new(PixelErrorKind::Format, format!("frame {} ({}): {e}", self.next, path.display()))
             })?
@@ -262,6 +268,31 @@ impl FrameSource for FrameFolder {
             self.rate
         )
     }
+}
+
+/// A frame's file through the bounded reader ([`crate::io::read_regular_file`]): a regular
+/// file (a symlink to `/dev/zero` or to a FIFO is refused without reading) of at most
+/// [`crate::io::MAX_FRAME_FILE_BYTES`].
+fn read_image_file(path: &Path) -> Result<Vec<u8>, PixelError> {
+    crate::io::read_regular_file(path, crate::io::MAX_FRAME_FILE_BYTES).map_err(|e| {
+        let kind = if e.kind() == std::io::ErrorKind::NotFound { PixelErrorKind::Io } else { PixelErrorKind::Format };
+        PixelError::new(kind, format!("{}: cannot read: {e}", path.display()))
+    })
+}
+
+/// Decodes one JPEG or PNG frame from its bytes (the format by its magic bytes). A JPEG
+/// must end with its end-of-image marker (`FF D9`, trailing padding allowed): the decoder
+/// fills a truncated file's missing rows silently.
+pub fn decode_image(bytes: &[u8]) -> Result<image::DynamicImage, String> {
+    let reader =
+        image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().map_err(|e| e.to_string())?;
+    if reader.format() == Some(image::ImageFormat::Jpeg) {
+        let end = bytes.iter().rposition(|&b| !matches!(b, 0x00 | b'\n' | b'\r' | b' ')).map_or(0, |i| i + 1);
+        if !bytes[..end].ends_with(&[0xFF, 0xD9]) {
+            return Err("truncated JPEG: no end-of-image marker (FF D9) at the end of the file".into());
+        }
+    }
+    reader.decode().map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -145,8 +145,12 @@ impl FrameRate {
     /// A frame rate given as a decimal (`29.97`, `25`): kept as `round(fps·1000)/1000`
     /// (exact for integers and the usual decimals).
     pub fn from_f64(fps: f64) -> Result<FrameRate, PixelError> {
-        if !(fps.is_finite() && fps > 0.0 && fps <= 1.0e6) {
-            return Err(PixelError::new(PixelErrorKind::Parameter, format!("frame rate {fps} is not in (0, 10^6]")));
+        // Non-integer rates are kept in thousandths: below 0.001 the rate would round to 0.
+        if !(fps.is_finite() && (0.001..=1.0e6).contains(&fps)) {
+            return Err(PixelError::new(
+                PixelErrorKind::Parameter,
+                format!("frame rate {fps} is not in [0.001, 10^6] frames per second"),
+            ));
         }
         if fps.fract() == 0.0 {
             return FrameRate::new(fps as u32, 1);

@@ -142,6 +142,8 @@ const MAX_RESIZED: usize = 1 << 20;
 impl Preprocess {
     /// Checks the parameters: `1 ≤ crop ≤ resize`, finite means, finite positive stds.
     pub fn check(&self) -> Result<(), PixelError> {
+        const MIN_STD: f32 = 1e-3;
+        const MAX_STD: f32 = 1e6;
         let p = |m: String| Err(PixelError::new(PixelErrorKind::Parameter, m));
         if self.resize == 0 || self.crop == 0 || self.resize > MAX_RESIZED {
             return p(format!("resize {} and crop {} must be in 1..={MAX_RESIZED}", self.resize, self.crop));
@@ -155,8 +157,11 @@ impl Preprocess {
         if !self.mean.iter().all(|m| m.is_finite()) {
             return p(format!("mean {:?} is not finite", self.mean));
         }
-        if !self.std.iter().all(|s| s.is_finite() && *s > 0.0) {
-            return p(format!("std {:?} must be finite and positive", self.std));
+        // On the 0–255 scale (ImageNet's are about 58): below a thousandth of a level the
+        // normalised values reach 10^5 and beyond, 255/1e-45 is infinite in float32, and an
+        // int8 backbone's quantizer saturates on them without a word.
+        if !self.std.iter().all(|s| s.is_finite() && (MIN_STD..=MAX_STD).contains(s)) {
+            return p(format!("std {:?} must be in [{MIN_STD}, {MAX_STD}] on the 0–255 scale", self.std));
         }
         Ok(())
     }

@@ -71,6 +71,13 @@ impl<R: Read> Y4mReader<R> {
         let (line, _) = read_line(&mut r, &name, 0, "the stream header")?
             .ok_or_else(|| bad(PixelErrorKind::Empty, &name, "empty stream: no YUV4MPEG2 header (zero frames)"))?;
         let offset = line.len() as u64 + 1;
+        if line.ends_with(b"\r") {
+            return Err(bad(
+                PixelErrorKind::Format,
+                &name,
+                "the stream header ends in CRLF (\\r\\n), not a bare newline: the file's line endings were converted (a y4m file is binary)",
+            ));
+        }
         let text = String::from_utf8_lossy(&line);
         let mut parts = text.split(' ').filter(|p| !p.is_empty());
         if parts.next() != Some("YUV4MPEG2") {

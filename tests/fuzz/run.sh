@@ -28,6 +28,9 @@ all_targets=(
   results_json:8192
   snippet_stream:4096
   y4m:65536
+  resume_log:8192
+  merge_input:8192
+  frame_image:65536
   onnx_convert:1048576
   onnx_model:1048576
 )

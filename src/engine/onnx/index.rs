@@ -161,6 +161,60 @@ impl<'a> GraphIndex<'a> {
     }
 }
 
+/// Refuses what tract would refuse only once it builds the model, so that `inspect` and
+/// `convert` refuse it as `detect` does: an initializer stored in an external file (never
+/// read: the model is one file), and a graph whose nodes are not acyclic (a node fed, through
+/// any path, by its own output; a self-loop is the shortest).
+pub(crate) fn check_buildable(graph: &pb::GraphProto) -> Result<(), EngineError> {
+    if let Some(t) = graph.initializer.iter().find(|t| t.data_location == Some(1) || !t.external_data.is_empty()) {
+        return Err(EngineError::new(
+            EngineErrorKind::Unsupported,
+            format!("tensor `{}` is stored in an external file, which is not supported", t.name),
+        ));
+    }
+    // Kahn's algorithm over the nodes: a node is ready once every input some node produces
+    // has been produced.
+    let producer: HashMap<&str, usize> = graph
+        .node
+        .iter()
+        .enumerate()
+        .flat_map(|(k, n)| n.output.iter().filter(|o| !o.is_empty()).map(move |o| (o.as_str(), k)))
+        .collect();
+    let mut waiting: Vec<usize> = vec![0; graph.node.len()];
+    let mut users: Vec<Vec<usize>> = vec![Vec::new(); graph.node.len()];
+    for (k, n) in graph.node.iter().enumerate() {
+        for i in &n.input {
+            if let Some(&p) = producer.get(i.as_str()) {
+                waiting[k] += 1;
+                users[p].push(k);
+            }
+        }
+    }
+    let mut ready: Vec<usize> = (0..graph.node.len()).filter(|&k| waiting[k] == 0).collect();
+    let mut done = 0;
+    while let Some(k) = ready.pop() {
+        done += 1;
+        for &u in &users[k] {
+            waiting[u] -= 1;
+            if waiting[u] == 0 {
+                ready.push(u);
+            }
+        }
+    }
+    if done < graph.node.len() {
+        let k = (0..graph.node.len()).find(|&k| waiting[k] > 0).unwrap_or(0);
+        let n = &graph.node[k];
+        return Err(EngineError::new(
+            EngineErrorKind::NotOnnx,
+            format!(
+                "malformed graph: node {k} ({}, `{}`) is on a cycle (it depends on its own output); an ONNX graph is acyclic",
+                n.op_type, n.name
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// ONNX's single-assignment rule: every tensor name is produced once — by one node output,
 /// or as a graph input or initializer. A graph that breaks it is ambiguous (which producer
 /// does a consumer read?), and the BM layer search and the graph surgery would each pick
