@@ -46,7 +46,7 @@ fn video(dir: &Path, frames: usize) -> PathBuf {
     let (w, h) = (48, 36);
     let path = dir.join("v.y4m");
     let mut f = std::fs::File::create(&path).unwrap();
-    write!(f, "YUV4MPEG2 W{w} H{h} F25:1 Ip A1:1 C420jpeg\n").unwrap();
+    writeln!(f, "YUV4MPEG2 W{w} H{h} F25:1 Ip A1:1 C420jpeg").unwrap();
     for i in 0..frames {
         f.write_all(b"FRAME\n").unwrap();
         let y: Vec<u8> = (0..w * h).map(|p| ((p % w) * 4 + (p / w) * 2 + i * 9) as u8).collect();

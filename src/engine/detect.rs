@@ -7,10 +7,13 @@
 //!   `T` with hop `T/2`; the last window is aligned to the end of the video; a video shorter
 //!   than `T` is one window, edge-padded (its last snippet repeated). Each window's candidate
 //!   pairs (candidates and pairing, no per-window Soft-NMS) go to the core's
-//!   [`VideoMerger`], which drops those ending in the padding, maps the rest to video
+//!   [`OpenVideoMerger`] (a [`crate::post::VideoMerger`] whose `L` is given once the rows
+//!   end), which drops those ending in the padding, maps the rest to video
 //!   positions normalised by `L` (so a video of exactly `T` snippets gives exactly the
 //!   window's proposals), and at the end runs one Soft-NMS over the merged set and keeps the
 //!   top `k` (see [`crate::post::merge`]). Here the merger collects into a growing `Vec`.
+//!   [`detect_video_rows`] runs the windows as the rows arrive (frames through a backbone);
+//!   [`detect_video`] is the same loop over a slice.
 //! * **Rescale** (the ActivityNet setting): the whole video is resampled to `T` positions
 //!   ([`rescale_to_window`]) and post-processed as one
 //!   window ([`postprocess_window`]).

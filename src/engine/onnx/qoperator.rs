@@ -164,44 +164,45 @@ fn zero_point(name: &str, ty: i32) -> pb::TensorProto {
     pb::TensorProto { name: name.into(), data_type: ty, dims: vec![], raw_data: vec![0u8], ..Default::default() }
 }
 
+/// One contrib op's row of the module table: its `(tensor, scale, zero point)` input
+/// positions, its output's `(scale, zero point)` positions, the float op and its attributes.
+type Table<'a> = (Vec<(usize, usize, usize)>, Option<(usize, usize)>, &'a str, Vec<pb::AttributeProto>);
+
 /// Lowers `n` (a contrib op) or says it is not one of the table's.
 fn lower_node(ix: &GraphIndex<'_>, n: &pb::NodeProto, names: &mut Names) -> Result<Lowering, EngineError> {
     let mut out = Lowering { nodes: Vec::new(), inits: Vec::new() };
     let base = if n.name.is_empty() { n.output.first().cloned().unwrap_or_default() } else { n.name.clone() };
     let y = n.output.first().filter(|s| !s.is_empty()).ok_or_else(|| bad(n, "no output"))?.clone();
     // (tensor, scale, zero point) input triples, the output's (scale, zero point), the float op.
-    let (triples, y_q, op, attrs): (Vec<(usize, usize, usize)>, Option<(usize, usize)>, &str, Vec<pb::AttributeProto>) =
-        match n.op_type.as_str() {
-            "QLinearAdd" => (vec![(0, 1, 2), (3, 4, 5)], Some((6, 7)), "Add", vec![]),
-            "QLinearMul" => (vec![(0, 1, 2), (3, 4, 5)], Some((6, 7)), "Mul", vec![]),
-            "QLinearSigmoid" => (vec![(0, 1, 2)], Some((3, 4)), "Sigmoid", vec![]),
-            "QLinearLeakyRelu" => {
-                let alpha = n.attribute.iter().filter(|a| a.name == "alpha").cloned().collect();
-                (vec![(0, 1, 2)], Some((3, 4)), "LeakyRelu", alpha)
+    let (triples, y_q, op, attrs): Table<'_> = match n.op_type.as_str() {
+        "QLinearAdd" => (vec![(0, 1, 2), (3, 4, 5)], Some((6, 7)), "Add", vec![]),
+        "QLinearMul" => (vec![(0, 1, 2), (3, 4, 5)], Some((6, 7)), "Mul", vec![]),
+        "QLinearSigmoid" => (vec![(0, 1, 2)], Some((3, 4)), "Sigmoid", vec![]),
+        "QLinearLeakyRelu" => {
+            let alpha = n.attribute.iter().filter(|a| a.name == "alpha").cloned().collect();
+            (vec![(0, 1, 2)], Some((3, 4)), "LeakyRelu", alpha)
+        }
+        "QLinearGlobalAveragePool" | "QLinearAveragePool" => {
+            if attr(n, "channels_last").is_some_and(|a| a.i != 0) {
+                return Err(bad(n, "channels_last = 1 is not supported (a channels-first export pools NCHW)"));
             }
-            "QLinearGlobalAveragePool" | "QLinearAveragePool" => {
-                if attr(n, "channels_last").is_some_and(|a| a.i != 0) {
-                    return Err(bad(n, "channels_last = 1 is not supported (a channels-first export pools NCHW)"));
-                }
-                let keep: Vec<pb::AttributeProto> =
-                    n.attribute.iter().filter(|a| a.name != "channels_last").cloned().collect();
-                let op = if n.op_type == "QLinearGlobalAveragePool" { "GlobalAveragePool" } else { "AveragePool" };
-                (vec![(0, 1, 2)], Some((3, 4)), op, keep)
+            let keep: Vec<pb::AttributeProto> =
+                n.attribute.iter().filter(|a| a.name != "channels_last").cloned().collect();
+            let op = if n.op_type == "QLinearGlobalAveragePool" { "GlobalAveragePool" } else { "AveragePool" };
+            (vec![(0, 1, 2)], Some((3, 4)), op, keep)
+        }
+        "QLinearConcat" => {
+            // (Y_scale, Y_zero_point, then (X, X_scale, X_zero_point) per input).
+            if n.input.len() < 5 || !(n.input.len() - 2).is_multiple_of(3) {
+                return Err(bad(n, format!("{} inputs: expected 2 + 3 per concatenated tensor", n.input.len())));
             }
-            "QLinearConcat" => {
-                // (Y_scale, Y_zero_point, then (X, X_scale, X_zero_point) per input).
-                if n.input.len() < 5 || (n.input.len() - 2) % 3 != 0 {
-                    return Err(bad(n, format!("{} inputs: expected 2 + 3 per concatenated tensor", n.input.len())));
-                }
-                let triples = (0..(n.input.len() - 2) / 3).map(|k| (2 + 3 * k, 3 + 3 * k, 4 + 3 * k)).collect();
-                let axis = n.attribute.iter().filter(|a| a.name == "axis").cloned().collect();
-                (triples, Some((0, 1)), "Concat", axis)
-            }
-            "QGemm" => return lower_qgemm(ix, n, names, &base, &y),
-            other => {
-                return Err(bad(n, format!("onnxruntime contrib op {other} is not supported (domain {MS_DOMAIN})")))
-            }
-        };
+            let triples = (0..(n.input.len() - 2) / 3).map(|k| (2 + 3 * k, 3 + 3 * k, 4 + 3 * k)).collect();
+            let axis = n.attribute.iter().filter(|a| a.name == "axis").cloned().collect();
+            (triples, Some((0, 1)), "Concat", axis)
+        }
+        "QGemm" => return lower_qgemm(ix, n, names, &base, &y),
+        other => return Err(bad(n, format!("onnxruntime contrib op {other} is not supported (domain {MS_DOMAIN})"))),
+    };
     let mut ty = None;
     let mut floats = Vec::new();
     for &(x, s, z) in &triples {
