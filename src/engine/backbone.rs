@@ -110,16 +110,6 @@ pub enum BackboneThreads {
     Within,
 }
 
-impl BackboneThreads {
-    /// The name the command line uses.
-    pub fn name(self) -> &'static str {
-        match self {
-            BackboneThreads::Frames => "frames",
-            BackboneThreads::Within => "within",
-        }
-    }
-}
-
 impl Default for BackboneOptions {
     fn default() -> Self {
         BackboneOptions {
@@ -386,13 +376,13 @@ impl Backbone {
             input_shape.push(1);
         }
         input_shape.extend([3, crop, crop]);
-        let replaced = std::sync::atomic::AtomicUsize::new(0);
+        let replaced = std::cell::Cell::new(0);
         let pass = |m: &mut TypedModel| -> TractResult<()> {
-            replaced.store(replace_depthwise(m)?, std::sync::atomic::Ordering::Relaxed);
+            replaced.set(replace_depthwise(m)?);
             Ok(())
         };
         let plan = build_stage_with(proto, "backbone", &input_shape, options.own_depthwise.then_some(&pass as _))?;
-        let own_depthwise = replaced.load(std::sync::atomic::Ordering::Relaxed);
+        let own_depthwise = replaced.get();
         if own_depthwise > 0 {
             log::info!(
                 "backbone: {own_depthwise} depthwise 3x3 convolution(s) on bmn-edge's kernel ({:?})",

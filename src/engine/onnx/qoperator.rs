@@ -252,7 +252,7 @@ fn lower_qgemm(
 ) -> Result<Lowering, EngineError> {
     let mut out = Lowering { nodes: Vec::new(), inits: Vec::new() };
     let int_attr = |name: &str| attr(n, name).map_or(0, |a| a.i);
-    let (trans_a, trans_b) = (int_attr("transA"), int_attr("transB"));
+    let trans_b = int_attr("transB");
     let qa = QParams { scale: req(n, 1, "a_scale")?, zero: opt(n, 2) };
     let ty_a = check_qparams(ix, n, &qa, None)?;
     let b_name = req(n, 3, "B")?;
@@ -320,7 +320,6 @@ fn lower_qgemm(
     }
     let mut attrs: Vec<pb::AttributeProto> =
         n.attribute.iter().filter(|a| matches!(a.name.as_str(), "alpha" | "transA" | "transB")).cloned().collect();
-    let _ = trans_a;
     match opt(n, 7) {
         Some(ys) => {
             let qy = QParams { scale: ys, zero: opt(n, 8) };
@@ -429,6 +428,9 @@ pub(crate) fn lower_qoperator(model: &mut pb::ModelProto) -> Result<Lowered, Eng
 /// `QuantizeLinear` alone. Anything else stays in float. Returns how many were folded.
 pub(crate) fn fold_qdq_convs(model: &mut pb::ModelProto) -> Result<usize, EngineError> {
     let Some(graph) = model.graph.as_mut() else { return Ok(0) };
+    if !graph.node.iter().any(|n| n.op_type == "QuantizeLinear") {
+        return Ok(0);
+    }
     let mut folds: Vec<(usize, usize, pb::NodeProto)> = Vec::new();
     {
         let ix = GraphIndex::new(graph, &[]);
